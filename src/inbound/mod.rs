@@ -1,0 +1,1 @@
+//! MAIL IN: sources of raw messages.

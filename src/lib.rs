@@ -1,0 +1,40 @@
+//! ticketgate: an email-driven ticketing gateway.
+//!
+//! Data flows one way. Reading order, in the order a message travels:
+//!
+//! ```text
+//! mail in (inbound: IMAP, Maildir, file) → parse → route (thread) → policy (sender,
+//! loops, attachments) → pipeline (one transaction) → store → notify (outbox rows)
+//! → outbound (SMTP or .eml folder)
+//!
+//! web → auth → store (and the same pipeline actions as mail)
+//! ```
+//!
+//! Leaf modules (`config`, `clock`, `signing`, `address`, `lifecycle`, `parse`,
+//! `route`, `policy`) do no I/O beyond what their doc says; only `pipeline`,
+//! `serve` and `web` orchestrate.
+
+pub mod address;
+pub mod clock;
+pub mod config;
+pub mod lifecycle;
+pub mod signing;
+
+pub mod parse;
+pub mod policy;
+pub mod route;
+
+pub mod store;
+
+pub mod deeplink;
+pub mod notify;
+pub mod pipeline;
+
+pub mod inbound;
+pub mod outbound;
+
+pub mod bench;
+pub mod cli;
+pub mod inspect;
+pub mod serve;
+pub mod web;

@@ -1,0 +1,1 @@
+//! MAIL OUT: delivers what the outbox holds.

@@ -1,0 +1,3 @@
+//! ROUTE: which ticket a message belongs to.
+
+pub mod token;

@@ -1,0 +1,178 @@
+//! STORE: the only module that speaks SQL. Synchronous rusqlite on a small
+//! pool of connections to one SQLite file in WAL mode; async callers go
+//! through [`Db::run`], which moves the work onto a blocking thread.
+//!
+//! Every ticket change is one `BEGIN IMMEDIATE` transaction ([`Db::write`]):
+//! taking the write lock up front means a busy database waits
+//! (`busy_timeout`) instead of failing half-way with a lock upgrade error.
+//! Commits are durable (`synchronous = FULL`): a committed change survives a
+//! power cut, which the mail sources rely on before they settle a message.
+
+pub mod blobs;
+pub mod inbound;
+pub mod outbox;
+pub mod schema;
+pub mod tickets;
+pub mod users;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+pub use blobs::Blobs;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the database is busy")]
+    Busy,
+    #[error("database: {0}")]
+    Sqlite(rusqlite::Error),
+    #[error("file store: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the database schema is version {found}, newer than this ticketgate ({known})")]
+    TooNew { found: i64, known: i64 },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+            {
+                StoreError::Busy
+            }
+            e => StoreError::Sqlite(e),
+        }
+    }
+}
+
+impl StoreError {
+    /// Worth retrying later (MTA pipes answer EX_TEMPFAIL on these).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Busy | StoreError::Io(_))
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A pool of connections to one database file.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// Connections kept open when idle.
+const POOL_SIZE: usize = 8;
+
+impl Db {
+    /// Opens (creating if needed) the database and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Db> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut conn = connect(path)?;
+        schema::migrate(&mut conn)?;
+        Ok(Db { inner: Arc::new(Inner { path: path.to_path_buf(), idle: Mutex::new(vec![conn]) }) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on a pooled connection (blocking).
+    pub fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let conn = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut conn = match conn {
+            Some(c) => c,
+            None => connect(&self.inner.path)?,
+        };
+        let out = f(&mut conn);
+        let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < POOL_SIZE {
+            idle.push(conn);
+        }
+        out
+    }
+
+    /// Runs `f` in one immediate (write-locking) transaction, committed when
+    /// `f` returns Ok and rolled back otherwise.
+    pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&Transaction) -> Result<T, E>) -> Result<T, E> {
+        self.with(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            Ok((|| {
+                let out = f(&tx)?;
+                tx.commit().map_err(StoreError::from)?;
+                Ok(out)
+            })())
+        })?
+    }
+
+    /// [`Db::with`] on a blocking thread, for async callers.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.with(f))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Io(std::io::Error::other(e))))
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -16000;",
+    )?;
+    Ok(conn)
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// A fresh database in a temp dir that lives as long as the returned guard.
+    pub fn db() -> (Db, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        (Db::open(&dir.path().join("t.sqlite")).unwrap(), dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_rolls_back_on_error() {
+        let (db, _d) = testing::db();
+        let r: Result<()> = db.write(|tx| {
+            tx.execute("INSERT INTO teams(name, created_at) VALUES ('a', 0)", [])?;
+            Err(StoreError::Conflict("stop".into()))
+        });
+        assert!(r.is_err());
+        let n: i64 = db.with(|c| Ok(c.query_row("SELECT count(*) FROM teams", [], |r| r.get(0))?)).unwrap();
+        assert_eq!(n, 0);
+        let mode: String = db.with(|c| Ok(c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?)).unwrap();
+        assert_eq!(mode, "wal");
+    }
+}

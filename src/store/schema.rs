@@ -1,0 +1,161 @@
+//! Migrations in code, tracked with `PRAGMA user_version`. Each entry runs
+//! once, in order, inside a transaction; never edit a released entry, add a
+//! new one.
+
+use rusqlite::Connection;
+
+use super::{Result, StoreError};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the whole first schema.
+    r#"
+    CREATE TABLE teams (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE TABLE users (
+        id            INTEGER PRIMARY KEY,
+        email         TEXT NOT NULL UNIQUE,          -- normalised: trimmed, lower case
+        name          TEXT NOT NULL DEFAULT '',
+        role          TEXT NOT NULL CHECK (role IN ('member', 'admin', 'staff')),
+        team_id       INTEGER REFERENCES teams(id),
+        password_hash TEXT,                          -- argon2id PHC string
+        disabled      INTEGER NOT NULL DEFAULT 0,
+        bouncing      TEXT,                          -- why mail to this address bounces
+        created_at    INTEGER NOT NULL,
+        CHECK (role = 'staff' OR team_id IS NOT NULL)
+    );
+    CREATE INDEX users_team ON users(team_id);
+    CREATE TABLE tickets (
+        id            INTEGER PRIMARY KEY,
+        team_id       INTEGER NOT NULL REFERENCES teams(id),
+        opener_id     INTEGER NOT NULL REFERENCES users(id),
+        subject       TEXT NOT NULL,
+        status        TEXT NOT NULL CHECK (status IN ('waiting_for_support', 'waiting_for_customer', 'closed')),
+        source        TEXT NOT NULL DEFAULT '',      -- mailbox label, or 'web'
+        internal_ref  TEXT NOT NULL DEFAULT '',
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL
+    );
+    CREATE INDEX tickets_updated ON tickets(updated_at DESC, id DESC);
+    CREATE INDEX tickets_team_updated ON tickets(team_id, updated_at DESC, id DESC);
+    CREATE INDEX tickets_team_status_updated ON tickets(team_id, status, updated_at DESC, id DESC);
+    CREATE INDEX tickets_status_updated ON tickets(status, updated_at DESC, id DESC);
+    CREATE TABLE messages (
+        id          INTEGER PRIMARY KEY,
+        ticket_id   INTEGER NOT NULL REFERENCES tickets(id),
+        author_id   INTEGER REFERENCES users(id),
+        author_role TEXT NOT NULL,
+        via         TEXT NOT NULL CHECK (via IN ('mail', 'web')),
+        event       TEXT NOT NULL,                   -- lifecycle::Event
+        body        TEXT NOT NULL,
+        message_id  TEXT,                            -- RFC 5322 Message-ID, no brackets
+        raw         BLOB,                            -- the original message, for mail
+        created_at  INTEGER NOT NULL
+    );
+    CREATE INDEX messages_ticket ON messages(ticket_id, id);
+    CREATE INDEX messages_message_id ON messages(message_id) WHERE message_id IS NOT NULL;
+    CREATE INDEX messages_author ON messages(author_id);
+    CREATE TABLE attachments (
+        id          INTEGER PRIMARY KEY,
+        ticket_id   INTEGER NOT NULL REFERENCES tickets(id),
+        message_id  INTEGER REFERENCES messages(id),
+        filename    TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        detected    TEXT,
+        sha256      TEXT,                            -- NULL when refused
+        refused     TEXT,                            -- NULL when accepted, else the reason code
+        created_at  INTEGER NOT NULL
+    );
+    CREATE INDEX attachments_ticket ON attachments(ticket_id);
+    -- Notes on a ticket that are not messages: refusals, delivery failures, bounces.
+    CREATE TABLE ticket_events (
+        id          INTEGER PRIMARY KEY,
+        ticket_id   INTEGER NOT NULL REFERENCES tickets(id),
+        kind        TEXT NOT NULL,
+        detail      TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE INDEX ticket_events_ticket ON ticket_events(ticket_id);
+    -- Idempotency: every inbound message is handled once.
+    CREATE TABLE processed (
+        key         TEXT PRIMARY KEY,                -- 'mid:<Message-ID>' or 'sha256:<hex>'
+        outcome     TEXT NOT NULL,
+        ticket_id   INTEGER,
+        at          INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE quarantine (
+        id          INTEGER PRIMARY KEY,
+        reason      TEXT NOT NULL,                   -- stable code
+        detail      TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        message_id  TEXT,
+        sender      TEXT,
+        subject     TEXT,
+        raw         BLOB NOT NULL,
+        created_at  INTEGER NOT NULL
+    );
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY,
+        message_id      TEXT NOT NULL UNIQUE,        -- ours, fixed before the first attempt, no brackets
+        ticket_id       INTEGER REFERENCES tickets(id),
+        kind            TEXT NOT NULL,
+        recipient       TEXT NOT NULL,
+        raw             BLOB NOT NULL,               -- the rendered message
+        state           TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error      TEXT,
+        created_at      INTEGER NOT NULL,
+        sent_at         INTEGER
+    );
+    CREATE INDEX outbox_due ON outbox(next_attempt_at) WHERE state = 'pending';
+    CREATE INDEX outbox_ticket ON outbox(ticket_id);
+    -- Rate limit for notices to senders.
+    CREATE TABLE notices (
+        address     TEXT PRIMARY KEY,
+        last_at     INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE sessions (
+        id          TEXT PRIMARY KEY,                -- SHA-256 of the cookie value
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        csrf        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE login_failures (
+        key         TEXT NOT NULL,                   -- 'user:<email>' or 'addr:<ip>'
+        at          INTEGER NOT NULL
+    );
+    CREATE INDEX login_failures_key ON login_failures(key, at);
+    CREATE TABLE imap_state (
+        mailbox     TEXT NOT NULL,
+        folder      TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        last_uid    INTEGER NOT NULL,
+        PRIMARY KEY (mailbox, folder)
+    ) WITHOUT ROWID;
+    -- Full-text search: one row per message body, subject and internal reference.
+    CREATE VIRTUAL TABLE search USING fts5(
+        text, ticket_id UNINDEXED, kind UNINDEXED,
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    "#,
+];
+
+/// Brings the schema up to the newest version.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(StoreError::TooNew { found: version, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! Tickets, their messages, attachments and notes, and the full-text index
+//! that follows them (one `search` row per subject, message body and
+//! internal reference).
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::Result;
+use crate::lifecycle::{Event, Role, Status};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub id: i64,
+    pub team_id: i64,
+    pub opener_id: i64,
+    pub subject: String,
+    pub status: Status,
+    pub source: String,
+    pub internal_ref: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub const TICKET_COLUMNS: &str =
+    "t.id, t.team_id, t.opener_id, t.subject, t.status, t.source, t.internal_ref, t.created_at, t.updated_at";
+
+pub fn ticket_row(r: &Row) -> rusqlite::Result<Ticket> {
+    let status: String = r.get(4)?;
+    Ok(Ticket {
+        id: r.get(0)?,
+        team_id: r.get(1)?,
+        opener_id: r.get(2)?,
+        subject: r.get(3)?,
+        status: Status::parse(&status).unwrap_or(Status::WaitingForSupport),
+        source: r.get(5)?,
+        internal_ref: r.get(6)?,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+    })
+}
+
+/// How a message arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Mail,
+    Web,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Mail => "mail",
+            Via::Web => "web",
+        }
+    }
+}
+
+pub fn create(c: &Connection, team: i64, opener: i64, subject: &str, source: &str, now: i64) -> Result<i64> {
+    c.prepare_cached(
+        "INSERT INTO tickets(team_id, opener_id, subject, status, source, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    )?
+    .execute(params![team, opener, subject, Status::WaitingForSupport.as_str(), source, now])?;
+    let id = c.last_insert_rowid();
+    index(c, id, "subject", subject)?;
+    Ok(id)
+}
+
+pub fn get(c: &Connection, id: i64) -> Result<Ticket> {
+    let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets t WHERE t.id = ?1");
+    Ok(c.prepare_cached(&sql)?.query_row([id], ticket_row)?)
+}
+
+/// Sets the status and moves `last updated`.
+pub fn set_status(c: &Connection, id: i64, status: Status, now: i64) -> Result<()> {
+    c.prepare_cached("UPDATE tickets SET status = ?2, updated_at = max(updated_at, ?3) WHERE id = ?1")?
+        .execute(params![id, status.as_str(), now])?;
+    Ok(())
+}
+
+pub fn set_internal_ref(c: &Connection, id: i64, reference: &str, now: i64) -> Result<()> {
+    c.execute(
+        "UPDATE tickets SET internal_ref = ?2, updated_at = max(updated_at, ?3) WHERE id = ?1",
+        params![id, reference, now],
+    )?;
+    c.execute("DELETE FROM search WHERE ticket_id = ?1 AND kind = 'reference'", [id])?;
+    index(c, id, "reference", reference)
+}
+
+fn index(c: &Connection, ticket: i64, kind: &str, text: &str) -> Result<()> {
+    if !text.trim().is_empty() {
+        c.prepare_cached("INSERT INTO search(text, ticket_id, kind) VALUES (?1, ?2, ?3)")?
+            .execute(params![text, ticket, kind])?;
+    }
+    Ok(())
+}
+
+pub struct NewMessage<'a> {
+    pub ticket_id: i64,
+    pub author_id: Option<i64>,
+    pub author_role: Role,
+    pub via: Via,
+    pub event: Event,
+    pub body: &'a str,
+    pub message_id: Option<&'a str>,
+    pub raw: Option<&'a [u8]>,
+}
+
+pub fn add_message(c: &Connection, m: &NewMessage, now: i64) -> Result<i64> {
+    c.prepare_cached(
+        "INSERT INTO messages(ticket_id, author_id, author_role, via, event, body, message_id, raw, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        m.ticket_id,
+        m.author_id,
+        m.author_role.as_str(),
+        m.via.as_str(),
+        m.event.as_str(),
+        m.body,
+        m.message_id,
+        m.raw,
+        now
+    ])?;
+    let id = c.last_insert_rowid();
+    index(c, m.ticket_id, "message", m.body)?;
+    Ok(id)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: i64,
+    pub ticket_id: i64,
+    pub author_id: Option<i64>,
+    pub author_role: String,
+    pub via: String,
+    pub event: String,
+    pub body: String,
+    pub message_id: Option<String>,
+    pub created_at: i64,
+}
+
+pub fn messages(c: &Connection, ticket: i64) -> Result<Vec<Message>> {
+    let mut st = c.prepare_cached(
+        "SELECT id, ticket_id, author_id, author_role, via, event, body, message_id, created_at
+         FROM messages WHERE ticket_id = ?1 ORDER BY id",
+    )?;
+    let rows = st.query_map([ticket], |r| {
+        Ok(Message {
+            id: r.get(0)?,
+            ticket_id: r.get(1)?,
+            author_id: r.get(2)?,
+            author_role: r.get(3)?,
+            via: r.get(4)?,
+            event: r.get(5)?,
+            body: r.get(6)?,
+            message_id: r.get(7)?,
+            created_at: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The original raw message of a stored mail message.
+pub fn raw_message(c: &Connection, message: i64) -> Result<Option<Vec<u8>>> {
+    Ok(c.query_row("SELECT raw FROM messages WHERE id = ?1", [message], |r| r.get(0))?)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub id: i64,
+    pub ticket_id: i64,
+    pub message_id: Option<i64>,
+    pub filename: String,
+    pub size: i64,
+    pub detected: Option<String>,
+    pub sha256: Option<String>,
+    /// The refusal reason code; `None` when accepted.
+    pub refused: Option<String>,
+    pub created_at: i64,
+}
+
+pub struct NewAttachment<'a> {
+    pub ticket_id: i64,
+    pub message_id: Option<i64>,
+    pub filename: &'a str,
+    pub size: u64,
+    pub detected: Option<&'a str>,
+    pub sha256: Option<&'a str>,
+    pub refused: Option<&'a str>,
+}
+
+pub fn add_attachment(c: &Connection, a: &NewAttachment, now: i64) -> Result<i64> {
+    c.prepare_cached(
+        "INSERT INTO attachments(ticket_id, message_id, filename, size, detected, sha256, refused, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        a.ticket_id,
+        a.message_id,
+        a.filename,
+        a.size as i64,
+        a.detected,
+        a.sha256,
+        a.refused,
+        now
+    ])?;
+    Ok(c.last_insert_rowid())
+}
+
+pub fn attachments(c: &Connection, ticket: i64) -> Result<Vec<Attachment>> {
+    let mut st = c.prepare_cached(
+        "SELECT id, ticket_id, message_id, filename, size, detected, sha256, refused, created_at
+         FROM attachments WHERE ticket_id = ?1 ORDER BY id",
+    )?;
+    let rows = st.query_map([ticket], attachment_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn attachment(c: &Connection, id: i64) -> Result<Attachment> {
+    Ok(c.query_row(
+        "SELECT id, ticket_id, message_id, filename, size, detected, sha256, refused, created_at
+         FROM attachments WHERE id = ?1",
+        [id],
+        attachment_row,
+    )?)
+}
+
+fn attachment_row(r: &Row) -> rusqlite::Result<Attachment> {
+    Ok(Attachment {
+        id: r.get(0)?,
+        ticket_id: r.get(1)?,
+        message_id: r.get(2)?,
+        filename: r.get(3)?,
+        size: r.get(4)?,
+        detected: r.get(5)?,
+        sha256: r.get(6)?,
+        refused: r.get(7)?,
+        created_at: r.get(8)?,
+    })
+}
+
+/// A note on the ticket that is not a message (refusal, delivery failure, bounce).
+pub fn add_event(c: &Connection, ticket: i64, kind: &str, detail: &str, now: i64) -> Result<()> {
+    c.prepare_cached("INSERT INTO ticket_events(ticket_id, kind, detail, created_at) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![ticket, kind, detail, now])?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub kind: String,
+    pub detail: String,
+    pub created_at: i64,
+}
+
+pub fn events(c: &Connection, ticket: i64) -> Result<Vec<Note>> {
+    let mut st =
+        c.prepare_cached("SELECT kind, detail, created_at FROM ticket_events WHERE ticket_id = ?1 ORDER BY id")?;
+    let rows = st.query_map([ticket], |r| Ok(Note { kind: r.get(0)?, detail: r.get(1)?, created_at: r.get(2)? }))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The ticket that one of `ids` (Message-IDs, no brackets) belongs to: a
+/// message we stored or a notification we sent. The newest reference wins.
+pub fn by_message_ids(c: &Connection, ids: &[String]) -> Result<Option<i64>> {
+    let mut in_messages = c.prepare_cached("SELECT ticket_id FROM messages WHERE message_id = ?1 LIMIT 1")?;
+    let mut in_outbox =
+        c.prepare_cached("SELECT ticket_id FROM outbox WHERE message_id = ?1 AND ticket_id IS NOT NULL")?;
+    for id in ids.iter().rev() {
+        if let Some(t) = in_outbox.query_row([id], |r| r.get(0)).optional()? {
+            return Ok(Some(t));
+        }
+        if let Some(t) = in_messages.query_row([id], |r| r.get(0)).optional()? {
+            return Ok(Some(t));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `user` opened or wrote on the ticket.
+pub fn is_participant(c: &Connection, ticket: i64, user: i64) -> Result<bool> {
+    Ok(c.prepare_cached(
+        "SELECT EXISTS(SELECT 1 FROM tickets WHERE id = ?1 AND opener_id = ?2)
+             OR EXISTS(SELECT 1 FROM messages WHERE ticket_id = ?1 AND author_id = ?2)",
+    )?
+    .query_row(params![ticket, user], |r| r.get(0))?)
+}
+
+/// The Message-IDs of a ticket's thread, oldest first: stored mail and our
+/// notifications, for `References`.
+pub fn thread_message_ids(c: &Connection, ticket: i64) -> Result<Vec<String>> {
+    let mut st = c.prepare_cached(
+        "SELECT message_id FROM (
+             SELECT message_id, created_at, 0 AS o, id FROM messages WHERE ticket_id = ?1 AND message_id IS NOT NULL
+             UNION ALL
+             SELECT message_id, created_at, 1 AS o, id FROM outbox WHERE ticket_id = ?1 AND kind != 'notice')
+         ORDER BY created_at, o, id",
+    )?;
+    let rows = st.query_map([ticket], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -1,0 +1,163 @@
+//! Teams and users: roles, password hashes, disabled and bouncing flags.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{Result, StoreError};
+use crate::lifecycle::Role;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Team {
+    pub id: i64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub team_id: Option<i64>,
+    pub disabled: bool,
+    /// Why mail to this address bounces; no mail is sent while set.
+    pub bouncing: Option<String>,
+}
+
+impl User {
+    /// The name to show: the display name, or the address.
+    pub fn display(&self) -> &str {
+        if self.name.is_empty() { &self.email } else { &self.name }
+    }
+}
+
+const USER_COLUMNS: &str = "id, email, name, role, team_id, disabled, bouncing";
+
+fn user_row(r: &Row) -> rusqlite::Result<User> {
+    let role: String = r.get(3)?;
+    Ok(User {
+        id: r.get(0)?,
+        email: r.get(1)?,
+        name: r.get(2)?,
+        role: Role::parse(&role).unwrap_or(Role::Member),
+        team_id: r.get(4)?,
+        disabled: r.get(5)?,
+        bouncing: r.get(6)?,
+    })
+}
+
+fn conflict_on_unique(e: rusqlite::Error, what: String) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE => {
+            StoreError::Conflict(what)
+        }
+        e => e.into(),
+    }
+}
+
+pub fn create_team(c: &Connection, name: &str, now: i64) -> Result<i64> {
+    c.execute("INSERT INTO teams(name, created_at) VALUES (?1, ?2)", params![name.trim(), now])
+        .map_err(|e| conflict_on_unique(e, format!("team {name:?} exists already")))?;
+    Ok(c.last_insert_rowid())
+}
+
+pub fn team_by_name(c: &Connection, name: &str) -> Result<Option<Team>> {
+    Ok(c.query_row("SELECT id, name FROM teams WHERE name = ?1", [name.trim()], |r| {
+        Ok(Team { id: r.get(0)?, name: r.get(1)? })
+    })
+    .optional()?)
+}
+
+pub fn team(c: &Connection, id: i64) -> Result<Team> {
+    Ok(c.query_row("SELECT id, name FROM teams WHERE id = ?1", [id], |r| Ok(Team { id: r.get(0)?, name: r.get(1)? }))?)
+}
+
+pub fn teams(c: &Connection) -> Result<Vec<Team>> {
+    let mut st = c.prepare_cached("SELECT id, name FROM teams ORDER BY name")?;
+    let rows = st.query_map([], |r| Ok(Team { id: r.get(0)?, name: r.get(1)? }))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub role: Role,
+    pub team_id: Option<i64>,
+    pub password_hash: Option<&'a str>,
+}
+
+pub fn create_user(c: &Connection, u: &NewUser, now: i64) -> Result<i64> {
+    let email = crate::address::normalize(u.email);
+    if crate::address::split(&email).is_none() {
+        return Err(StoreError::Conflict(format!("{:?} is not an email address", u.email)));
+    }
+    if u.role != Role::Staff && u.team_id.is_none() {
+        return Err(StoreError::Conflict("members and admins belong to a team".into()));
+    }
+    c.execute(
+        "INSERT INTO users(email, name, role, team_id, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![email, u.name.trim(), u.role.as_str(), u.team_id, u.password_hash, now],
+    )
+    .map_err(|e| conflict_on_unique(e, format!("user {email} exists already")))?;
+    Ok(c.last_insert_rowid())
+}
+
+pub fn by_email(c: &Connection, email: &str) -> Result<Option<User>> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1");
+    Ok(c.prepare_cached(&sql)?.query_row([crate::address::normalize(email)], user_row).optional()?)
+}
+
+pub fn by_id(c: &Connection, id: i64) -> Result<User> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1");
+    Ok(c.prepare_cached(&sql)?.query_row([id], user_row)?)
+}
+
+pub fn list(c: &Connection) -> Result<Vec<User>> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY email");
+    let mut st = c.prepare(&sql)?;
+    let rows = st.query_map([], user_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Active staff, who hear of customer-side updates.
+pub fn staff(c: &Connection) -> Result<Vec<User>> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE role = 'staff' AND disabled = 0 ORDER BY id");
+    let mut st = c.prepare_cached(&sql)?;
+    let rows = st.query_map([], user_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Active admins of a team.
+pub fn admins_of(c: &Connection, team: i64) -> Result<Vec<User>> {
+    let sql =
+        format!("SELECT {USER_COLUMNS} FROM users WHERE team_id = ?1 AND role = 'admin' AND disabled = 0 ORDER BY id");
+    let mut st = c.prepare_cached(&sql)?;
+    let rows = st.query_map([team], user_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn password_hash(c: &Connection, id: i64) -> Result<Option<String>> {
+    Ok(c.query_row("SELECT password_hash FROM users WHERE id = ?1", [id], |r| r.get(0))?)
+}
+
+pub fn set_password(c: &Connection, id: i64, hash: &str) -> Result<()> {
+    expect_one(c.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![id, hash])?)
+}
+
+pub fn set_disabled(c: &Connection, email: &str, disabled: bool) -> Result<()> {
+    let email = crate::address::normalize(email);
+    expect_one(c.execute("UPDATE users SET disabled = ?2 WHERE email = ?1", params![email, disabled])?)?;
+    if disabled {
+        c.execute("DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = ?1)", [email])?;
+    }
+    Ok(())
+}
+
+/// Marks (or with `None` clears) an address as bouncing; false when no user has it.
+pub fn set_bouncing(c: &Connection, email: &str, why: Option<&str>) -> Result<bool> {
+    Ok(c.execute("UPDATE users SET bouncing = ?2 WHERE email = ?1", params![crate::address::normalize(email), why])?
+        == 1)
+}
+
+fn expect_one(changed: usize) -> Result<()> {
+    if changed == 1 { Ok(()) } else { Err(StoreError::NotFound) }
+}
