@@ -18,6 +18,7 @@ pub mod address;
 pub mod clock;
 pub mod config;
 pub mod lifecycle;
+pub mod password;
 pub mod signing;
 
 pub mod parse;
@@ -26,6 +27,7 @@ pub mod route;
 
 pub mod store;
 
+pub mod actions;
 pub mod deeplink;
 pub mod notify;
 pub mod pipeline;

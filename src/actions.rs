@@ -1,0 +1,235 @@
+//! Ticket actions shared by the mail pipeline and the web portal: open,
+//! reply, close, attach, set the internal reference. Each runs inside the
+//! caller's transaction, moves the status through
+//! [`lifecycle::transition`](crate::lifecycle::transition), stores the
+//! message and its attachments, and queues the notifications, so a web Send
+//! and a mailed reply can never behave differently.
+//!
+//! Accepted attachments are written to the blob store (fsynced) before the
+//! row that names them, so a committed row never points at a missing file. A
+//! rolled-back transaction can leave an unreferenced blob behind; that is
+//! harmless (content-addressed, never served without a row).
+
+use rusqlite::Connection;
+
+use crate::config::Config;
+use crate::lifecycle::{Event, Role, Status, transition};
+use crate::notify::{self, Notifier};
+use crate::policy::attachments::Checked;
+use crate::signing::Keyring;
+use crate::store::tickets::{self, NewAttachment, NewMessage, Ticket, Via};
+use crate::store::users::User;
+use crate::store::{Blobs, Result};
+
+/// What every action needs besides the transaction.
+pub struct Env<'a> {
+    pub config: &'a Config,
+    pub keys: &'a Keyring,
+    pub blobs: &'a Blobs,
+    pub now: i64,
+}
+
+impl Env<'_> {
+    fn notifier(&self) -> Notifier<'_> {
+        Notifier { config: self.config, keys: self.keys, now: self.now }
+    }
+}
+
+/// An attachment that went through [`crate::policy::attachments::check`], with its content.
+pub struct Upload<'a> {
+    pub checked: Checked,
+    pub bytes: &'a [u8],
+}
+
+/// A message someone writes on a ticket.
+pub struct Post<'a> {
+    pub author: &'a User,
+    pub body: &'a str,
+    pub via: Via,
+    /// The inbound mail's Message-ID; `None` for web posts (one is generated,
+    /// so notifications about it can reference it).
+    pub message_id: Option<&'a str>,
+    /// The original message, for mail.
+    pub raw: Option<&'a [u8]>,
+    pub attachments: &'a [Upload<'a>],
+}
+
+/// The result of a post.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    pub ticket: Ticket,
+    pub message: i64,
+    /// Attachments that were refused, with their reasons.
+    pub refused: Vec<Checked>,
+}
+
+/// Opens a ticket for `team` with the post as its first message.
+pub fn open(tx: &Connection, env: &Env, team: i64, subject: &str, source: &str, post: &Post) -> Result<Posted> {
+    let subject = clean_subject(subject);
+    let id = tickets::create(tx, team, post.author.id, &subject, source, env.now)?;
+    let ticket = tickets::get(tx, id)?;
+    write_post(tx, env, ticket, post, Event::Opened)
+}
+
+/// A reply on an existing ticket, from any status (a customer's reply
+/// reopens a closed ticket as waiting for support).
+pub fn reply(tx: &Connection, env: &Env, ticket: Ticket, post: &Post) -> Result<Posted> {
+    write_post(tx, env, ticket, post, Event::reply_by(post.author.role))
+}
+
+/// Closes a ticket (web Close button, or staff by mail).
+pub fn close(tx: &Connection, env: &Env, ticket: Ticket, author: &User) -> Result<Ticket> {
+    let t = transition(Some(ticket.status), Event::Closed);
+    tickets::set_status(tx, ticket.id, t.status, env.now)?;
+    let ticket = tickets::get(tx, ticket.id)?;
+    notify::ticket_event(tx, &env.notifier(), &ticket, None, Event::Closed, Some(author))?;
+    Ok(ticket)
+}
+
+/// Sets the internal reference (an update: the status stays).
+pub fn set_reference(tx: &Connection, env: &Env, ticket: Ticket, author: &User, reference: &str) -> Result<Ticket> {
+    let reference = reference.trim();
+    if reference == ticket.internal_ref {
+        return Ok(ticket);
+    }
+    tickets::set_internal_ref(tx, ticket.id, reference, env.now)?;
+    let ticket = tickets::get(tx, ticket.id)?;
+    notify::ticket_event(tx, &env.notifier(), &ticket, None, Event::Updated, Some(author))?;
+    Ok(ticket)
+}
+
+/// Adds attachments without a message text (an update: the status stays).
+pub fn attach(tx: &Connection, env: &Env, ticket: Ticket, author: &User, uploads: &[Upload]) -> Result<Posted> {
+    let body = format!(
+        "Attached: {}",
+        uploads.iter().map(|u| u.checked.filename.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    let post = Post { author, body: &body, via: Via::Web, message_id: None, raw: None, attachments: uploads };
+    write_post(tx, env, ticket, &post, Event::Updated)
+}
+
+fn write_post(tx: &Connection, env: &Env, ticket: Ticket, post: &Post, event: Event) -> Result<Posted> {
+    let generated;
+    let message_id = match post.message_id {
+        Some(id) => id,
+        None => {
+            generated = generate_message_id(&env.config.support.address, "web");
+            &generated
+        }
+    };
+    let message = tickets::add_message(
+        tx,
+        &NewMessage {
+            ticket_id: ticket.id,
+            author_id: Some(post.author.id),
+            author_role: post.author.role,
+            via: post.via,
+            event,
+            body: post.body,
+            message_id: Some(message_id),
+            raw: post.raw,
+        },
+        env.now,
+    )?;
+    let mut refused = Vec::new();
+    for upload in post.attachments {
+        let c = &upload.checked;
+        let sha = if c.accepted { Some(env.blobs.put(upload.bytes)?) } else { None };
+        tickets::add_attachment(
+            tx,
+            &NewAttachment {
+                ticket_id: ticket.id,
+                message_id: Some(message),
+                filename: &c.filename,
+                size: c.size,
+                detected: c.detected.as_deref(),
+                sha256: sha.as_deref(),
+                refused: c.reason.as_deref(),
+            },
+            env.now,
+        )?;
+        if !c.accepted {
+            refused.push(c.clone());
+        }
+    }
+    let status = transition(Some(ticket.status), event).status;
+    tickets::set_status(tx, ticket.id, status, env.now)?;
+    let ticket = tickets::get(tx, ticket.id)?;
+    notify::ticket_event(tx, &env.notifier(), &ticket, Some(message), event, Some(post.author))?;
+    Ok(Posted { ticket, message, refused })
+}
+
+/// A new unique Message-ID (no brackets) on the support address's domain.
+pub fn generate_message_id(support_address: &str, kind: &str) -> String {
+    let domain = crate::address::domain(support_address);
+    let domain = if domain.is_empty() { "ticketgate.invalid" } else { domain };
+    format!("{kind}.{}@{domain}", crate::signing::random_token())
+}
+
+/// A subject fit for a ticket: one line, trimmed, bounded, never empty.
+pub fn clean_subject(subject: &str) -> String {
+    let one_line: String = subject.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let s: String = one_line.split_whitespace().collect::<Vec<_>>().join(" ");
+    let s: String = s.chars().take(200).collect();
+    if s.is_empty() { "(no subject)".to_string() } else { s }
+}
+
+/// Whether `user` may act on `ticket` (same team, or staff).
+pub fn may_act(user: &User, ticket: &Ticket) -> bool {
+    !user.disabled && crate::lifecycle::may_see(user.role, user.team_id, ticket.team_id)
+}
+
+/// The status a ticket would have after a reply by `role` (for display).
+pub fn status_after_reply(current: Status, role: Role) -> Status {
+    transition(Some(current), Event::reply_by(role)).status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing;
+    use crate::store::users::{self, NewUser};
+
+    pub(crate) fn fixture(c: &Connection) -> (User, User, User) {
+        let team = users::create_team(c, "Acme", 0).unwrap();
+        let mk = |email: &str, role, team| {
+            let id = users::create_user(
+                c,
+                &NewUser { email, name: "", role, team_id: team, password_hash: None },
+                0,
+            )
+            .unwrap();
+            users::by_id(c, id).unwrap()
+        };
+        (mk("member@acme.test", Role::Member, Some(team)), mk("admin@acme.test", Role::Admin, Some(team)), mk("agent@support.test", Role::Staff, None))
+    }
+
+    #[test]
+    fn the_life_cycle_through_actions() {
+        let (db, dir) = testing::db();
+        let config = Config::default();
+        let keys = Keyring::new(vec![vec![1; 32]]);
+        let blobs = Blobs::new(dir.path().join("blobs"));
+        db.write(|tx| {
+            let (member, _admin, staff) = fixture(tx);
+            let env = Env { config: &config, keys: &keys, blobs: &blobs, now: 100 };
+            let post = |author, body| Post { author, body, via: Via::Web, message_id: None, raw: None, attachments: &[] };
+            let p = open(tx, &env, member.team_id.unwrap(), "  Printer\r\nBcc: x ", "web", &post(&member, "broken"))?;
+            assert_eq!(p.ticket.subject, "Printer Bcc: x");
+            assert_eq!(p.ticket.status, Status::WaitingForSupport);
+            let env = Env { now: 200, ..env };
+            let p = reply(tx, &env, p.ticket, &post(&staff, "try this"))?;
+            assert_eq!(p.ticket.status, Status::WaitingForCustomer);
+            assert_eq!(p.ticket.updated_at, 200);
+            let t = close(tx, &env, p.ticket, &member)?;
+            assert_eq!(t.status, Status::Closed);
+            let t = set_reference(tx, &env, t, &staff, "CRM-7")?;
+            assert_eq!(t.status, Status::Closed, "an update keeps the status");
+            let p = reply(tx, &env, t, &post(&member, "again"))?;
+            assert_eq!(p.ticket.status, Status::WaitingForSupport, "a customer's reply reopens");
+            assert_eq!(tickets::messages(tx, p.ticket.id)?.len(), 3);
+            Ok::<_, crate::store::StoreError>(())
+        })
+        .unwrap();
+    }
+}
