@@ -299,3 +299,10 @@ pub fn thread_message_ids(c: &Connection, ticket: i64) -> Result<Vec<String>> {
     let rows = st.query_map([ticket], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
+
+/// The ticket and recipient of a notification we sent, by its Message-ID.
+pub fn sent_notification(c: &Connection, message_id: &str) -> Result<Option<(Option<i64>, String)>> {
+    Ok(c.prepare_cached("SELECT ticket_id, recipient FROM outbox WHERE message_id = ?1")?
+        .query_row([message_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}

@@ -1,0 +1,128 @@
+//! The embedded default source: a local Maildir. New mail is taken from
+//! `new/` (never `tmp/`, where writers are still busy), processed mail is
+//! renamed into `cur/` with the Seen flag, and quarantined mail into
+//! `.Quarantine/cur/` with the reason in `.Quarantine/reasons/NAME`. Renames
+//! within one filesystem are atomic, so a message is always in exactly one
+//! place.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::inbound::Settle;
+use crate::pipeline::{IngestError, Outcome, Pipeline};
+
+/// Messages read and committed together.
+const BATCH: usize = 100;
+
+pub struct Maildir {
+    root: PathBuf,
+}
+
+impl Maildir {
+    /// Opens the Maildir at `root`, creating its folders when missing.
+    pub fn open(root: &Path) -> std::io::Result<Maildir> {
+        for sub in ["new", "cur", "tmp", ".Quarantine/new", ".Quarantine/cur", ".Quarantine/tmp", ".Quarantine/reasons"]
+        {
+            std::fs::create_dir_all(root.join(sub))?;
+        }
+        Ok(Maildir { root: root.to_path_buf() })
+    }
+
+    /// Names in `new/`, oldest first (Maildir names start with the delivery time).
+    pub fn pending(&self) -> std::io::Result<Vec<String>> {
+        let mut names: Vec<String> = std::fs::read_dir(self.root.join("new"))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Processes everything in `new/` once; returns how many messages were settled.
+    pub fn pass(&self, pipeline: &Pipeline, label: &str) -> Result<usize, PassError> {
+        let mut settled = 0;
+        for chunk in self.pending()?.chunks(BATCH) {
+            let mut names = Vec::with_capacity(chunk.len());
+            let mut raws = Vec::with_capacity(chunk.len());
+            for name in chunk {
+                match std::fs::read(self.root.join("new").join(name)) {
+                    Ok(raw) => {
+                        names.push(name);
+                        raws.push(raw);
+                    }
+                    // Taken by another process between listing and reading.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let outcomes = pipeline.ingest_batch(&raws, label)?;
+            for (name, outcome) in names.into_iter().zip(&outcomes) {
+                self.settle(name, outcome)?;
+                settled += 1;
+            }
+        }
+        Ok(settled)
+    }
+
+    fn settle(&self, name: &str, outcome: &Outcome) -> std::io::Result<()> {
+        let from = self.root.join("new").join(name);
+        let base = name.split(':').next().unwrap_or(name);
+        match Settle::of(outcome) {
+            Settle::Processed => std::fs::rename(from, self.root.join("cur").join(format!("{base}:2,S"))),
+            Settle::Quarantined => {
+                let reason = outcome.quarantine_reason().unwrap_or("unknown");
+                std::fs::write(self.root.join(".Quarantine/reasons").join(base), format!("{reason}\n"))?;
+                std::fs::rename(from, self.root.join(".Quarantine/cur").join(format!("{base}:2,")))
+            }
+        }
+    }
+
+    /// Delivers `raw` into `new/` the Maildir way (write to `tmp/`, fsync, rename).
+    pub fn deliver(&self, raw: &[u8]) -> std::io::Result<PathBuf> {
+        use std::io::Write;
+        let name =
+            format!("{}.{}_{}.ticketgate", crate::clock::now(), std::process::id(), crate::signing::random_token());
+        let tmp = self.root.join("tmp").join(&name);
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(raw)?;
+        f.sync_all()?;
+        let dest = self.root.join("new").join(&name);
+        std::fs::rename(&tmp, &dest)?;
+        Ok(dest)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error("maildir: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+}
+
+/// Watches the Maildir until `shutdown` turns true. A failed pass is logged
+/// and retried at the next tick; messages stay in `new/` until settled.
+pub async fn run(pipeline: Pipeline, mut shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
+    let config = pipeline.config().maildir.clone();
+    let maildir = std::sync::Arc::new(Maildir::open(&config.path)?);
+    tracing::info!(path = %config.path.display(), "watching the Maildir inbox");
+    let mut tick = tokio::time::interval(Duration::from_millis(config.poll_millis.max(50)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        let (p, m, label) = (pipeline.clone(), maildir.clone(), config.label.clone());
+        match tokio::task::spawn_blocking(move || m.pass(&p, &label)).await? {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(messages = n, "maildir pass done"),
+            Err(e) => tracing::error!(error = %e, "maildir pass failed; retrying"),
+        }
+    }
+}
