@@ -9,7 +9,7 @@
 pub mod html;
 pub mod trim;
 
-use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
+use mail_parser::{Encoding, HeaderValue, MessageParser, MimeHeaders, PartType};
 use sha2::{Digest, Sha256};
 
 /// Longest Message-ID, address or header value kept.
@@ -127,19 +127,27 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Parses one raw message.
+///
+/// Errors only for input that is no mail at all: nothing but whitespace
+/// ([`ParseError::Empty`]); input where mail-parser finds no header section,
+/// or none of the headers every real message has ([`KNOWN_HEADERS`]), e.g.
+/// a plain text file or binary garbage ([`ParseError::NoHeaders`]); input
+/// mail-parser gives up on ([`ParseError::Unparseable`]). Broken MIME
+/// (missing boundaries, bad base64, truncation) is parsed as far as it goes.
 pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
     if raw.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ParseError::Empty);
     }
     let msg = MessageParser::default().parse(raw).ok_or(ParseError::Unparseable)?;
-    if msg.headers().is_empty() {
+    let known = |h: &mail_parser::Header| KNOWN_HEADERS.iter().any(|k| h.name().eq_ignore_ascii_case(k));
+    if !msg.headers().iter().any(known) {
         return Err(ParseError::NoHeaders);
     }
     let first_addr = |a: Option<&mail_parser::Address>| {
         a.and_then(|a| a.first()).and_then(|a| a.address()).map(|s| crate::address::normalize(&cap(s)))
     };
     let from = first_addr(msg.from());
-    let from_name = msg.from().and_then(|a| a.first()).and_then(|a| a.name()).map(|s| cap(s));
+    let from_name = msg.from().and_then(|a| a.first()).and_then(|a| a.name()).map(cap);
     let mut recipients = Vec::new();
     for list in [msg.to(), msg.cc()].into_iter().flatten() {
         recipients.extend(list.iter().filter_map(|a| a.address()).map(|s| crate::address::normalize(&cap(s))));
@@ -151,35 +159,34 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
             }
         }
     }
-    recipients.dedup();
+    let mut seen = std::collections::HashSet::new();
+    recipients.retain(|r| !r.is_empty() && seen.insert(r.clone()));
     recipients.truncate(MAX_RECIPIENTS);
 
-    let text = match msg.body_text(0) {
-        Some(t) if has_text_part(&msg) => t.into_owned(),
-        _ => match msg.html_part(0).filter(|p| p.is_text_html()) {
-            Some(p) => html::to_text(&String::from_utf8_lossy(p.contents())),
-            None => msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
-        },
-    };
+    let text = body_text(&msg);
     let body = trim::new_text(&text);
 
-    let attachments = msg
-        .attachments()
-        .take(MAX_ATTACHMENTS)
-        .filter(|a| !a.is_message())
-        .map(|a| Part {
-            filename: a.attachment_name().map(cap),
-            content_type: a.content_type().map(|c| match c.subtype() {
-                Some(sub) => format!("{}/{}", c.ctype(), sub).to_lowercase(),
-                None => c.ctype().to_lowercase(),
-            }),
-            charset: a.content_type().and_then(|c| c.attribute("charset")).map(|s| s.to_lowercase()),
-            bytes: a.contents().to_vec(),
-        })
-        .collect();
+    let ct = msg.content_type();
+    let top_type = ct.map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")).to_lowercase());
+    // A report's parts are machine-readable (read by auto::bounce), never files.
+    let attachments = if top_type.as_deref() == Some("multipart/report") {
+        Vec::new()
+    } else {
+        msg.attachments()
+            .take(MAX_ATTACHMENTS)
+            .map(|a| Part {
+                filename: a.attachment_name().map(cap),
+                content_type: a.content_type().map(|c| match c.subtype() {
+                    Some(sub) => format!("{}/{}", c.ctype(), sub).to_lowercase(),
+                    None => c.ctype().to_lowercase(),
+                }),
+                charset: a.content_type().and_then(|c| c.attribute("charset")).map(|s| s.to_lowercase()),
+                bytes: part_bytes(&msg, a),
+            })
+            .collect()
+    };
 
     let header_text = |name: &str| msg.header(name).and_then(header_as_text).map(|s| cap(&s));
-    let ct = msg.content_type();
     let auto = AutoHeaders {
         auto_submitted: header_text("Auto-Submitted"),
         precedence: header_text("Precedence"),
@@ -190,7 +197,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
         return_path: msg
             .header_raw("Return-Path")
             .map(|s| cap(s.trim().trim_start_matches('<').trim_end_matches('>').trim())),
-        content_type: ct.map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")).to_lowercase()),
+        content_type: top_type,
         report_type: ct.and_then(|c| c.attribute("report-type")).map(|s| s.to_lowercase()),
     };
     let authentication_results =
@@ -215,8 +222,71 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
     })
 }
 
-fn has_text_part(msg: &mail_parser::Message) -> bool {
-    msg.text_part(0).map(|p| p.is_text() && !p.is_text_html()).unwrap_or(false)
+/// Headers at least one of which every real message has; input without any
+/// is not mail.
+pub const KNOWN_HEADERS: &[&str] = &[
+    "From",
+    "Sender",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Received",
+    "Return-Path",
+    "Reply-To",
+    "MIME-Version",
+    "Content-Type",
+    "Delivered-To",
+    "In-Reply-To",
+    "References",
+];
+
+/// The whole text of the message body, line endings `\n`.
+///
+/// mail-parser lists the displayable parts in `text_body`: with
+/// multipart/alternative it picks the text/plain part, for HTML-only mail the
+/// HTML part, and in multipart/mixed every inline text part (Apple Mail
+/// splits text around inline images) and inline images too. Images are
+/// skipped; text parts are joined with a blank line; HTML parts are converted
+/// by [`html::to_text`]. When the text parts are blank but an HTML
+/// alternative exists (clients that send an empty text/plain), the HTML is
+/// used instead.
+fn body_text(msg: &mail_parser::Message) -> String {
+    let render = |ids: &[u32]| {
+        let texts: Vec<String> = ids
+            .iter()
+            .filter_map(|&id| msg.part(id))
+            .filter_map(|p| match &p.body {
+                PartType::Text(t) => Some(t.to_string()),
+                PartType::Html(h) => Some(html::to_text(h)),
+                _ => None,
+            })
+            .map(|t| t.replace("\r\n", "\n").replace('\r', "\n").trim_matches('\n').to_string())
+            .filter(|t| !t.trim().is_empty())
+            .collect();
+        texts.join("\n\n")
+    };
+    let text = render(&msg.text_body);
+    if text.trim().is_empty() { render(&msg.html_body) } else { text }
+}
+
+/// An attachment's content as the sender's file had it. mail-parser decodes
+/// text parts into UTF-8 (lossily); the attachment policy must see the bytes
+/// in their declared charset, so text parts are decoded again from the raw
+/// message (transfer encoding only). Falls back to what mail-parser decoded
+/// when the raw part cannot be decoded.
+fn part_bytes(msg: &mail_parser::Message, part: &mail_parser::MessagePart) -> Vec<u8> {
+    if !part.is_text() {
+        return part.contents().to_vec();
+    }
+    let raw = msg.raw_message().get(part.raw_body_offset() as usize..part.raw_end_offset() as usize);
+    let decoded = raw.and_then(|raw| match part.encoding {
+        Encoding::Base64 => mail_parser::decoders::base64::base64_decode(raw),
+        Encoding::QuotedPrintable => mail_parser::decoders::quoted_printable::quoted_printable_decode(raw),
+        Encoding::None => Some(raw.to_vec()),
+    });
+    decoded.unwrap_or_else(|| part.contents().to_vec())
 }
 
 fn header_as_text(v: &HeaderValue) -> Option<String> {
@@ -246,12 +316,12 @@ fn ids(v: &HeaderValue) -> Vec<String> {
     out
 }
 
-fn clean_id(s: &str) -> String {
+pub(crate) fn clean_id(s: &str) -> String {
     cap(s.trim().trim_start_matches('<').trim_end_matches('>').trim())
 }
 
 /// Cuts a header-derived string to [`MAX_ID_LEN`] bytes on a char boundary.
-fn cap(s: &str) -> String {
+pub(crate) fn cap(s: &str) -> String {
     if s.len() <= MAX_ID_LEN {
         return s.to_string();
     }
