@@ -1,0 +1,431 @@
+//! The inbound pipeline end to end, in process: threading by token,
+//! references and subject tag; forged and misused tokens; unknown senders;
+//! automatic mail and bounces; DMARC; idempotency; re-opening; attachments.
+
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use ticketgate::config::Config;
+use ticketgate::lifecycle::{Role, Status};
+use ticketgate::pipeline::{Outcome, Pipeline};
+use ticketgate::route::token;
+use ticketgate::signing::Keyring;
+use ticketgate::store::users::{self, NewUser};
+use ticketgate::store::{Db, tickets};
+
+pub struct World {
+    pub pipeline: Pipeline,
+    pub _dir: tempfile::TempDir,
+    pub member: i64,
+    pub admin: i64,
+    pub other: i64,
+    pub staff: i64,
+}
+
+pub fn world_with(f: impl FnOnce(&mut Config)) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+    config.store.blobs = dir.path().join("blobs");
+    config.support.address = "support@example.test".into();
+    config.security.trusted_authserv_ids = vec!["mx.example.test".into()];
+    f(&mut config);
+    let db = Db::open(&dir.path().join("t.sqlite")).unwrap();
+    let pipeline = Pipeline::new(Arc::new(config), Keyring::new(vec![vec![7; 32]]), db);
+    let (member, admin, other, staff) = pipeline
+        .db()
+        .write(|c| {
+            let acme = users::create_team(c, "Acme", 0)?;
+            let globex = users::create_team(c, "Globex", 0)?;
+            let mk = |email: &str, role, team| {
+                users::create_user(c, &NewUser { email, name: "", role, team_id: team, password_hash: None }, 0)
+            };
+            Ok::<_, ticketgate::store::StoreError>((
+                mk("jane@acme.test", Role::Member, Some(acme))?,
+                mk("boss@acme.test", Role::Admin, Some(acme))?,
+                mk("eve@globex.test", Role::Member, Some(globex))?,
+                mk("agent@example.test", Role::Staff, None)?,
+            ))
+        })
+        .unwrap();
+    World { pipeline, _dir: dir, member, admin, other, staff }
+}
+
+pub fn world() -> World {
+    world_with(|_| {})
+}
+
+/// A plain text message.
+pub fn mail(from: &str, to: &str, subject: &str, id: &str, extra: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\n{extra}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+impl World {
+    fn ingest(&self, raw: &[u8]) -> Outcome {
+        self.pipeline.ingest(raw, "support").unwrap()
+    }
+
+    fn db<T>(&self, f: impl FnOnce(&Connection) -> T) -> T {
+        self.pipeline.db().with(|c| Ok(f(c))).unwrap()
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.db(|c| c.query_row(sql, [], |r| r.get(0)).unwrap())
+    }
+
+    fn reply_address(&self, ticket: i64, user: i64) -> String {
+        format!("support+{}@example.test", token::issue(self.pipeline.keys(), ticket, user))
+    }
+
+    /// Jane opens a ticket; returns its id.
+    fn open(&self) -> i64 {
+        let raw =
+            mail("Jane <jane@acme.test>", "support@example.test", "Printer on fire", "open@acme.test", "", "It burns.");
+        match self.ingest(&raw) {
+            Outcome::Opened { ticket, .. } => ticket,
+            o => panic!("expected a new ticket, got {o:?}"),
+        }
+    }
+
+    fn status(&self, ticket: i64) -> Status {
+        self.db(|c| tickets::get(c, ticket).unwrap().status)
+    }
+}
+
+#[test]
+fn a_known_sender_opens_a_ticket_and_redelivery_changes_nothing() {
+    let w = world();
+    let t = w.open();
+    assert_eq!(w.status(t), Status::WaitingForSupport);
+    let again =
+        mail("Jane <jane@acme.test>", "support@example.test", "Printer on fire", "open@acme.test", "", "It burns.");
+    assert_eq!(w.ingest(&again), Outcome::Duplicate { ticket: Some(t) });
+    assert_eq!(w.count("SELECT count(*) FROM messages"), 1);
+    assert_eq!(w.count("SELECT count(*) FROM tickets"), 1);
+}
+
+#[test]
+fn without_message_id_the_content_hash_deduplicates() {
+    let w = world();
+    let raw = b"From: jane@acme.test\r\nTo: support@example.test\r\nSubject: no id\r\n\r\nhello\r\n";
+    assert!(matches!(w.ingest(raw), Outcome::Opened { .. }));
+    assert!(matches!(w.ingest(raw), Outcome::Duplicate { .. }));
+    let other = b"From: jane@acme.test\r\nTo: support@example.test\r\nSubject: no id\r\n\r\nhello again\r\n";
+    assert!(matches!(w.ingest(other), Outcome::Opened { .. }), "different content is a different message");
+}
+
+#[test]
+fn a_batch_commits_together_and_sees_its_own_duplicates() {
+    let w = world();
+    let a = mail("jane@acme.test", "support@example.test", "A", "a@acme.test", "", "a");
+    let b = mail("jane@acme.test", "support@example.test", "B", "b@acme.test", "", "b");
+    let out = w.pipeline.ingest_batch(&[a.clone(), b, a], "support").unwrap();
+    assert!(matches!(out[0], Outcome::Opened { .. }));
+    assert!(matches!(out[1], Outcome::Opened { .. }));
+    assert!(matches!(out[2], Outcome::Duplicate { .. }));
+}
+
+#[test]
+fn the_reply_token_threads_and_binds_to_its_owner() {
+    let w = world();
+    let t = w.open();
+    let to = w.reply_address(t, w.member);
+    let reply = mail("jane@acme.test", &to, "Re: whatever", "r1@acme.test", "", "More smoke.");
+    assert!(matches!(w.ingest(&reply), Outcome::Replied { ticket, .. } if ticket == t));
+
+    // A teammate may use it (recorded as the author), a stranger may not.
+    let boss = mail("boss@acme.test", &to, "Re", "r2@acme.test", "", "I see it too.");
+    assert!(matches!(w.ingest(&boss), Outcome::Replied { ticket, .. } if ticket == t));
+    let author: i64 = w.db(|c| {
+        c.query_row("SELECT author_id FROM messages WHERE message_id = 'r2@acme.test'", [], |r| r.get(0)).unwrap()
+    });
+    assert_eq!(author, w.admin);
+    for (from, id) in [("eve@globex.test", "r3@globex.test"), ("mallory@evil.test", "r4@evil.test")] {
+        let stranger = mail(from, &to, "Re", id, "", "let me in");
+        assert_eq!(w.ingest(&stranger).quarantine_reason(), Some("token_sender_mismatch"), "{from}");
+    }
+    assert_eq!(w.count(&format!("SELECT count(*) FROM messages WHERE ticket_id = {t}")), 3);
+}
+
+#[test]
+fn forged_tokens_and_tokens_of_another_server_are_never_trusted() {
+    let w = world();
+    let t = w.open();
+    let good = token::issue(w.pipeline.keys(), t, w.member);
+    let forged = format!("{t}-{}-{}", w.member, "a".repeat(16));
+    let foreign = token::issue(&Keyring::new(vec![vec![8; 32]]), t, w.member);
+    assert_ne!(good, foreign);
+    for (i, tok) in [forged, foreign].iter().enumerate() {
+        // From a stranger: no ticket is touched, they are an unknown sender.
+        let raw = mail(
+            "mallory@evil.test",
+            &format!("support+{tok}@example.test"),
+            "Re",
+            &format!("f{i}@evil.test"),
+            "",
+            "x",
+        );
+        assert_eq!(w.ingest(&raw).quarantine_reason(), Some("unknown_sender"));
+        // From another team's user: their own new ticket, never the token's.
+        let raw = mail(
+            "eve@globex.test",
+            &format!("support+{tok}@example.test"),
+            "Re",
+            &format!("g{i}@globex.test"),
+            "",
+            "x",
+        );
+        match w.ingest(&raw) {
+            Outcome::Opened { ticket, .. } => assert_ne!(ticket, t),
+            o => panic!("{o:?}"),
+        }
+    }
+    assert_eq!(w.count(&format!("SELECT count(*) FROM messages WHERE ticket_id = {t}")), 1);
+}
+
+#[test]
+fn references_thread_for_people_who_may_see_the_ticket() {
+    let w = world();
+    let t = w.open();
+    let reply = mail(
+        "boss@acme.test",
+        "support@example.test",
+        "Re: Printer",
+        "r@acme.test",
+        "In-Reply-To: <open@acme.test>\r\nReferences: <open@acme.test>\r\n",
+        "ok",
+    );
+    assert!(matches!(w.ingest(&reply), Outcome::Replied { ticket, .. } if ticket == t));
+    let outsider = mail(
+        "eve@globex.test",
+        "support@example.test",
+        "Re: Printer",
+        "e@globex.test",
+        "References: <open@acme.test>\r\n",
+        "me too",
+    );
+    assert!(matches!(w.ingest(&outsider), Outcome::Opened { ticket, .. } if ticket != t));
+}
+
+#[test]
+fn the_subject_tag_needs_a_participant_or_teammate() {
+    let w = world();
+    let t = w.open();
+    let subject = format!("Re: [#{t}] Printer");
+    let boss = mail("boss@acme.test", "support@example.test", &subject, "s1@acme.test", "", "tagged");
+    assert!(matches!(w.ingest(&boss), Outcome::Replied { ticket, .. } if ticket == t));
+    let eve = mail("eve@globex.test", "support@example.test", &subject, "s2@globex.test", "", "tagged");
+    assert!(matches!(w.ingest(&eve), Outcome::Opened { ticket, .. } if ticket != t));
+}
+
+#[test]
+fn unknown_senders_are_quarantined_or_enrolled_when_allowed() {
+    let w = world();
+    let raw = mail("Stranger <new@fresh.test>", "support@example.test", "Hi", "u1@fresh.test", "", "hello");
+    assert_eq!(w.ingest(&raw).quarantine_reason(), Some("unknown_sender"));
+    assert_eq!(w.count("SELECT count(*) FROM tickets"), 0);
+    let kept: Vec<u8> = w.db(|c| c.query_row("SELECT raw FROM quarantine", [], |r| r.get(0)).unwrap());
+    assert_eq!(kept, raw, "the quarantine keeps the whole message");
+
+    let open = world_with(|c| c.support.allow_unknown_senders = true);
+    assert!(matches!(open.ingest(&raw), Outcome::Opened { .. }));
+    let team: String = open.db(|c| {
+        c.query_row(
+            "SELECT t.name FROM users u JOIN teams t ON t.id = u.team_id WHERE u.email = 'new@fresh.test'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    });
+    assert_eq!(team, "fresh.test");
+}
+
+#[test]
+fn automatic_mail_never_opens_a_ticket() {
+    let w = world();
+    let t = w.open();
+    let cases = [
+        "Auto-Submitted: auto-replied\r\n",
+        "Auto-Submitted: auto-generated\r\n",
+        "X-Autoreply: yes\r\n",
+        "Precedence: bulk\r\n",
+        "Precedence: list\r\n",
+        "List-Id: <news.acme.test>\r\n",
+        "Return-Path: <>\r\n",
+    ];
+    for (i, header) in cases.iter().enumerate() {
+        let raw = mail(
+            "jane@acme.test",
+            "support@example.test",
+            "Out of office",
+            &format!("auto{i}@acme.test"),
+            header,
+            "I am away.",
+        );
+        assert!(matches!(w.ingest(&raw), Outcome::Automatic { .. } | Outcome::Bounce { .. }), "{header}");
+    }
+    // An out-of-office answering our thread is noted on the ticket, not posted.
+    let ooo = mail(
+        "jane@acme.test",
+        "support@example.test",
+        "Re: Printer",
+        "ooo@acme.test",
+        "Auto-Submitted: auto-replied\r\nIn-Reply-To: <open@acme.test>\r\n",
+        "away",
+    );
+    assert_eq!(w.ingest(&ooo), Outcome::Automatic { kind: "auto-replied", ticket: Some(t) });
+    assert_eq!(w.count("SELECT count(*) FROM tickets"), 1);
+    assert_eq!(w.count("SELECT count(*) FROM messages"), 1);
+    assert_eq!(w.count(&format!("SELECT count(*) FROM ticket_events WHERE ticket_id = {t} AND kind = 'automatic'")), 1);
+    assert_eq!(
+        w.count("SELECT count(*) FROM outbox WHERE kind = 'notice'"),
+        0,
+        "no notice ever answers automatic mail"
+    );
+}
+
+fn dsn(original_id: &str, recipient: &str, action: &str, status: &str) -> Vec<u8> {
+    format!(
+        "From: MAILER-DAEMON@mx.acme.test\r\nTo: support@example.test\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-{action}-{original_id}>\r\nReturn-Path: <>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.acme.test\r\n\r\nFinal-Recipient: rfc822; {recipient}\r\nAction: {action}\r\nStatus: {status}\r\n\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@example.test\r\nTo: {recipient}\r\nMessage-ID: <{original_id}>\r\nSubject: [#1] Printer\r\n\r\n--B--\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_bounce_of_our_notification_marks_the_address() {
+    let w = world();
+    let t = w.open();
+    w.pipeline
+        .db()
+        .with(|c| {
+            ticketgate::store::outbox::enqueue(
+                c,
+                &ticketgate::store::outbox::NewMail {
+                    message_id: "n1@example.test",
+                    ticket_id: Some(t),
+                    kind: "staff_responded",
+                    recipient: "boss@acme.test",
+                    raw: b"x",
+                },
+                0,
+            )
+        })
+        .unwrap();
+    // A report about a mail we never sent marks nobody (forged DSNs cannot switch mail off).
+    assert_eq!(
+        w.ingest(&dsn("not-ours@example.test", "boss@acme.test", "failed", "5.1.1")),
+        Outcome::Bounce { marked: vec![] }
+    );
+    // A temporary failure marks nobody either.
+    assert_eq!(
+        w.ingest(&dsn("n1@example.test", "boss@acme.test", "delayed", "4.4.1")),
+        Outcome::Bounce { marked: vec![] }
+    );
+    let out = w.ingest(&dsn("n1@example.test", "boss@acme.test", "failed", "5.1.1"));
+    assert_eq!(out, Outcome::Bounce { marked: vec!["boss@acme.test".into()] });
+    let bouncing = w.db(|c| users::by_id(c, w.admin).unwrap().bouncing);
+    assert!(bouncing.is_some());
+    assert_eq!(w.count(&format!("SELECT count(*) FROM ticket_events WHERE ticket_id = {t} AND kind = 'bounce'")), 1);
+}
+
+#[test]
+fn a_reply_reopens_a_closed_ticket_and_staff_can_close_by_mail() {
+    let w = world();
+    let t = w.open();
+    let staff_to = w.reply_address(t, w.staff);
+    let answer = mail("agent@example.test", &staff_to, "Re", "st1@example.test", "", "Unplug it.");
+    assert!(matches!(w.ingest(&answer), Outcome::Replied { .. }));
+    assert_eq!(w.status(t), Status::WaitingForCustomer);
+    let close = mail("agent@example.test", &staff_to, "Re", "st2@example.test", "", "#close\nFixed on site.");
+    assert!(matches!(w.ingest(&close), Outcome::Replied { .. }));
+    assert_eq!(w.status(t), Status::Closed);
+    let last: String =
+        w.db(|c| c.query_row("SELECT body FROM messages ORDER BY id DESC LIMIT 1", [], |r| r.get(0)).unwrap());
+    assert_eq!(last, "Fixed on site.");
+
+    let reopen = mail("jane@acme.test", &w.reply_address(t, w.member), "Re", "re@acme.test", "", "It is back.");
+    assert!(matches!(w.ingest(&reopen), Outcome::Replied { .. }));
+    assert_eq!(w.status(t), Status::WaitingForSupport);
+    // "#close" from a customer is just text.
+    let fake = mail("jane@acme.test", &w.reply_address(t, w.member), "Re", "re2@acme.test", "", "#close\nplease");
+    assert!(matches!(w.ingest(&fake), Outcome::Replied { .. }));
+    assert_eq!(w.status(t), Status::WaitingForSupport);
+}
+
+#[test]
+fn dmarc_fail_is_quarantined_only_from_a_trusted_authserv() {
+    let w = world();
+    let trusted = mail(
+        "jane@acme.test",
+        "support@example.test",
+        "Pay now",
+        "d1@acme.test",
+        "Authentication-Results: mx.example.test; dkim=none; dmarc=fail (p=reject) header.from=acme.test\r\n",
+        "wire money",
+    );
+    assert_eq!(w.ingest(&trusted).quarantine_reason(), Some("dmarc_fail"));
+    let forged = mail(
+        "jane@acme.test",
+        "support@example.test",
+        "Hello",
+        "d2@acme.test",
+        "Authentication-Results: attacker.test; dmarc=fail header.from=acme.test\r\n",
+        "hi",
+    );
+    assert!(matches!(w.ingest(&forged), Outcome::Opened { .. }));
+}
+
+#[test]
+fn unreadable_and_oversized_mail_is_quarantined_not_dropped() {
+    let w = world_with(|c| c.limits.max_message_bytes = 10_000);
+    assert_eq!(w.ingest(b"").quarantine_reason(), Some("empty_message"));
+    let big = mail("jane@acme.test", "support@example.test", "big", "big@acme.test", "", &"x".repeat(20_000));
+    assert_eq!(w.ingest(&big).quarantine_reason(), Some("message_too_large"));
+    let no_from = b"To: support@example.test\r\nSubject: who\r\nMessage-ID: <nf@x>\r\n\r\nhi\r\n";
+    assert_eq!(w.ingest(no_from).quarantine_reason(), Some("no_sender"));
+    assert_eq!(w.count("SELECT count(*) FROM quarantine"), 3);
+    assert!(
+        matches!(w.ingest(&big), Outcome::Duplicate { .. }),
+        "a re-delivered quarantined message is not kept twice"
+    );
+}
+
+#[test]
+fn accepted_attachments_are_stored_once_and_refused_ones_listed() {
+    let w = world();
+    let pdf = "%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n";
+    let b64 = |s: &[u8]| data_encoding::BASE64_MIME.encode(s);
+    let part = |name: &str, ctype: &str, bytes: &[u8]| {
+        format!(
+            "--XX\r\nContent-Type: {ctype}; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+            b64(bytes)
+        )
+    };
+    let raw = |id: &str| {
+        format!(
+            "From: jane@acme.test\r\nTo: support@example.test\r\nSubject: files\r\nMessage-ID: <{id}>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n{}{}--XX--\r\n",
+            part("report.pdf", "application/pdf", pdf.as_bytes()),
+            part("invoice.pdf", "application/pdf", b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00"),
+        )
+        .into_bytes()
+    };
+    let Outcome::Opened { ticket, .. } = w.ingest(&raw("att1@acme.test")) else { panic!() };
+    let rows: Vec<(String, Option<String>, Option<String>)> = w.db(|c| {
+        let mut st =
+            c.prepare("SELECT filename, sha256, refused FROM attachments WHERE ticket_id = ?1 ORDER BY id").unwrap();
+        st.query_map([ticket], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(|r| r.unwrap()).collect()
+    });
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].0, "report.pdf");
+    let sha = rows[0].1.clone().expect("the PDF is accepted and stored");
+    assert!(rows[0].2.is_none());
+    assert!(rows[1].1.is_none() && rows[1].2.is_some(), "the executable named .pdf is refused: {:?}", rows[1]);
+    let stored = std::fs::read(w.pipeline.blobs().root().join(&sha[..2]).join(&sha[2..])).unwrap();
+    assert_eq!(stored, pdf.as_bytes());
+    // The same file in another message is stored once.
+    w.ingest(&raw("att2@acme.test"));
+    let files = std::fs::read_dir(w.pipeline.blobs().root().join(&sha[..2])).unwrap().count();
+    assert_eq!(files, 1);
+}
