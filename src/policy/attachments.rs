@@ -266,9 +266,12 @@ fn ole(bytes: &[u8], mut d: Detected) -> Detected {
 /// Largest `[Content_Types].xml` inflated for the macro check.
 const MAX_CONTENT_TYPES_BYTES: usize = 1 << 20;
 
-/// Word, Excel and PowerPoint packages: main part, then MIME type and
-/// extension without and with macros.
-const PACKAGES: &[(&str, (&str, &str), (&str, &str))] = &[
+/// A MIME type and its usual extension.
+type Kind = (&'static str, &'static str);
+
+/// Word, Excel and PowerPoint packages: main part, then the kind without and
+/// with macros.
+const PACKAGES: &[(&str, Kind, Kind)] = &[
     ("word/document.xml", (DOCX, "docx"), (DOCM, "docm")),
     ("xl/workbook.xml", (XLSX, "xlsx"), (XLSM, "xlsm")),
     ("ppt/presentation.xml", (PPTX, "pptx"), (PPTM, "pptm")),
@@ -519,4 +522,435 @@ fn truncate_keeping_extension(name: &str, max: usize) -> String {
 pub fn extension(filename: &str) -> Option<String> {
     let (stem, ext) = filename.rsplit_once('.')?;
     (!stem.is_empty() && !ext.is_empty()).then(|| ext.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn rules() -> AttachmentRules {
+        AttachmentRules::default()
+    }
+
+    fn part(name: &str, bytes: Vec<u8>) -> Part {
+        Part { filename: Some(name.to_string()), content_type: None, charset: None, bytes }
+    }
+
+    fn verdict(name: &str, bytes: Vec<u8>) -> Checked {
+        check(&part(name, bytes), &rules())
+    }
+
+    fn assert_accepted(c: &Checked, detected: &str) {
+        assert!(c.accepted, "{c:?}");
+        assert_eq!(c.reason, None);
+        assert_eq!(c.detected.as_deref(), Some(detected), "{c:?}");
+    }
+
+    fn assert_refused(c: &Checked, reason: &str) {
+        assert!(!c.accepted, "{c:?}");
+        assert_eq!(c.reason.as_deref(), Some(reason), "{c:?}");
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in data {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
+    /// A valid zip; `deflate` compresses every entry (method 8), else stored.
+    fn zip(entries: &[(&str, &[u8])], deflate: bool) -> Vec<u8> {
+        let (mut out, mut central) = (Vec::new(), Vec::new());
+        for (name, data) in entries {
+            let (method, body) =
+                if deflate { (8u16, miniz_oxide::deflate::compress_to_vec(data, 6)) } else { (0u16, data.to_vec()) };
+            let mut fields = Vec::new();
+            fields.extend_from_slice(&20u16.to_le_bytes()); // version needed
+            fields.extend_from_slice(&0u16.to_le_bytes()); // flags
+            fields.extend_from_slice(&method.to_le_bytes());
+            fields.extend_from_slice(&[0, 0, 0x21, 0]); // time, date
+            fields.extend_from_slice(&crc32(data).to_le_bytes());
+            fields.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            fields.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            fields.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            fields.extend_from_slice(&0u16.to_le_bytes()); // extra length
+            let offset = out.len() as u32;
+            out.extend_from_slice(b"PK\x03\x04");
+            out.extend_from_slice(&fields);
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&body);
+            central.extend_from_slice(b"PK\x01\x02");
+            central.extend_from_slice(&20u16.to_le_bytes()); // version made by
+            central.extend_from_slice(&fields);
+            central.extend_from_slice(&[0; 6]); // comment length, disk, internal attributes
+            central.extend_from_slice(&[0; 4]); // external attributes
+            central.extend_from_slice(&offset.to_le_bytes());
+            central.extend_from_slice(name.as_bytes());
+        }
+        let cd_offset = out.len() as u32;
+        out.extend_from_slice(&central);
+        out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+        out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+        out.extend_from_slice(&cd_offset.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out
+    }
+
+    const WORD_TYPES: &[u8] = br#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#;
+    const WORDM_TYPES: &[u8] = br#"<?xml version="1.0"?><Types><Override PartName="/word/document.xml" ContentType="application/vnd.ms-word.document.macroEnabled.main+xml"/></Types>"#;
+
+    /// docProps first, as python-docx and others write it: infer alone says zip.
+    fn docx(types: &[u8], deflate: bool) -> Vec<u8> {
+        zip(
+            &[
+                ("docProps/core.xml", b"<cp:coreProperties/>"),
+                ("[Content_Types].xml", types),
+                ("_rels/.rels", b"<Relationships/>"),
+                ("word/document.xml", b"<w:document/>"),
+            ],
+            deflate,
+        )
+    }
+
+    fn xlsx() -> Vec<u8> {
+        zip(
+            &[
+                ("[Content_Types].xml", b"<Types/>"),
+                ("_rels/.rels", b"<Relationships/>"),
+                ("xl/workbook.xml", b"<workbook/>"),
+                ("xl/worksheets/sheet1.xml", b"<worksheet/>"),
+            ],
+            true,
+        )
+    }
+
+    fn ole(streams: &[&str], storages: &[&str]) -> Vec<u8> {
+        let mut cf = cfb::CompoundFile::create(Cursor::new(Vec::new())).expect("create");
+        for s in storages {
+            cf.create_storage(s).expect("storage");
+        }
+        for s in streams {
+            cf.create_stream(s).expect("stream").write_all(&[1u8; 600]).expect("write");
+        }
+        cf.flush().expect("flush");
+        cf.into_inner().into_inner()
+    }
+
+    fn tar(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..108].copy_from_slice(b"0000644\0");
+        h[108..116].copy_from_slice(b"0000000\0");
+        h[116..124].copy_from_slice(b"0000000\0");
+        h[124..136].copy_from_slice(format!("{:011o}\0", data.len()).as_bytes());
+        h[136..148].copy_from_slice(b"00000000000\0");
+        h[156] = b'0';
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| b as u32).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let mut out = h.to_vec();
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
+        out
+    }
+
+    fn pdf() -> Vec<u8> {
+        b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj <</Type/Catalog>> endobj\ntrailer <</Root 1 0 R>>\n%%EOF\n".to_vec()
+    }
+
+    fn png() -> Vec<u8> {
+        let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0".to_vec();
+        v.extend_from_slice(&[0x90, 0x77, 0x53, 0xDE]);
+        v
+    }
+
+    fn jpeg() -> Vec<u8> {
+        b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9".to_vec()
+    }
+
+    fn bmp() -> Vec<u8> {
+        let mut v = b"BM".to_vec();
+        v.extend_from_slice(&58u32.to_le_bytes());
+        v.extend_from_slice(&[0, 0, 0, 0, 54, 0, 0, 0, 40, 0, 0, 0]);
+        v.resize(58, 0);
+        v
+    }
+
+    fn exe() -> Vec<u8> {
+        let mut v = b"MZ\x90\x00\x03\x00\x00\x00".to_vec();
+        v.resize(256, 0);
+        v
+    }
+
+    fn elf() -> Vec<u8> {
+        let mut v = b"\x7fELF\x02\x01\x01".to_vec();
+        v.resize(128, 0);
+        v
+    }
+
+    #[test]
+    fn every_allowed_type_is_accepted_with_matching_content() {
+        assert_accepted(&verdict("a.pdf", pdf()), PDF);
+        assert_accepted(&verdict("a.docx", docx(WORD_TYPES, true)), DOCX);
+        assert_accepted(&verdict("a.docx", docx(WORD_TYPES, false)), DOCX);
+        assert_accepted(&verdict("a.xlsx", xlsx()), XLSX);
+        assert_accepted(&verdict("a.doc", ole(&["/WordDocument", "/1Table"], &[])), DOC);
+        assert_accepted(&verdict("a.xls", ole(&["/Workbook"], &[])), XLS);
+        assert_accepted(&verdict("old.xls", ole(&["/Book"], &[])), XLS);
+        assert_accepted(&verdict("a.tar", tar("hello.txt", b"hello\n")), TAR);
+        assert_accepted(&verdict("a.zip", zip(&[("x.txt", b"x")], true)), ZIP);
+        assert_accepted(&verdict("a.jpg", jpeg()), JPEG);
+        assert_accepted(&verdict("a.jpeg", jpeg()), JPEG);
+        assert_accepted(&verdict("a.png", png()), PNG);
+        assert_accepted(&verdict("a.bmp", bmp()), BMP);
+        assert_accepted(&verdict("a.txt", "Grüße\r\n".into()), TEXT);
+        assert_accepted(&verdict("a.csv", "id;name\n1;Müller\n".into()), TEXT);
+    }
+
+    #[test]
+    fn extension_is_case_insensitive_and_must_be_allowed() {
+        assert_accepted(&verdict("REPORT.PDF", pdf()), PDF);
+        for name in ["setup.exe", "run.js", "README", "archive.tar.gz", "a.pdf.exe"] {
+            assert_refused(&verdict(name, exe()), EXTENSION_NOT_ALLOWED);
+        }
+        assert_eq!(
+            verdict("setup.exe", exe()).detected.as_deref(),
+            Some("application/vnd.microsoft.portable-executable")
+        );
+        let only_pdf = AttachmentRules { allowed_extensions: vec![".PDF".into()], ..rules() };
+        assert!(check(&part("a.pdf", pdf()), &only_pdf).accepted);
+        assert_refused(&check(&part("a.png", png()), &only_pdf), EXTENSION_NOT_ALLOWED);
+    }
+
+    #[test]
+    fn operator_added_extensions_follow_infer() {
+        let gif = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;".to_vec();
+        let with_gif = AttachmentRules { allowed_extensions: vec!["gif".into(), "log".into()], ..rules() };
+        assert!(check(&part("a.gif", gif), &with_gif).accepted);
+        assert_refused(&check(&part("a.gif", png()), &with_gif), CONTENT_MISMATCH);
+        assert!(check(&part("server.log", b"ok\n".to_vec()), &with_gif).accepted);
+    }
+
+    #[test]
+    fn empty_and_size_limit() {
+        assert_refused(&verdict("a.txt", Vec::new()), EMPTY_FILE);
+        let small = AttachmentRules { max_bytes: 10, ..rules() };
+        let exact = check(&part("a.txt", b"0123456789".to_vec()), &small);
+        assert!(exact.accepted, "{exact:?}");
+        let over = check(&part("a.txt", b"0123456789a".to_vec()), &small);
+        assert_refused(&over, TOO_LARGE);
+        assert_eq!(over.size, 11);
+    }
+
+    #[test]
+    fn executables_named_as_documents_show_what_they_are() {
+        let c = verdict("invoice.pdf", exe());
+        assert_refused(&c, CONTENT_MISMATCH);
+        assert_eq!(c.detected.as_deref(), Some("application/vnd.microsoft.portable-executable"));
+        let c = verdict("invoice.pdf", elf());
+        assert_refused(&c, CONTENT_MISMATCH);
+        assert_eq!(c.detected.as_deref(), Some("application/x-executable"));
+        assert_refused(&verdict("photo.jpg", png()), CONTENT_MISMATCH);
+        assert_refused(&verdict("scan.png", pdf()), CONTENT_MISMATCH);
+        assert_refused(&verdict("a.bmp", jpeg()), CONTENT_MISMATCH);
+    }
+
+    #[test]
+    fn ooxml_kind_comes_from_the_package_parts() {
+        let plain = zip(&[("word/document.xml", b"<w:document/>")], false);
+        // infer calls this docx from its first entry; it has no content types.
+        let c = verdict("a.docx", plain.clone());
+        assert_refused(&c, CONTENT_MISMATCH);
+        assert_eq!(c.detected.as_deref(), Some(ZIP));
+        assert_refused(&verdict("a.docx", zip(&[("notes.txt", b"hi")], true)), CONTENT_MISMATCH);
+        assert_refused(&verdict("a.xlsx", docx(WORD_TYPES, true)), CONTENT_MISMATCH);
+        assert_refused(&verdict("a.docx", xlsx()), CONTENT_MISMATCH);
+        // Any zip is a zip, Office packages included.
+        assert_accepted(&verdict("a.zip", docx(WORD_TYPES, true)), DOCX);
+        assert_accepted(&verdict("a.zip", plain), ZIP);
+        assert_refused(&verdict("a.zip", pdf()), CONTENT_MISMATCH);
+    }
+
+    #[test]
+    fn macro_enabled_documents_are_refused() {
+        let vba = zip(
+            &[
+                ("[Content_Types].xml", WORD_TYPES),
+                ("word/document.xml", b"<w:document/>"),
+                ("word/vbaProject.bin", b"\xd0\xcf\x11\xe0"),
+            ],
+            true,
+        );
+        let c = verdict("a.docx", vba.clone());
+        assert_refused(&c, MACRO_ENABLED);
+        assert_eq!(c.detected.as_deref(), Some(DOCM));
+        assert_refused(&verdict("a.zip", vba), MACRO_ENABLED);
+        // Declared macro-enabled in a deflated [Content_Types].xml, no vbaProject part.
+        assert_refused(&verdict("a.docx", docx(WORDM_TYPES, true)), MACRO_ENABLED);
+        assert_refused(&verdict("a.docx", docx(WORDM_TYPES, false)), MACRO_ENABLED);
+        let xlm = zip(
+            &[
+                ("[Content_Types].xml", b"<Types/>"),
+                ("xl/workbook.xml", b"<w/>"),
+                ("xl/macrosheets/sheet1.xml", b"<m/>"),
+            ],
+            false,
+        );
+        assert_refused(&verdict("a.xlsx", xlm), MACRO_ENABLED);
+        assert_refused(
+            &verdict("a.doc", ole(&["/WordDocument", "/Macros/VBA/dir"], &["/Macros", "/Macros/VBA"])),
+            MACRO_ENABLED,
+        );
+        assert_refused(&verdict("a.xls", ole(&["/Workbook"], &["/_VBA_PROJECT_CUR"])), MACRO_ENABLED);
+    }
+
+    #[test]
+    fn ole_kind_comes_from_stream_names() {
+        assert_refused(&verdict("a.xls", ole(&["/WordDocument"], &[])), CONTENT_MISMATCH);
+        assert_refused(&verdict("a.doc", ole(&["/Workbook"], &[])), CONTENT_MISMATCH);
+        let c = verdict("a.doc", ole(&["/EncryptedPackage"], &[]));
+        assert_refused(&c, CONTENT_MISMATCH);
+        assert_eq!(c.detected.as_deref(), Some(OLE));
+        // The OLE magic alone is not a document.
+        let mut broken = OLE_MAGIC.to_vec();
+        broken.resize(1024, 0);
+        assert_refused(&verdict("a.doc", broken), CONTENT_MISMATCH);
+    }
+
+    #[test]
+    fn tar_needs_ustar_magic_and_a_valid_checksum() {
+        let mut bad = tar("a.txt", b"x");
+        bad[0] = b'b';
+        assert_refused(&verdict("a.tar", bad), CONTENT_MISMATCH);
+        let mut text = vec![b'a'; 600];
+        text[257..262].copy_from_slice(b"ustar");
+        assert_refused(&verdict("a.tar", text), CONTENT_MISMATCH);
+    }
+
+    #[test]
+    fn text_encodings() {
+        assert_accepted(&verdict("bom.csv", b"\xef\xbb\xbfa;b\n".to_vec()), TEXT);
+        let utf16: Vec<u8> =
+            [0xFF, 0xFE].into_iter().chain("Grüße\r\n".encode_utf16().flat_map(u16::to_le_bytes)).collect();
+        assert_accepted(&verdict("notepad.txt", utf16), TEXT);
+        let latin1 = b"Gr\xfc\xdfe aus K\xf6ln\n".to_vec();
+        assert_refused(&verdict("a.txt", latin1.clone()), NOT_TEXT);
+        let declared = Part { charset: Some("iso-8859-1".into()), ..part("a.txt", latin1.clone()) };
+        assert_accepted(&check(&declared, &rules()), TEXT);
+        let cp1252 = Part { charset: Some("windows-1252".into()), ..part("a.csv", b"price;\x80 5\n".to_vec()) };
+        assert_accepted(&check(&cp1252, &rules()), TEXT);
+        let wrong = Part { charset: Some("utf-8".into()), ..part("a.txt", latin1) };
+        assert_refused(&check(&wrong, &rules()), NOT_TEXT);
+    }
+
+    #[test]
+    fn binary_is_not_text() {
+        assert_refused(&verdict("a.txt", b"abc\0def".to_vec()), NOT_TEXT);
+        let declared = Part { charset: Some("iso-8859-1".into()), ..part("a.txt", b"ab\x01\x02\x03\xff".to_vec()) };
+        assert_refused(&check(&declared, &rules()), NOT_TEXT);
+        // Tabs, form feeds and ANSI colours in logs are text.
+        assert!(verdict("a.txt", b"a\tb\x0c\x1b[31mred\x1b[0m\n".to_vec()).accepted);
+        let c = verdict("a.txt", png());
+        assert_refused(&c, CONTENT_MISMATCH);
+        assert_eq!(c.detected.as_deref(), Some(PNG));
+        // A NUL found beyond the first decoding buffer still counts.
+        let mut long = vec![b'a'; 20_000];
+        long[19_000] = 0;
+        assert_refused(&verdict("a.txt", long), NOT_TEXT);
+    }
+
+    #[test]
+    fn html_and_scripts_named_as_text_are_refused() {
+        for html in [
+            "<!DOCTYPE html><html><body>hi</body></html>",
+            "\n  <html>\n<script>alert(1)</script>",
+            "\u{feff}<HTML lang=en>",
+            "<script src=x></script>",
+            "<svg xmlns=\"http://www.w3.org/2000/svg\"/>",
+            "<?xml version=\"1.0\"?>\n<!-- c -->\n<html xmlns=\"http://www.w3.org/1999/xhtml\">",
+            "<!-- saved from url -->",
+            "<a href=x>click</a>",
+        ] {
+            assert_refused(&verdict("a.txt", html.into()), HTML_DISGUISED_AS_TEXT);
+        }
+        assert_refused(&verdict("run.txt", "#!/bin/sh\nrm -rf ~\n".into()), SCRIPT_DISGUISED_AS_TEXT);
+        for text in ["the page shows <script> errors\n", "<notes>\n", "a < b\n", "<?xml version=\"1.0\"?><data/>"] {
+            assert!(verdict("a.txt", text.into()).accepted, "{text}");
+        }
+    }
+
+    #[test]
+    fn file_names_are_sanitised() {
+        let s = |n: &str| sanitize_filename(n, None);
+        assert_eq!(s("../../etc/passwd.txt"), "passwd.txt");
+        assert_eq!(s("C:\\Users\\me\\report.pdf"), "report.pdf");
+        assert_eq!(s(".htaccess"), "htaccess");
+        assert_eq!(s("...  .bashrc.txt"), "bashrc.txt");
+        assert_eq!(s("photo\u{202E}gpj.exe"), "photogpj.exe");
+        assert_eq!(s("a\u{2066}b\u{200B}c\r\n\t.pdf"), "abc.pdf");
+        assert_eq!(s("x.txt:evil.exe"), "x.txt_evil.exe");
+        assert_eq!(s("report.pdf. "), "report.pdf");
+        assert_eq!(s("Rechnung März.pdf"), "Rechnung März.pdf");
+        assert_eq!(s(""), "attachment");
+        assert_eq!(s("../"), "attachment");
+        assert_eq!(sanitize_filename("", Some("png")), "attachment.png");
+        let long = format!("{}.docx", "ä".repeat(150));
+        let cut = s(&long);
+        assert!(cut.len() <= MAX_FILENAME_BYTES && cut.len() > MAX_FILENAME_BYTES - 2, "{}", cut.len());
+        assert!(cut.ends_with("ä.docx"));
+        let no_ext = "b".repeat(300);
+        assert_eq!(s(&no_ext), "b".repeat(MAX_FILENAME_BYTES));
+        assert_eq!(extension("A.PDF").as_deref(), Some("pdf"));
+        assert_eq!(extension("pdf"), None);
+        assert_eq!(extension("a."), None);
+    }
+
+    #[test]
+    fn refusals_use_the_sanitised_name() {
+        let c = verdict("photo\u{202E}gpj.exe", exe());
+        assert_eq!(c.filename, "photogpj.exe");
+        assert_refused(&c, EXTENSION_NOT_ALLOWED);
+        let c = verdict("../../etc/passwd.txt", b"root:x:0:0\n".to_vec());
+        assert_eq!(c.filename, "passwd.txt");
+        assert!(c.accepted);
+    }
+
+    #[test]
+    fn nameless_parts_are_judged_by_content() {
+        let c = check(
+            &Part { filename: None, content_type: Some("image/png".into()), charset: None, bytes: png() },
+            &rules(),
+        );
+        assert_eq!(c.filename, "attachment.png");
+        assert!(c.accepted);
+        let c = check(
+            &Part { filename: None, content_type: Some("text/plain".into()), charset: None, bytes: b"hi".to_vec() },
+            &rules(),
+        );
+        assert_eq!(c.filename, "attachment.txt");
+        assert!(c.accepted);
+        let c = check(&Part { filename: None, content_type: None, charset: None, bytes: exe() }, &rules());
+        assert_eq!(c.filename, "attachment.exe");
+        assert_refused(&c, EXTENSION_NOT_ALLOWED);
+        let c = check(&Part { filename: None, content_type: None, charset: None, bytes: vec![1, 2, 3] }, &rules());
+        assert_eq!(c.filename, "attachment");
+        assert_refused(&c, EXTENSION_NOT_ALLOWED);
+    }
+
+    #[test]
+    fn every_reason_has_its_own_text() {
+        let texts: std::collections::HashSet<_> = REASONS.iter().map(|r| reason_text(r)).collect();
+        assert_eq!(texts.len(), REASONS.len());
+        assert!(!texts.contains(reason_text("no_such_code")));
+    }
 }
