@@ -1,15 +1,46 @@
 //! NOTIFY: turns a ticket change into outbox rows, inside the caller's
 //! transaction, so a committed change always has its mails queued and a
-//! rolled-back one never does.
+//! rolled-back one never does. Each row holds the fully rendered message with
+//! its Message-ID fixed, so delivery (`outbound`) only ever sends bytes.
+//!
+//! Decisions where SPEC.md is silent:
+//! - One mail per recipient (never a shared To/Cc), because each carries the
+//!   recipient's own signed Reply-To token and deep link.
+//! - Subjects stay the same for the whole ticket (`[#N] subject`, with `Re: `
+//!   on follow-ups): Gmail splits a conversation when the subject changes, so
+//!   what happened is said in the first line of the body instead. Notices,
+//!   which are not part of the thread, say what they are in the subject.
+//! - Threading: `References` = the thread's root, the recipient's own newest
+//!   mail on the ticket and the newest few ids, ending with the parent;
+//!   `In-Reply-To` = the message being notified about (every stored message
+//!   has a Message-ID, web posts get a generated one), else the recipient's
+//!   own newest mail, else the thread's newest. `Thread-Topic` carries the
+//!   ticket subject for Outlook; no `Thread-Index` is sent, because a made-up
+//!   one that does not match Outlook's own chain splits conversations more
+//!   often than a missing one (Outlook then falls back to References).
+//! - Skipped recipients: the author of the event (except the opener's
+//!   acknowledgement), disabled users and addresses marked bouncing.
+//! - A mail that cannot be composed (an address lettre refuses) is recorded
+//!   on the ticket as a `notify_failed` note; it never rolls back the change.
+//!
+//! Never sends anything itself and never reads the clock.
+
+pub mod compose;
+pub mod templates;
 
 use rusqlite::Connection;
 
 use crate::config::Config;
+use crate::deeplink::Link;
 use crate::lifecycle::Event;
 use crate::policy::attachments::Checked;
 use crate::signing::Keyring;
-use crate::store::tickets::Ticket;
-use crate::store::users::User;
+use crate::store::outbox::{self, NewMail};
+use crate::store::tickets::{self, Ticket};
+use crate::store::users::{self, User};
+use crate::store::{Result, inbound};
+use compose::Outgoing;
+use templates::{FileLine, Kind, Mail};
 
 /// What composing mail needs besides the database.
 pub struct Notifier<'a> {
@@ -29,7 +60,7 @@ pub enum Notice<'a> {
     DmarcQuarantined { subject: &'a str },
 }
 
-/// Queues the notifications for `event` on `ticket`.
+/// Queues the notifications for `event` on `ticket` (as it is after the event).
 pub fn ticket_event(
     tx: &Connection,
     n: &Notifier,
@@ -37,19 +68,247 @@ pub fn ticket_event(
     message: Option<i64>,
     event: Event,
     author: Option<&User>,
-) -> crate::store::Result<()> {
-    let _ = (tx, n, ticket, message, event, author);
+) -> Result<()> {
+    let recipients = recipients(tx, ticket, event, author)?;
+    if recipients.is_empty() {
+        return Ok(());
+    }
+    let messages = tickets::messages(tx, ticket.id)?;
+    let shown = message.and_then(|id| messages.iter().find(|m| m.id == id));
+    let author_name = match (author, shown.and_then(|m| m.author_id)) {
+        (Some(a), _) => a.display().to_string(),
+        (None, Some(id)) => users::by_id(tx, id)?.display().to_string(),
+        (None, None) => String::new(),
+    };
+    let files: Vec<FileLine> = tickets::attachments(tx, ticket.id)?
+        .into_iter()
+        .filter(|a| match message {
+            Some(m) => a.message_id == Some(m),
+            None => a.message_id.is_none() && a.created_at >= n.now,
+        })
+        .map(|a| file_line(&a.filename, a.size.max(0) as u64, a.refused.as_deref()))
+        .collect();
+    let reopened = event == Event::CustomerReplied
+        && outbox::latest_kind(tx, ticket.id, Kind::Updated.as_str())?.as_deref() == Some(Kind::Closed.as_str());
+    // The link points at the new message, or at the newest one for changes without a message.
+    let link_message = message.or(messages.last().map(|m| m.id)).unwrap_or(0);
+    let parent = shown.and_then(|m| m.message_id.clone());
+    let thread = tickets::thread_message_ids(tx, ticket.id)?;
+    let team = users::team(tx, ticket.team_id)?.name;
+    let tag = crate::route::token::subject_tag(ticket.id);
+    let support = &n.config.support;
+
+    for (user, kind) in recipients {
+        let kind = if reopened && kind == Kind::CustomerUpdate { Kind::Reopened } else { kind };
+        let mail = Mail {
+            name: user.name.clone(),
+            address: user.email.clone(),
+            for_staff: user.role.is_staff(),
+            tag: tag.clone(),
+            subject: ticket.subject.clone(),
+            status: ticket.status.label().to_string(),
+            team: team.clone(),
+            internal_ref: ticket.internal_ref.clone(),
+            author: author_name.clone(),
+            body: shown.map(|m| m.body.clone()).filter(|b| !b.trim().is_empty()),
+            files: files.clone(),
+            link: Some(deep_link(n, ticket.id, link_message, user.id)),
+            support_name: support.name.clone(),
+            ..Mail::default()
+        };
+        let follow_up = !matches!(kind, Kind::Ack | Kind::NewTicket);
+        let subject = ticket_subject(&tag, &ticket.subject, follow_up);
+        let own_latest = outbox::latest_to(tx, ticket.id, &user.email)?;
+        let parent = parent.clone().or_else(|| own_latest.clone()).or_else(|| thread.last().cloned());
+        let references = compose::references(&thread, own_latest.as_deref(), parent.as_deref());
+        let reply_to = reply_address(n, ticket.id, user.id);
+        let q = Queued { kind, ticket: Some(ticket), user: Some(&user), to: &user.email, subject: &subject };
+        queue(tx, n, &q, &mail, &reply_to, parent.as_deref(), &references, "auto-generated")?;
+    }
     Ok(())
 }
 
 /// Queues a notice to `to` unless one went there recently; returns whether it was queued.
-pub fn notice(
+pub fn notice(tx: &Connection, n: &Notifier, to: &str, notice: &Notice, in_reply_to: Option<&str>) -> Result<bool> {
+    let to = crate::address::normalize(to);
+    if crate::address::split(&to).is_none() {
+        return Ok(false);
+    }
+    let user = users::by_email(tx, &to)?;
+    if user.as_ref().is_some_and(|u| u.disabled || u.bouncing.is_some()) {
+        return Ok(false);
+    }
+    let interval = n.config.limits.notice_interval_minutes.saturating_mul(60) as i64;
+    if !inbound::take_notice_slot(tx, &to, n.now, interval)? {
+        return Ok(false);
+    }
+    let support = &n.config.support;
+    let mut mail = Mail {
+        name: user.as_ref().map(|u| u.name.clone()).unwrap_or_default(),
+        address: to.clone(),
+        for_staff: user.as_ref().is_some_and(|u| u.role.is_staff()),
+        support_name: support.name.clone(),
+        sales_contact: support.sales_contact.clone(),
+        ..Mail::default()
+    };
+    let (kind, ticket, subject) = match notice {
+        Notice::UnknownSender { subject } => {
+            mail.subject = crate::actions::clean_subject(subject);
+            (Kind::NoticeUnknownSender, None, format!("No ticket was created: {}", mail.subject))
+        }
+        Notice::DmarcQuarantined { subject } => {
+            mail.subject = crate::actions::clean_subject(subject);
+            (Kind::NoticeDmarc, None, format!("Your message is held for review: {}", mail.subject))
+        }
+        Notice::RefusedAttachments { ticket, files } => {
+            let tag = crate::route::token::subject_tag(ticket.id);
+            mail.tag = tag.clone();
+            mail.subject = ticket.subject.clone();
+            mail.status = ticket.status.label().to_string();
+            mail.files = files
+                .iter()
+                .filter(|f| !f.accepted)
+                .map(|f| file_line(&f.filename, f.size, Some(f.reason.as_deref().unwrap_or_default())))
+                .collect();
+            let rules = &n.config.attachments;
+            mail.allowed = rules.allowed_extensions.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(", ");
+            mail.max_size = templates::human_size(rules.max_bytes);
+            if let Some(u) = &user {
+                let newest = tickets::messages(tx, ticket.id)?.last().map(|m| m.id).unwrap_or(0);
+                mail.link = Some(deep_link(n, ticket.id, newest, u.id));
+            }
+            let subject = format!("{tag} Attachments refused: {}", ticket.subject);
+            (Kind::NoticeRefused, Some(*ticket), subject)
+        }
+    };
+    // Only a known user on a ticket gets a reply address that posts; anyone
+    // else's reply comes back to the plain support address.
+    let reply_to = match (ticket, &user) {
+        (Some(t), Some(u)) => reply_address(n, t.id, u.id),
+        _ => support.address.clone(),
+    };
+    let references: Vec<String> = in_reply_to.map(str::to_string).into_iter().collect();
+    let q = Queued { kind, ticket, user: user.as_ref(), to: &to, subject: &subject };
+    queue(tx, n, &q, &mail, &reply_to, in_reply_to, &references, "auto-replied")
+}
+
+/// Who hears of `event`, each with the mail they get, deduplicated by user.
+fn recipients(tx: &Connection, ticket: &Ticket, event: Event, author: Option<&User>) -> Result<Vec<(User, Kind)>> {
+    let audience = crate::lifecycle::transition(Some(ticket.status), event).audience;
+    let kind = match event {
+        Event::Opened => Kind::NewTicket,
+        Event::StaffResponded => Kind::Response,
+        Event::CustomerReplied => Kind::CustomerUpdate,
+        Event::Closed => Kind::Closed,
+        Event::Updated => Kind::Updated,
+    };
+    let mut out: Vec<(User, Kind)> = Vec::new();
+    let mut add = |user: User, kind: Kind| {
+        let is_author = author.is_some_and(|a| a.id == user.id);
+        let acknowledgement = kind == Kind::Ack;
+        if (is_author && !acknowledgement)
+            || user.disabled
+            || user.bouncing.is_some()
+            || out.iter().any(|(u, _)| u.id == user.id)
+        {
+            return;
+        }
+        out.push((user, kind));
+    };
+    if audience.opener {
+        let opener = users::by_id(tx, ticket.opener_id)?;
+        add(opener, if event == Event::Opened { Kind::Ack } else { kind });
+    }
+    if audience.admins {
+        users::admins_of(tx, ticket.team_id)?.into_iter().for_each(|u| add(u, kind));
+    }
+    if audience.staff {
+        users::staff(tx)?.into_iter().for_each(|u| add(u, kind));
+    }
+    Ok(out)
+}
+
+/// What one outbox row is about.
+struct Queued<'a> {
+    kind: Kind,
+    ticket: Option<&'a Ticket>,
+    user: Option<&'a User>,
+    to: &'a str,
+    subject: &'a str,
+}
+
+/// Renders and enqueues one mail; a mail that cannot be built is noted on the
+/// ticket (or logged) and skipped. Returns whether it was queued.
+#[allow(clippy::too_many_arguments)]
+fn queue(
     tx: &Connection,
     n: &Notifier,
-    to: &str,
-    notice: &Notice,
-    in_reply_to: Option<&str>,
-) -> crate::store::Result<bool> {
-    let _ = (tx, n, to, notice, in_reply_to);
-    Ok(false)
+    q: &Queued,
+    mail: &Mail,
+    reply_to: &str,
+    parent: Option<&str>,
+    references: &[String],
+    auto_submitted: &'static str,
+) -> Result<bool> {
+    let support = &n.config.support;
+    let message_id = crate::actions::generate_message_id(&support.address, "n");
+    let built = templates::render(q.kind, mail).map_err(|e| e.to_string()).and_then(|(text, html)| {
+        compose::build(&Outgoing {
+            from_name: &support.name,
+            from: &support.address,
+            to_name: q.user.map(|u| u.name.as_str()).unwrap_or(""),
+            to: q.to,
+            reply_to,
+            subject: q.subject,
+            message_id: &message_id,
+            in_reply_to: parent,
+            references,
+            thread_topic: q.ticket.map(|t| t.subject.as_str()),
+            auto_submitted,
+            text,
+            html,
+        })
+        .map_err(|e| e.to_string())
+    });
+    let raw = match built {
+        Ok(raw) => raw,
+        Err(why) => {
+            tracing::error!(to = q.to, kind = q.kind.as_str(), "cannot compose a notification: {why}");
+            if let Some(t) = q.ticket {
+                let detail = format!("No {} mail could be made for {}: {why}", q.kind.as_str(), q.to);
+                tickets::add_event(tx, t.id, "notify_failed", &detail, n.now)?;
+            }
+            return Ok(false);
+        }
+    };
+    let kind = if q.kind.is_notice() { outbox::NOTICE } else { q.kind.as_str() };
+    let new = NewMail { message_id: &message_id, ticket_id: q.ticket.map(|t| t.id), kind, recipient: q.to, raw: &raw };
+    outbox::enqueue(tx, &new, n.now)?;
+    Ok(true)
+}
+
+/// `[#N] subject`, `Re: ` on follow-ups; the tag is not repeated when the
+/// subject carries it already.
+fn ticket_subject(tag: &str, subject: &str, follow_up: bool) -> String {
+    let subject = crate::actions::clean_subject(subject);
+    let tagged = if subject.contains(tag) { subject } else { format!("{tag} {subject}") };
+    if follow_up { format!("Re: {tagged}") } else { tagged }
+}
+
+/// The recipient's own reply address: `support+TOKEN@domain`.
+fn reply_address(n: &Notifier, ticket: i64, user: i64) -> String {
+    crate::address::with_tag(&n.config.support.address, &crate::route::token::issue(n.keys, ticket, user))
+}
+
+fn deep_link(n: &Notifier, ticket: i64, message: i64, user: i64) -> String {
+    let ttl = n.config.web.link_ttl_days.saturating_mul(86_400) as i64;
+    Link { ticket, message, user, expires: n.now.saturating_add(ttl) }.url(&n.config.support.public_url, n.keys)
+}
+
+fn file_line(name: &str, size: u64, refused: Option<&str>) -> FileLine {
+    FileLine {
+        name: name.to_string(),
+        size: templates::human_size(size),
+        refused: refused.map(|code| crate::policy::attachments::reason_text(code).to_string()),
+    }
 }

@@ -1,1 +1,253 @@
 //! MAIL OUT: delivers what the outbox holds.
+//!
+//! The worker takes due rows from the outbox, hands up to
+//! `outbound.concurrency` of them to the transport at once, and records each
+//! outcome afterwards. A mail is marked sent only after the server (or the
+//! disk) accepted it. A crash between acceptance and the record sends that
+//! mail again after the restart, with the same Message-ID (fixed when it was
+//! queued), so a repeat is recognisable; nothing is ever lost.
+//!
+//! Temporary failures are retried with exponential backoff
+//! (`retry_base_seconds`, doubled per attempt, capped at `retry_max_seconds`)
+//! until `retry_deadline_minutes` after the mail was queued; then, or at once
+//! on a permanent failure, the mail is marked failed and a `delivery_failed`
+//! note is put on its ticket. `ticketgate outbox retry` puts failed mail back
+//! in line (a mail retried after its deadline gets one more attempt).
+//!
+//! Only one worker (one `serve`) may run per database: rows being delivered
+//! are tracked in memory, not locked in the database, so that a restart
+//! retries them at once instead of waiting for a lease to run out.
+
+pub mod transport;
+
+use std::collections::{HashSet, VecDeque};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::config::{Config, OutboundConfig};
+use crate::store::outbox::{self, Due};
+use crate::store::{Db, tickets};
+use transport::{Failure, Transport};
+
+/// How often an idle worker looks for due mail.
+const POLL: Duration = Duration::from_millis(250);
+/// Rows read from the outbox at once.
+const BATCH: usize = 256;
+
+/// When to try again.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub base: i64,
+    pub max: i64,
+    pub deadline: i64,
+}
+
+impl Backoff {
+    pub fn new(c: &OutboundConfig) -> Backoff {
+        Backoff {
+            base: c.retry_base_seconds.max(1) as i64,
+            max: c.retry_max_seconds.max(1) as i64,
+            deadline: c.retry_deadline_minutes.saturating_mul(60) as i64,
+        }
+    }
+
+    /// The delay after the `attempts`-th failed attempt (1-based).
+    pub fn delay(&self, attempts: i64) -> i64 {
+        let doublings = (attempts - 1).clamp(0, 40) as u32;
+        self.base.saturating_mul(1i64 << doublings).min(self.max)
+    }
+
+    /// `Some(next attempt time)`, or `None` when the deadline has passed.
+    pub fn next(&self, created_at: i64, attempts: i64, now: i64) -> Option<i64> {
+        let give_up_at = created_at.saturating_add(self.deadline);
+        (now < give_up_at).then(|| now.saturating_add(self.delay(attempts)).min(give_up_at))
+    }
+}
+
+/// The result of one attempt.
+struct Outcome {
+    row: Due,
+    result: Result<(), Failure>,
+}
+
+/// Delivers the outbox until `shutdown` turns true; then finishes the
+/// attempts under way, records them and returns.
+pub async fn run(db: Db, config: Arc<Config>, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let transport = Arc::new(Transport::from_config(&config.outbound)?);
+    let concurrency = config.outbound.concurrency.max(1);
+    let backoff = Backoff::new(&config.outbound);
+    let from: Arc<str> = config.support.address.as_str().into();
+    let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
+    let (done_tx, done_rx) = mpsc::unbounded_channel();
+    let recorder = tokio::spawn(record(db.clone(), backoff, done_rx, in_flight.clone()));
+    let mut queue: VecDeque<Due> = VecDeque::new();
+    let mut running = JoinSet::new();
+    tracing::info!(transport = ?config.outbound.transport, concurrency, "outbound worker started");
+
+    while !*shutdown.borrow() {
+        if queue.is_empty() && running.len() < concurrency {
+            match fetch(&db, &in_flight).await {
+                Ok(rows) => queue.extend(rows),
+                Err(e) => tracing::warn!("reading the outbox: {e}"),
+            }
+        }
+        while running.len() < concurrency
+            && let Some(row) = queue.pop_front()
+        {
+            let (transport, from, done) = (transport.clone(), from.clone(), done_tx.clone());
+            running.spawn(async move {
+                let result = transport.send(&from, &row.recipient, &row.message_id, &row.raw).await;
+                // The recorder outlives every delivery, so the send cannot fail.
+                let _ = done.send(Outcome { row, result });
+            });
+        }
+        if running.is_empty() && queue.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.changed() => {}
+            }
+        } else {
+            tokio::select! {
+                _ = running.join_next(), if !running.is_empty() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+    while running.join_next().await.is_some() {}
+    drop(done_tx);
+    let recorded = recorder.await;
+    transport.shutdown().await;
+    recorded?;
+    tracing::info!("outbound worker stopped");
+    Ok(())
+}
+
+/// Due rows that are not already being delivered; marks them in flight.
+async fn fetch(db: &Db, in_flight: &Arc<Mutex<HashSet<i64>>>) -> crate::store::Result<Vec<Due>> {
+    let skip = in_flight.lock().unwrap_or_else(|e| e.into_inner()).len();
+    let now = crate::clock::now();
+    let rows = db.run(move |c| outbox::due(c, now, BATCH + skip)).await?;
+    let mut set = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(rows.into_iter().filter(|r| set.insert(r.id)).take(BATCH).collect())
+}
+
+/// Writes outcomes as they come, several per transaction when they queue up.
+async fn record(
+    db: Db,
+    backoff: Backoff,
+    mut done: mpsc::UnboundedReceiver<Outcome>,
+    in_flight: Arc<Mutex<HashSet<i64>>>,
+) {
+    while let Some(first) = done.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH
+            && let Ok(more) = done.try_recv()
+        {
+            batch.push(more);
+        }
+        let batch = Arc::new(batch);
+        // A database that is briefly unwritable must not turn a delivered
+        // mail into a pending one: keep trying to record it.
+        loop {
+            let (db, b) = (db.clone(), batch.clone());
+            let written = tokio::task::spawn_blocking(move || {
+                let now = crate::clock::now();
+                db.write(|tx| b.iter().try_for_each(|o| apply(tx, &backoff, o, now)))
+            })
+            .await;
+            match written {
+                Ok(Ok(())) => break,
+                Ok(Err(e)) => tracing::warn!("recording deliveries: {e}; retrying"),
+                Err(e) => tracing::warn!("recording deliveries: {e}; retrying"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let mut set = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        for o in batch.iter() {
+            set.remove(&o.row.id);
+        }
+    }
+}
+
+fn apply(tx: &rusqlite::Connection, backoff: &Backoff, o: &Outcome, now: i64) -> crate::store::Result<()> {
+    let row = &o.row;
+    let attempts = row.attempts + 1;
+    let gave_up = match &o.result {
+        Ok(()) => {
+            tracing::debug!(id = row.id, to = %row.recipient, "delivered");
+            return outbox::mark_sent(tx, row.id, now);
+        }
+        Err(Failure::Temporary(e)) => match backoff.next(row.created_at, attempts, now) {
+            Some(at) => {
+                tracing::info!(id = row.id, to = %row.recipient, attempts, "temporary failure, retry in {}s: {e}", at - now);
+                return outbox::mark_retry(tx, row.id, at, e);
+            }
+            None => format!("gave up after {attempts} attempts; last error: {e}"),
+        },
+        Err(Failure::Permanent(e)) => format!("refused: {e}"),
+    };
+    tracing::warn!(id = row.id, to = %row.recipient, "delivery failed: {gave_up}");
+    outbox::mark_failed(tx, row.id, &gave_up)?;
+    if let Some(ticket) = row.ticket_id {
+        let detail =
+            format!("Mail to {} (Message-ID <{}>) was not delivered: {gave_up}", row.recipient, row.message_id);
+        tickets::add_event(tx, ticket, "delivery_failed", &detail, now)?;
+    }
+    Ok(())
+}
+
+/// `ticketgate outbox list`: the newest mails with their state.
+pub fn list(db: &Db, out: &mut dyn Write) -> anyhow::Result<()> {
+    let rows = db.with(|c| outbox::list(c, 500))?;
+    writeln!(
+        out,
+        "{:>6}  {:<7}  {:>5}  {:<15}  {:>6}  {:<30}  {:<19}  error",
+        "id", "state", "tries", "kind", "ticket", "recipient", "next attempt / sent"
+    )?;
+    for r in rows {
+        let when = match (r.state.as_str(), r.sent_at) {
+            ("sent", Some(at)) => time(at),
+            ("pending", _) => time(r.next_attempt_at),
+            _ => "-".to_string(),
+        };
+        let ticket = r.ticket_id.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
+        let error = r.last_error.as_deref().unwrap_or("").replace(['\r', '\n'], " ");
+        writeln!(
+            out,
+            "{:>6}  {:<7}  {:>5}  {:<15}  {:>6}  {:<30}  {:<19}  {}",
+            r.id, r.state, r.attempts, r.kind, ticket, r.recipient, when, error
+        )?;
+    }
+    Ok(())
+}
+
+/// `ticketgate outbox retry [ID]`: failed and waiting mails (or just `id`)
+/// are tried again now; returns how many were put back in line.
+pub fn retry(db: &Db, id: Option<i64>) -> anyhow::Result<usize> {
+    let now = crate::clock::now();
+    Ok(db.write(|tx| outbox::retry(tx, id, now))?)
+}
+
+fn time(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0).map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_caps_and_stops_at_the_deadline() {
+        let b = Backoff { base: 30, max: 3600, deadline: 48 * 3600 };
+        assert_eq!((b.delay(1), b.delay(2), b.delay(3)), (30, 60, 120));
+        assert_eq!(b.delay(9), 3600);
+        assert_eq!(b.delay(500), 3600, "no overflow");
+        assert_eq!(b.next(1000, 1, 1000), Some(1030));
+        assert_eq!(b.next(0, 20, 48 * 3600 - 10), Some(48 * 3600), "the last try is at the deadline");
+        assert_eq!(b.next(0, 21, 48 * 3600), None);
+    }
+}

@@ -1,7 +1,7 @@
 //! The outbox: mails written in the same transaction as the ticket change
 //! that caused them, delivered later by `outbound`.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Result;
 
@@ -22,4 +22,143 @@ pub fn enqueue(c: &Connection, m: &NewMail, now: i64) -> Result<i64> {
     )?
     .execute(params![m.message_id, m.ticket_id, m.kind, m.recipient, m.raw, now])?;
     Ok(c.last_insert_rowid())
+}
+
+/// Kind of the outbox rows that answer a sender (refusals, unknown sender);
+/// they stay out of the ticket's thread.
+pub const NOTICE: &str = "notice";
+
+/// Our newest thread mail on `ticket` to `recipient` (Message-ID, no brackets).
+pub fn latest_to(c: &Connection, ticket: i64, recipient: &str) -> Result<Option<String>> {
+    Ok(c.prepare_cached(
+        "SELECT message_id FROM outbox WHERE ticket_id = ?1 AND recipient = ?2 AND kind != ?3
+         ORDER BY id DESC LIMIT 1",
+    )?
+    .query_row(params![ticket, recipient, NOTICE], |r| r.get(0))
+    .optional()?)
+}
+
+/// The kind of our newest mail on `ticket`, leaving out notices and the kinds in `skip`.
+pub fn latest_kind(c: &Connection, ticket: i64, skip: &str) -> Result<Option<String>> {
+    Ok(c.prepare_cached(
+        "SELECT kind FROM outbox WHERE ticket_id = ?1 AND kind NOT IN (?2, ?3) ORDER BY id DESC LIMIT 1",
+    )?
+    .query_row(params![ticket, NOTICE, skip], |r| r.get(0))
+    .optional()?)
+}
+
+/// A mail that is due for an attempt.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub id: i64,
+    pub message_id: String,
+    pub ticket_id: Option<i64>,
+    pub recipient: String,
+    pub raw: Vec<u8>,
+    pub attempts: i64,
+    pub created_at: i64,
+}
+
+/// Pending mails whose next attempt is due, oldest due first.
+pub fn due(c: &Connection, now: i64, limit: usize) -> Result<Vec<Due>> {
+    let mut st = c.prepare_cached(
+        "SELECT id, message_id, ticket_id, recipient, raw, attempts, created_at FROM outbox
+         WHERE state = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![now, limit as i64], |r| {
+        Ok(Due {
+            id: r.get(0)?,
+            message_id: r.get(1)?,
+            ticket_id: r.get(2)?,
+            recipient: r.get(3)?,
+            raw: r.get(4)?,
+            attempts: r.get(5)?,
+            created_at: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The server accepted the mail.
+pub fn mark_sent(c: &Connection, id: i64, now: i64) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE outbox SET state = 'sent', attempts = attempts + 1, sent_at = ?2, last_error = NULL WHERE id = ?1",
+    )?
+    .execute(params![id, now])?;
+    Ok(())
+}
+
+/// A temporary failure: try again at `next_at`.
+pub fn mark_retry(c: &Connection, id: i64, next_at: i64, error: &str) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3
+         WHERE id = ?1 AND state = 'pending'",
+    )?
+    .execute(params![id, next_at, error])?;
+    Ok(())
+}
+
+/// A permanent failure, or the retry deadline passed: no more attempts.
+pub fn mark_failed(c: &Connection, id: i64, error: &str) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1 AND state = 'pending'",
+    )?
+    .execute(params![id, error])?;
+    Ok(())
+}
+
+/// Puts failed and waiting mails (one, or all with `None`) back in line for
+/// an attempt at `now`; returns how many. Sent mail is never sent again.
+pub fn retry(c: &Connection, id: Option<i64>, now: i64) -> Result<usize> {
+    Ok(c.execute(
+        "UPDATE outbox SET state = 'pending', next_attempt_at = ?2
+         WHERE state != 'sent' AND (?1 IS NULL OR id = ?1)",
+        params![id, now],
+    )?)
+}
+
+/// One outbox row, without the message, for listings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub id: i64,
+    pub message_id: String,
+    pub ticket_id: Option<i64>,
+    pub kind: String,
+    pub recipient: String,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+/// The newest `limit` rows, newest first.
+pub fn list(c: &Connection, limit: i64) -> Result<Vec<Entry>> {
+    let mut st = c.prepare(
+        "SELECT id, message_id, ticket_id, kind, recipient, state, attempts, next_attempt_at, last_error,
+                created_at, sent_at
+         FROM outbox ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows = st.query_map([limit], |r| {
+        Ok(Entry {
+            id: r.get(0)?,
+            message_id: r.get(1)?,
+            ticket_id: r.get(2)?,
+            kind: r.get(3)?,
+            recipient: r.get(4)?,
+            state: r.get(5)?,
+            attempts: r.get(6)?,
+            next_attempt_at: r.get(7)?,
+            last_error: r.get(8)?,
+            created_at: r.get(9)?,
+            sent_at: r.get(10)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The stored message of one row.
+pub fn raw(c: &Connection, id: i64) -> Result<Vec<u8>> {
+    Ok(c.query_row("SELECT raw FROM outbox WHERE id = ?1", [id], |r| r.get(0))?)
 }

@@ -1,0 +1,228 @@
+//! The mail templates (`templates/mail/`): one text and one HTML template per
+//! kind of mail, both filled from the same [`Mail`] view, so the two parts of
+//! a `multipart/alternative` can never say different things.
+//!
+//! The `.html` templates are HTML-escaped by askama (escaping follows the
+//! file extension); the `.txt` ones are not escaped, which is right for a
+//! `text/plain` part. Nothing here may produce header text: subjects are made
+//! in `notify` and cleaned in `compose`.
+
+use askama::Template;
+
+/// Which mail is being written; names the template pair and the outbox `kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// To the opener of a new ticket: the ticket number and a link.
+    Ack,
+    /// To staff: a customer opened a ticket.
+    NewTicket,
+    /// To customers: staff responded.
+    Response,
+    /// A customer replied on an open ticket.
+    CustomerUpdate,
+    Closed,
+    /// A customer replied on a closed ticket.
+    Reopened,
+    /// Attachment, internal reference or other update.
+    Updated,
+    NoticeUnknownSender,
+    NoticeRefused,
+    NoticeDmarc,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Ack => "ack",
+            Kind::NewTicket => "new_ticket",
+            Kind::Response => "response",
+            Kind::CustomerUpdate => "customer_update",
+            Kind::Closed => "closed",
+            Kind::Reopened => "reopened",
+            Kind::Updated => "updated",
+            Kind::NoticeUnknownSender => "notice_unknown_sender",
+            Kind::NoticeRefused => "notice_refused",
+            Kind::NoticeDmarc => "notice_dmarc",
+        }
+    }
+
+    /// Notices answer one message of one sender; they are not part of the
+    /// ticket's thread (`store::tickets::thread_message_ids` skips them).
+    pub fn is_notice(self) -> bool {
+        matches!(self, Kind::NoticeUnknownSender | Kind::NoticeRefused | Kind::NoticeDmarc)
+    }
+}
+
+/// One attachment line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileLine {
+    pub name: String,
+    /// Human-readable size, e.g. "1.2 MB".
+    pub size: String,
+    /// Why it was refused, in words; `None` when accepted.
+    pub refused: Option<String>,
+}
+
+/// Everything a mail template shows. Empty strings mean "not shown".
+#[derive(Debug, Clone, Default)]
+pub struct Mail {
+    /// The recipient's name (empty for unknown senders).
+    pub name: String,
+    /// The recipient's address (used by notices).
+    pub address: String,
+    pub for_staff: bool,
+    /// `[#N]`, empty when the mail is not about a ticket.
+    pub tag: String,
+    /// The ticket's subject, or for notices the subject of the message answered.
+    pub subject: String,
+    pub status: String,
+    pub team: String,
+    pub internal_ref: String,
+    /// Who wrote the new message or did the change.
+    pub author: String,
+    /// The new message's text.
+    pub body: Option<String>,
+    pub files: Vec<FileLine>,
+    /// The recipient's signed deep link.
+    pub link: Option<String>,
+    pub support_name: String,
+    pub sales_contact: String,
+    /// Allowed attachment types, e.g. ".pdf, .png" (refusal notices).
+    pub allowed: String,
+    pub max_size: String,
+}
+
+macro_rules! template_pair {
+    ($text:ident, $html:ident, $text_path:tt, $html_path:tt) => {
+        #[derive(Template)]
+        #[template(path = $text_path)]
+        struct $text<'a> {
+            m: &'a Mail,
+        }
+
+        #[derive(Template)]
+        #[template(path = $html_path)]
+        struct $html<'a> {
+            m: &'a Mail,
+        }
+    };
+}
+
+template_pair!(AckText, AckHtml, "mail/ack.txt", "mail/ack.html");
+template_pair!(NewTicketText, NewTicketHtml, "mail/new_ticket.txt", "mail/new_ticket.html");
+template_pair!(ResponseText, ResponseHtml, "mail/response.txt", "mail/response.html");
+template_pair!(CustomerUpdateText, CustomerUpdateHtml, "mail/customer_update.txt", "mail/customer_update.html");
+template_pair!(ClosedText, ClosedHtml, "mail/closed.txt", "mail/closed.html");
+template_pair!(ReopenedText, ReopenedHtml, "mail/reopened.txt", "mail/reopened.html");
+template_pair!(UpdatedText, UpdatedHtml, "mail/updated.txt", "mail/updated.html");
+template_pair!(UnknownText, UnknownHtml, "mail/notice_unknown_sender.txt", "mail/notice_unknown_sender.html");
+template_pair!(RefusedText, RefusedHtml, "mail/notice_refused.txt", "mail/notice_refused.html");
+template_pair!(DmarcText, DmarcHtml, "mail/notice_dmarc.txt", "mail/notice_dmarc.html");
+
+/// Renders the text and the HTML part of `kind`.
+pub fn render(kind: Kind, m: &Mail) -> askama::Result<(String, String)> {
+    fn pair(t: impl Template, h: impl Template) -> askama::Result<(String, String)> {
+        Ok((t.render()?, h.render()?))
+    }
+    match kind {
+        Kind::Ack => pair(AckText { m }, AckHtml { m }),
+        Kind::NewTicket => pair(NewTicketText { m }, NewTicketHtml { m }),
+        Kind::Response => pair(ResponseText { m }, ResponseHtml { m }),
+        Kind::CustomerUpdate => pair(CustomerUpdateText { m }, CustomerUpdateHtml { m }),
+        Kind::Closed => pair(ClosedText { m }, ClosedHtml { m }),
+        Kind::Reopened => pair(ReopenedText { m }, ReopenedHtml { m }),
+        Kind::Updated => pair(UpdatedText { m }, UpdatedHtml { m }),
+        Kind::NoticeUnknownSender => pair(UnknownText { m }, UnknownHtml { m }),
+        Kind::NoticeRefused => pair(RefusedText { m }, RefusedHtml { m }),
+        Kind::NoticeDmarc => pair(DmarcText { m }, DmarcHtml { m }),
+    }
+}
+
+/// "512 bytes", "14 KB", "2.5 MB".
+pub fn human_size(bytes: u64) -> String {
+    const KB: u64 = 1024;
+    const MB: u64 = 1024 * 1024;
+    if bytes < KB {
+        format!("{bytes} bytes")
+    } else if bytes < MB {
+        format!("{} KB", bytes.div_ceil(KB))
+    } else {
+        let tenths = (bytes * 10).div_ceil(MB);
+        if tenths.is_multiple_of(10) { format!("{} MB", tenths / 10) } else { format!("{}.{} MB", tenths / 10, tenths % 10) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Kind; 10] = [
+        Kind::Ack,
+        Kind::NewTicket,
+        Kind::Response,
+        Kind::CustomerUpdate,
+        Kind::Closed,
+        Kind::Reopened,
+        Kind::Updated,
+        Kind::NoticeUnknownSender,
+        Kind::NoticeRefused,
+        Kind::NoticeDmarc,
+    ];
+
+    fn hostile() -> Mail {
+        Mail {
+            name: "Eve <script>alert(1)</script>".into(),
+            address: "eve@example.org".into(),
+            tag: "[#42]".into(),
+            subject: "Printer & <b>fire</b>".into(),
+            status: "Waiting for support".into(),
+            team: "Acme".into(),
+            author: "Eve \"the <i>hacker</i>\"".into(),
+            body: Some("line one\n<img src=x onerror=alert(1)>\nline three".into()),
+            files: vec![FileLine { name: "<evil>.pdf".into(), size: "1 KB".into(), refused: Some("not a PDF".into()) }],
+            link: Some("https://portal.example/l/1.2.3.4.sig?a=1&b=2".into()),
+            support_name: "Support".into(),
+            ..Mail::default()
+        }
+    }
+
+    #[test]
+    fn html_parts_escape_user_text_and_text_parts_keep_it() {
+        let m = hostile();
+        for kind in ALL {
+            let (text, html) = render(kind, &m).unwrap();
+            assert!(!html.contains("<script>") && !html.contains("<img") && !html.contains("<evil>"), "{kind:?}");
+            assert!(!html.contains("<b>fire") && !html.contains("<i>hacker"), "{kind:?}: {html}");
+            assert!(text.contains("This message was sent automatically."), "{kind:?}");
+            assert!(html.contains("a=1&#38;b=2") || html.contains("a=1&amp;b=2"), "{kind:?}: link is escaped");
+            if !kind.is_notice() || kind == Kind::NoticeRefused {
+                assert!(text.contains("<img src=x onerror=alert(1)>"), "{kind:?}: text is not escaped");
+                assert!(html.contains("line one<br"), "{kind:?}: line breaks survive in HTML");
+                assert!(text.contains("[#42]") && html.contains("[#42]"), "{kind:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_ticket_mail_says_replying_works_and_carries_the_link() {
+        let m = hostile();
+        for kind in ALL.into_iter().filter(|k| !k.is_notice() || *k == Kind::NoticeRefused) {
+            let (text, html) = render(kind, &m).unwrap();
+            assert!(text.contains("Reply to this email") || text.contains("reply to this email"), "{kind:?}: {text}");
+            assert!(text.contains("https://portal.example/l/1.2.3.4.sig?a=1&b=2"), "{kind:?}");
+            assert!(html.contains("data-testid=\"deep-link\""), "{kind:?}");
+            assert!(text.contains("not a PDF") && html.contains("not a PDF"), "{kind:?}: refusal reasons shown");
+        }
+        let staff = Mail { for_staff: true, ..hostile() };
+        let (text, _) = render(Kind::CustomerUpdate, &staff).unwrap();
+        assert!(text.contains("as the support response"), "{text}");
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_size(12), "12 bytes");
+        assert_eq!(human_size(1500), "2 KB");
+        assert_eq!(human_size(15 * 1024 * 1024), "15 MB");
+        assert_eq!(human_size(2_621_440), "2.5 MB");
+    }
+}
