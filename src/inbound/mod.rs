@@ -4,6 +4,7 @@
 //! committed; a crash in between re-delivers the message, which the
 //! pipeline then recognises as a duplicate.
 
+pub mod imap;
 pub mod maildir;
 
 /// Where a source files a message once the pipeline is done with it.

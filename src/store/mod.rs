@@ -11,7 +11,9 @@
 pub mod blobs;
 pub mod inbound;
 pub mod outbox;
+pub mod portal;
 pub mod schema;
+pub mod sessions;
 pub mod tickets;
 pub mod users;
 

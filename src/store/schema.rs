@@ -142,6 +142,15 @@ const MIGRATIONS: &[&str] = &[
         tokenize = 'unicode61 remove_diacritics 2'
     );
     "#,
+    // 2: portal list orders (created, subject, status) read one page from an index.
+    r#"
+    CREATE INDEX tickets_created ON tickets(created_at DESC, id DESC);
+    CREATE INDEX tickets_team_created ON tickets(team_id, created_at DESC, id DESC);
+    CREATE INDEX tickets_subject ON tickets(subject COLLATE NOCASE, id);
+    CREATE INDEX tickets_team_subject ON tickets(team_id, subject COLLATE NOCASE, id);
+    CREATE INDEX tickets_status_sort ON tickets(status, updated_at, id);
+    CREATE INDEX tickets_team_status_sort ON tickets(team_id, status, updated_at, id);
+    "#,
 ];
 
 /// Brings the schema up to the newest version.

@@ -1,1 +1,198 @@
-//! WEB: the portal.
+//! WEB: the portal. An axum server beside the mail workers, rendering askama
+//! pages (templates/web/) with one stylesheet and no scripts at all, so the
+//! Content-Security-Policy can forbid every script.
+//!
+//! Decisions where SPEC.md is silent:
+//! - Every change goes through [`crate::actions`] inside one
+//!   [`Db::write`](crate::store::Db::write) transaction, so web and mail
+//!   cannot drift apart. Close with text in the box posts the text, then
+//!   closes; Send on a closed ticket reopens it (the life-cycle table).
+//! - A deep link is a pointer, not a credential: anyone logged in who may see
+//!   the ticket (same team, or staff) lands on it, even when the link was
+//!   mailed to a teammate. Users of other teams get the same "not found"
+//!   page as for a ticket that does not exist.
+//! - Staff do not open tickets in the portal (a ticket is opened by its
+//!   customer, whose team it belongs to and who hears about it); staff answer
+//!   them. The "New ticket" page tells staff so.
+//! - A refused upload on the web is refused up front with its reason and the
+//!   typed text kept (the mail path posts the body and lists the refusal,
+//!   because a mail cannot be sent back for correction).
+//! - Failed logins count per account and per client address (the peer
+//!   address: forwarding headers are not trusted). Locking an account by
+//!   failing on purpose is the accepted cost of slowing password guessing.
+//! - The internal reference can be set by anyone who may see the ticket.
+
+mod auth;
+mod pages;
+pub mod view;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::pipeline::Pipeline;
+use crate::store::StoreError;
+
+/// Room for the form fields around one largest attachment.
+const FORM_OVERHEAD: u64 = 1024 * 1024;
+
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+                   base-uri 'none'; frame-ancestors 'none'";
+
+/// The portal's routes, with its security headers and body limit.
+pub fn app(pipeline: Pipeline) -> Router {
+    let limit = pipeline.config().attachments.max_bytes.saturating_add(FORM_OVERHEAD);
+    Router::new()
+        .route("/", get(pages::list))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/contact", get(pages::contact))
+        .route("/new", get(pages::new_page).post(pages::create))
+        .route("/l/{token}", get(pages::deep_link))
+        .route("/t/{id}", get(pages::ticket))
+        .route("/t/{id}/reply", post(pages::reply))
+        .route("/t/{id}/reference", post(pages::reference))
+        .route("/t/{id}/a/{attachment}", get(pages::download))
+        .route("/static/portal.css", get(stylesheet))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(usize::try_from(limit).unwrap_or(usize::MAX)))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(60),
+        ))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(pipeline)
+}
+
+/// Serves the portal on `listener` until `shutdown` turns true (or its sender goes away).
+pub async fn run(
+    pipeline: Pipeline,
+    listener: tokio::net::TcpListener,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    tracing::info!(address = %listener.local_addr()?, "web portal listening");
+    let service = app(pipeline).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .await?;
+    Ok(())
+}
+
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    res
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../templates/web/portal.css"),
+    )
+        .into_response()
+}
+
+async fn not_found() -> WebError {
+    WebError::NotFound
+}
+
+/// Why a request failed, as the page the visitor sees.
+#[derive(Debug)]
+pub enum WebError {
+    /// Missing, or not the visitor's to see: the same page either way.
+    NotFound,
+    /// The form's CSRF token did not match the session.
+    Csrf,
+    BadRequest(String),
+    /// The upload went over the body limit.
+    TooLarge,
+    Internal(String),
+}
+
+impl From<StoreError> for WebError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => WebError::NotFound,
+            e => WebError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<askama::Error> for WebError {
+    fn from(e: askama::Error) -> Self {
+        WebError::Internal(format!("template: {e}"))
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, title, text) = match self {
+            WebError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is nothing here, or it is not yours to see.".to_string(),
+            ),
+            WebError::Csrf => (
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "This form was out of date. Go back, reload the page and try again.".to_string(),
+            ),
+            WebError::BadRequest(why) => (StatusCode::BAD_REQUEST, "Cannot do that", why),
+            WebError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Too large",
+                "The upload is larger than the size limit. Nothing was saved.".to_string(),
+            ),
+            WebError::Internal(why) => {
+                tracing::error!(error = %why, "web request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "The request could not be completed. Please try again later.".to_string(),
+                )
+            }
+        };
+        page(status, title, &text, Some(("/", "Back to your tickets")))
+    }
+}
+
+/// A plain page with a status code.
+fn page(status: StatusCode, title: &str, text: &str, link: Option<(&str, &str)>) -> Response {
+    let p = view::Page {
+        nav: view::Nav::anonymous(),
+        title: title.into(),
+        text: text.into(),
+        link: link.map(|(h, l)| (h.into(), l.into())),
+    };
+    html(status, &p)
+}
+
+/// Renders a template as a response, or an error page when rendering fails.
+fn html(status: StatusCode, t: &impl Template) -> Response {
+    match t.render() {
+        Ok(body) => (status, Html(body)).into_response(),
+        Err(e) => WebError::from(e).into_response(),
+    }
+}
+
+/// Runs blocking store work (SQLite, fsync, argon2) off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, WebError> + Send + 'static,
+) -> Result<T, WebError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(WebError::Internal(e.to_string())))
+}

@@ -1,2 +1,4 @@
 
 mod common;
+mod web;
+mod browser;

@@ -44,7 +44,7 @@ impl AppConfig {
         self
     }
 
-    /// Turns the web portal off (readiness is then "the database exists").
+    /// Turns the web portal off (readiness is then "the database schema exists").
     pub fn without_web(mut self) -> AppConfig {
         self.web_ports = None;
         self.set("web.listen", "")
@@ -135,7 +135,7 @@ impl App {
         self.wait_ready();
     }
 
-    /// Polls until the web port accepts connections (or, without web, the database exists).
+    /// Polls until the web port accepts connections (or, without web, the database schema exists).
     fn wait_ready(&mut self) {
         let web = self.config.web_ports.as_ref().map(|p| p.port(0));
         let db = self.data_dir().join("ticketgate.sqlite");
@@ -147,7 +147,12 @@ impl App {
             }
             match web {
                 Some(port) => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-                None => db.exists(),
+                None => {
+                    db.exists()
+                        && rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                            .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)))
+                            .is_ok_and(|v| v > 0)
+                }
             }
         });
     }

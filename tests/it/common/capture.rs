@@ -43,7 +43,11 @@ pub struct CaptureOptions {
 
 impl Default for CaptureOptions {
     fn default() -> Self {
-        CaptureOptions { users: vec![(SUPPORT.0.into(), SUPPORT.1.into())], require_auth: false, require_starttls: false }
+        CaptureOptions {
+            users: vec![(SUPPORT.0.into(), SUPPORT.1.into())],
+            require_auth: false,
+            require_starttls: false,
+        }
     }
 }
 
@@ -139,7 +143,9 @@ impl Capture {
     pub fn messages(&self) -> Vec<Captured> {
         let dir = self.messages_dir();
         let mut names: Vec<String> = std::fs::read_dir(&dir)
-            .map(|rd| rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.ends_with(".json")).collect())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.ends_with(".json")).collect()
+            })
             .unwrap_or_default();
         names.sort();
         names.iter().filter_map(|n| read_captured(&dir, n)).collect()

@@ -68,14 +68,7 @@ impl Dovecot {
         chmod(&d.join("users"), 0o644);
         let conf = d.join("dovecot.conf");
         std::fs::write(&conf, config(d, &ports, ca, uid, gid)).expect("write dovecot.conf");
-        let mut dovecot = Dovecot {
-            dir,
-            ports,
-            conf,
-            ca_pem: ca.ca_pem(),
-            mail_owner: (uid, gid),
-            child: None,
-        };
+        let mut dovecot = Dovecot { dir, ports, conf, ca_pem: ca.ca_pem(), mail_owner: (uid, gid), child: None };
         dovecot.launch();
         for (user, _) in [SUPPORT, CUSTOMER, STAFF] {
             // creates the user's Maildir, so files can be dropped into it at once

@@ -94,7 +94,11 @@ impl PortBlock {
             let lock = lock_dir.join(base.to_string());
             // a lock file older than a day belongs to a crashed run
             if let Ok(meta) = std::fs::metadata(&lock)
-                && meta.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|age| age > Duration::from_secs(86400))
+                && meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| m.elapsed().ok())
+                    .is_some_and(|age| age > Duration::from_secs(86400))
             {
                 let _ = std::fs::remove_file(&lock);
             }
@@ -128,10 +132,8 @@ impl Drop for PortBlock {
 
 /// Sends `signal` (e.g. "TERM", "KILL") to `pid`; a process already gone is fine.
 pub fn signal(pid: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .args([format!("-{signal}"), pid.to_string()])
-        .stderr(std::process::Stdio::null())
-        .status();
+    let _ =
+        Command::new("kill").args([format!("-{signal}"), pid.to_string()]).stderr(std::process::Stdio::null()).status();
 }
 
 /// Whether `pid` runs (a zombie counts as gone: PID 1 may reap detached daemons late).

@@ -92,8 +92,8 @@ impl TestCa {
             "-out",
             &p("server.crt"),
         ]));
-        let chain = [std::fs::read(d.join("server.crt")).expect("leaf"), std::fs::read(d.join("ca.pem")).expect("ca")]
-            .concat();
+        let chain =
+            [std::fs::read(d.join("server.crt")).expect("leaf"), std::fs::read(d.join("ca.pem")).expect("ca")].concat();
         std::fs::write(d.join("server.pem"), chain).expect("write server.pem");
         for f in ["ca.pem", "server.pem"] {
             chmod(&d.join(f), 0o644);

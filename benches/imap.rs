@@ -1,0 +1,113 @@
+//! IMAP benchmark: messages per second from a Dovecot backlog to committed tickets, filed in
+//! the processed folder, next to the core pipeline rate on the same messages (no IMAP).
+//! Prints figures; asserts nothing.
+//!
+//! `cargo bench --bench imap` (as root, with `scripts/install-test-deps` done).
+//! `IMAP_BENCH_MESSAGES` (default 2000) and `IMAP_BENCH_BATCH` (default 100) change the run.
+
+#[path = "../tests/it/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{AppConfig, Dovecot, SUPPORT, TestCa, wait_until};
+use ticketgate::config::{Config, ImapConfig, Secret, TlsMode};
+use ticketgate::pipeline::Pipeline;
+
+fn pipeline(dir: &std::path::Path) -> Pipeline {
+    let toml = AppConfig::new()
+        .without_web()
+        .set("data_dir", dir.to_string_lossy().into_owned())
+        .set("support.allow_unknown_senders", true)
+        .to_toml();
+    let path = dir.join("ticketgate.toml");
+    std::fs::write(&path, toml).expect("config");
+    let config = Config::load_with_env(Some(&path), Vec::<(String, String)>::new()).expect("config loads");
+    ticketgate::cli::pipeline(Arc::new(config)).expect("pipeline")
+}
+
+/// A realistic small support mail (~1.2 KB) from one of 50 senders.
+fn message(i: usize) -> Vec<u8> {
+    format!(
+        "From: Customer {s} <customer{s}@client{d}.test>\r\nTo: {to}\r\nSubject: Order {i} arrived damaged\r\n\
+         Message-ID: <bench-{i}-{pid}@client{d}.test>\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Hello,\r\n\r\nthe parcel for order {i} arrived with a broken corner and the manual is missing.\r\n\
+         Could you send a replacement? I attached nothing, the photos are on your portal.\r\n\r\n\
+         {filler}\r\n\r\nThanks,\r\nCustomer {s}\r\n\r\nOn Mon, 23 Nov 2026, Support wrote:\r\n> Thank you for your order.\r\n",
+        s = i % 50,
+        d = i % 7,
+        to = SUPPORT.0,
+        pid = std::process::id(),
+        filler = "We use the product every day in our workshop and were happy so far. ".repeat(8),
+    )
+    .into_bytes()
+}
+
+fn count(p: &Pipeline, sql: &str) -> i64 {
+    p.db().with(|c| Ok(c.query_row(sql, [], |r| r.get(0))?)).expect("query")
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` runs this with no such flag: skip then.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let n: usize = std::env::var("IMAP_BENCH_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let batch: u32 = std::env::var("IMAP_BENCH_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    let raws: Vec<Vec<u8>> = (0..n).map(message).collect();
+
+    // Core pipeline, no IMAP: the same messages in batches of the same size.
+    let core_dir = tempfile::tempdir().expect("temp dir");
+    let core = pipeline(core_dir.path());
+    let t = Instant::now();
+    for chunk in raws.chunks(batch as usize) {
+        core.ingest_batch(chunk, "support").expect("ingest");
+    }
+    let core_secs = t.elapsed().as_secs_f64();
+    let core_rate = n as f64 / core_secs;
+    assert_eq!(count(&core, "SELECT count(*) FROM processed"), n as i64);
+
+    // The same through Dovecot (STARTTLS, verified certificate).
+    let ca = TestCa::new();
+    let dovecot = Dovecot::start(&ca);
+    for raw in &raws {
+        dovecot.drop_message(SUPPORT.0, "INBOX", raw);
+    }
+    assert_eq!(dovecot.messages(SUPPORT.0, "INBOX"), n);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let p = pipeline(dir.path());
+    let mb = ImapConfig {
+        host: "localhost".into(),
+        port: dovecot.imap_port(),
+        tls: TlsMode::Starttls,
+        ca_file: Some(dovecot.ca_pem().to_path_buf()),
+        username: SUPPORT.0.into(),
+        password: Secret(SUPPORT.1.into()),
+        batch_size: batch,
+        ..ImapConfig::default()
+    };
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let source = {
+        let p = p.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+            rt.block_on(ticketgate::inbound::imap::run(p, mb, shutdown))
+        })
+    };
+    let t = Instant::now();
+    wait_until("all committed", Duration::from_secs(600), || count(&p, "SELECT count(*) FROM processed") == n as i64);
+    let committed = t.elapsed().as_secs_f64();
+    wait_until("all filed", Duration::from_secs(600), || dovecot.messages(SUPPORT.0, "Processed") == n);
+    let filed = t.elapsed().as_secs_f64();
+    stop.send(true).expect("stop");
+    source.join().expect("source thread").expect("source");
+    let imap_rate = n as f64 / filed;
+
+    println!("imap bench: {n} messages, batch {batch}, STARTTLS to Dovecot on 127.0.0.1");
+    println!("  core pipeline (ingest_batch, no IMAP): {core_secs:.2} s, {core_rate:.0} msg/s");
+    println!("  IMAP backlog -> committed:             {committed:.2} s, {:.0} msg/s", n as f64 / committed);
+    println!("  IMAP backlog -> committed and moved:   {filed:.2} s, {imap_rate:.0} msg/s");
+    println!("  IMAP / core: {:.0} %", 100.0 * imap_rate / core_rate);
+}

@@ -1,0 +1,339 @@
+//! Web portal load benchmark: `cargo bench --bench web`.
+//!
+//! Generates 100,000 tickets and 500,000 messages (with their full-text rows)
+//! straight into SQLite in one transaction, starts the portal in a second
+//! process (this binary with `--serve`), and drives it over loopback with
+//! keep-alive HTTP/1.1 connections from this process: list, sorted, filtered
+//! and search pages, as a team member and as staff (every team). Prints p50,
+//! p90, p99 and requests/s per scenario.
+//!
+//! Options (after `--`): `--seconds N` per scenario (default 10),
+//! `--connections N` (default 4), `--dir PATH` to keep and reuse the
+//! generated database (default: target/web-bench).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rusqlite::params;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use ticketgate::config::Config;
+use ticketgate::pipeline::Pipeline;
+use ticketgate::signing::Keyring;
+use ticketgate::store::{Db, sessions};
+
+const TICKETS: i64 = 100_000;
+const MESSAGES_PER_TICKET: i64 = 5;
+const TEAMS: i64 = 100;
+const VOCABULARY: usize = 20_000;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    if let Some(db) = value("--serve") {
+        return serve(Path::new(&db));
+    }
+    let seconds: u64 = value("--seconds").and_then(|s| s.parse().ok()).unwrap_or(10);
+    let connections: usize = value("--connections").and_then(|s| s.parse().ok()).unwrap_or(4);
+    let dir = value("--dir").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("web-bench")
+    });
+    std::fs::create_dir_all(&dir)?;
+    let db_path = dir.join("bench.sqlite");
+    let db = Db::open(&db_path)?;
+    let generated = db.with(|c| Ok(c.query_row("SELECT count(*) FROM tickets", [], |r| r.get::<_, i64>(0))?))?;
+    if generated != TICKETS {
+        drop(db);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", db_path.display()));
+        }
+        let started = Instant::now();
+        generate(&Db::open(&db_path)?)?;
+        println!("generated {TICKETS} tickets, {} messages in {:.1?}", TICKETS * MESSAGES_PER_TICKET, started.elapsed());
+    }
+    let db = Db::open(&db_path)?;
+    let (member, staff, rare, medium) = db.with(|c| {
+        let member: i64 = c.query_row("SELECT id FROM users WHERE role = 'member' ORDER BY id LIMIT 1", [], |r| r.get(0))?;
+        let staff: i64 = c.query_row("SELECT id FROM users WHERE role = 'staff' LIMIT 1", [], |r| r.get(0))?;
+        Ok((member, staff, word(VOCABULARY - 7), word(400)))
+    })?;
+    let member_cookie = session(&db, member)?;
+    let staff_cookie = session(&db, staff)?;
+
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("--serve")
+        .arg(&db_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?).read_line(&mut line)?;
+    let port: u16 = line.trim().strip_prefix("PORT ").and_then(|p| p.parse().ok()).ok_or_else(|| anyhow::anyhow!("server said {line:?}"))?;
+
+    let scenarios: Vec<(&str, &str, String)> = vec![
+        ("list, member (1,000 tickets)", &member_cookie, "/".into()),
+        ("list, staff (100,000 tickets)", &staff_cookie, "/".into()),
+        ("list page 20, staff", &staff_cookie, "/?page=20".into()),
+        ("sorted by subject, staff", &staff_cookie, "/?sort=subject".into()),
+        ("sorted by created, staff", &staff_cookie, "/?sort=created".into()),
+        ("sorted by status, staff", &staff_cookie, "/?sort=status".into()),
+        ("sorted by subject, member", &member_cookie, "/?sort=subject".into()),
+        ("filtered closed, staff", &staff_cookie, "/?status=closed".into()),
+        ("filtered waiting, member, by status", &member_cookie, "/?status=waiting_for_customer&sort=status".into()),
+        ("search rare word, staff", &staff_cookie, format!("/?q={rare}")),
+        ("search rare word, member", &member_cookie, format!("/?q={rare}")),
+        ("search two words, staff", &staff_cookie, format!("/?q={medium}+{}", word(401))),
+        ("search common word, member", &member_cookie, format!("/?q={medium}")),
+        ("search common word, staff", &staff_cookie, format!("/?q={medium}")),
+    ];
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    println!("\n{connections} connections, {seconds} s per scenario, server pid {}", child.id());
+    println!("| scenario | path | requests/s | p50 ms | p90 ms | p99 ms | max ms |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    let mut failed = None;
+    for (name, cookie, path) in &scenarios {
+        match rt.block_on(load(port, cookie, path, connections, Duration::from_secs(seconds))) {
+            Ok(r) => println!(
+                "| {name} | `{path}` | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                r.rps, r.p(0.50), r.p(0.90), r.p(0.99), r.p(1.0)
+            ),
+            Err(e) => {
+                failed = Some(format!("{name}: {e}"));
+                break;
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Some(e) = failed {
+        anyhow::bail!(e);
+    }
+    Ok(())
+}
+
+/// The server side: the portal on an ephemeral loopback port, printed as `PORT n`.
+fn serve(db_path: &Path) -> anyhow::Result<()> {
+    let dir = db_path.parent().unwrap_or(Path::new("."));
+    let mut config = Config { data_dir: dir.to_path_buf(), ..Config::default() };
+    config.store.blobs = dir.join("blobs");
+    let pipeline = Pipeline::new(Arc::new(config), Keyring::new(vec![vec![7; 32]]), Db::open(db_path)?);
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("PORT {}", listener.local_addr()?.port());
+        std::io::stdout().flush()?;
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        ticketgate::web::run(pipeline, listener, shutdown).await
+    })
+}
+
+fn session(db: &Db, user: i64) -> anyhow::Result<String> {
+    let token = ticketgate::signing::random_token();
+    let id = ticketgate::parse::sha256_hex(token.as_bytes());
+    let now = ticketgate::clock::now();
+    db.write(|tx| sessions::create(tx, &id, user, "bench", now, now + 86_400))?;
+    Ok(format!("tg_session={token}"))
+}
+
+/// A pronounceable pseudo-word per rank: distinct, tokenised as one FTS term.
+fn word(rank: usize) -> String {
+    const SYL: [&str; 20] =
+        ["ka", "lo", "mi", "ne", "ru", "ta", "po", "si", "ve", "du", "ba", "fe", "go", "hi", "ju", "ly", "mo", "na", "pe", "qu"];
+    let mut n = rank + 20;
+    let mut w = String::new();
+    while n > 0 {
+        w.push_str(SYL[n % 20]);
+        n /= 20;
+    }
+    w
+}
+
+/// A small deterministic generator (xorshift), so runs are repeatable.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// Zipf-like: low ranks are common, high ranks rare.
+    fn word_rank(&mut self) -> usize {
+        let u = (self.below(1_000_000) as f64 + 1.0) / 1_000_001.0;
+        ((VOCABULARY as f64).powf(u) as usize).saturating_sub(1).min(VOCABULARY - 1)
+    }
+
+    fn text(&mut self, words: u64, vocab: &[String]) -> String {
+        let mut s = String::new();
+        for i in 0..words {
+            if i > 0 {
+                s.push(' ');
+            }
+            s.push_str(&vocab[self.word_rank()]);
+        }
+        s
+    }
+}
+
+fn generate(db: &Db) -> anyhow::Result<()> {
+    let vocab: Vec<String> = (0..VOCABULARY).map(word).collect();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let hash = ticketgate::password::hash("bench");
+    db.write(|tx| {
+        tx.execute(
+            "INSERT INTO users(email, name, role, team_id, password_hash, created_at) VALUES ('agent@support.test', 'Agent', 'staff', NULL, ?1, 0)",
+            [&hash],
+        )?;
+        let staff = tx.last_insert_rowid();
+        let mut team_users = Vec::new();
+        for t in 0..TEAMS {
+            tx.execute("INSERT INTO teams(name, created_at) VALUES (?1, 0)", [format!("Team {t:03}")])?;
+            let team = tx.last_insert_rowid();
+            let mut ids = Vec::new();
+            for u in 0..5 {
+                let role = if u == 0 { "admin" } else { "member" };
+                tx.execute(
+                    "INSERT INTO users(email, name, role, team_id, password_hash, created_at) VALUES (?1, '', ?2, ?3, ?4, 0)",
+                    params![format!("user{u}@team{t}.test"), role, team, hash],
+                )?;
+                ids.push(tx.last_insert_rowid());
+            }
+            team_users.push((team, ids));
+        }
+        let mut ticket = tx.prepare(
+            "INSERT INTO tickets(team_id, opener_id, subject, status, source, internal_ref, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, 'support', ?5, ?6, ?7)",
+        )?;
+        let mut message = tx.prepare(
+            "INSERT INTO messages(ticket_id, author_id, author_role, via, event, body, message_id, created_at)
+             VALUES (?1, ?2, ?3, 'mail', ?4, ?5, ?6, ?7)",
+        )?;
+        let mut search = tx.prepare("INSERT INTO search(text, ticket_id, kind) VALUES (?1, ?2, ?3)")?;
+        let start = 1_700_000_000i64;
+        for i in 0..TICKETS {
+            let (team, users) = &team_users[(i % TEAMS) as usize];
+            let opener = users[rng.below(users.len() as u64) as usize];
+            let words = 3 + rng.below(6);
+            let subject = rng.text(words, &vocab);
+            let status = ["waiting_for_support", "waiting_for_customer", "closed"][rng.below(3) as usize];
+            let reference = if rng.below(4) == 0 { format!("REF-{}", rng.below(1_000_000)) } else { String::new() };
+            let created = start + i * 600 + rng.below(600) as i64;
+            let mut at = created;
+            let mut times = Vec::new();
+            for _ in 0..MESSAGES_PER_TICKET {
+                times.push(at);
+                at += rng.below(86_400 * 3) as i64;
+            }
+            ticket.execute(params![team, opener, subject, status, reference, created, times[times.len() - 1]])?;
+            let id = tx.last_insert_rowid();
+            search.execute(params![subject, id, "subject"])?;
+            if !reference.is_empty() {
+                search.execute(params![reference, id, "reference"])?;
+            }
+            for (m, when) in times.iter().enumerate() {
+                let by_staff = m % 2 == 1;
+                let words = 20 + rng.below(60);
+                let body = rng.text(words, &vocab);
+                let (author, role, event) = match (m, by_staff) {
+                    (0, _) => (opener, "member", "opened"),
+                    (_, true) => (staff, "staff", "staff_responded"),
+                    _ => (opener, "member", "customer_replied"),
+                };
+                message.execute(params![id, author, role, event, body, format!("b{id}.{m}@bench.test"), when])?;
+                search.execute(params![body, id, "message"])?;
+            }
+        }
+        Ok::<_, ticketgate::store::StoreError>(())
+    })?;
+    db.with(|c| Ok(c.execute_batch("ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);")?))?;
+    Ok(())
+}
+
+struct Run {
+    rps: f64,
+    /// Latencies in milliseconds, sorted.
+    ms: Vec<f64>,
+}
+
+impl Run {
+    fn p(&self, q: f64) -> f64 {
+        if self.ms.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.ms.len() as f64 * q).ceil() as usize).clamp(1, self.ms.len()) - 1;
+        self.ms[i]
+    }
+}
+
+/// `connections` keep-alive clients requesting `path` back to back for `length`
+/// (after a one-second warm-up that is not counted).
+async fn load(port: u16, cookie: &str, path: &str, connections: usize, length: Duration) -> anyhow::Result<Run> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\r\n").into_bytes();
+    let warm_up = Instant::now() + Duration::from_secs(1);
+    let end = warm_up + length;
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let request = request.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = TcpStream::connect(("127.0.0.1", port)).await?;
+            conn.set_nodelay(true)?;
+            let mut buf = Vec::with_capacity(64 * 1024);
+            let mut ms = Vec::new();
+            loop {
+                let t = Instant::now();
+                if t >= end {
+                    return Ok::<_, anyhow::Error>(ms);
+                }
+                conn.write_all(&request).await?;
+                let status = read_response(&mut conn, &mut buf).await?;
+                anyhow::ensure!(status == 200, "status {status}");
+                if t >= warm_up {
+                    ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+        }));
+    }
+    let mut ms = Vec::new();
+    for t in tasks {
+        ms.extend(t.await??);
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok(Run { rps: ms.len() as f64 / length.as_secs_f64(), ms })
+}
+
+/// Reads one response with a Content-Length body; returns its status.
+async fn read_response(conn: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Result<u16> {
+    buf.clear();
+    let mut chunk = [0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = conn.read(&mut chunk).await?;
+        anyhow::ensure!(n > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = std::str::from_utf8(&buf[..head_end])?.to_ascii_lowercase();
+    let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no content-length"))?;
+    while buf.len() < head_end + length {
+        let n = conn.read(&mut chunk).await?;
+        anyhow::ensure!(n > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(status)
+}

@@ -1,0 +1,599 @@
+//! The production mail source: one IMAP mailbox ([`ImapConfig`]), read with async-imap.
+//!
+//! Per connection: connect (implicit TLS, STARTTLS, or plain only when the config says
+//! `plain-insecure`; certificates are always verified, against the system roots plus
+//! `ca_file`), log in, create the processed and quarantine folders when missing, SELECT the
+//! watched folder, then one full pass over everything in it. After that: IDLE when the server
+//! offers it and the config allows (re-issued every 25 minutes, under the 29 of RFC 2177),
+//! polling every `poll_seconds` otherwise; each wake-up is an incremental pass over the UIDs
+//! above the highest one seen.
+//!
+//! A pass fetches `batch_size` messages at a time, hands each batch to
+//! [`Pipeline::ingest_batch`] (one transaction) while the next batch is being fetched, and
+//! only once that transaction has committed moves the messages: quarantined ones to the
+//! quarantine folder, all others to the processed folder (`UID MOVE`, or COPY + `\Deleted` +
+//! `UID EXPUNGE` where MOVE is missing). A crash between commit and move leaves the message in
+//! the folder; the next pass reads it again and the pipeline recognises the duplicate. (Such a
+//! message is then filed as processed even if it had been quarantined: the quarantine row in
+//! the database is what counts.)
+//!
+//! The folder's UIDVALIDITY and the highest committed UID are checkpointed in SQLite
+//! ([`crate::store::imap`]). A new UIDVALIDITY (folder recreated, server migrated) starts again
+//! from UID 1; the pipeline's deduplication makes that safe.
+//!
+//! Faults (dropped connection, server restart, wrong password, a transient database error)
+//! end the session; it is re-established with exponential backoff and jitter (1 s doubling to
+//! 5 minutes, reset after a successful login), never in a tight loop. Every network step has a
+//! timeout, so a silently dead connection is noticed too. On shutdown the batch in hand is
+//! committed and moved before the source returns. The password never reaches a log line.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use async_imap::extensions::idle::IdleResponse;
+use futures::TryStreamExt;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{ImapConfig, TlsMode};
+use crate::inbound::Settle;
+use crate::pipeline::{IngestError, Outcome, Pipeline};
+use crate::store::imap::{self as checkpoint, Checkpoint};
+
+/// IDLE is re-issued this often (servers may drop an IDLE older than 29 minutes).
+const IDLE_RENEW: Duration = Duration::from_secs(25 * 60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound for one command, a whole batch FETCH included.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// The byte stream under the IMAP client.
+#[derive(Debug)]
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_flush(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+type Session = async_imap::Session<Conn>;
+
+/// Reads `mailbox` until `shutdown` turns true (or its sender is dropped). Returns only then:
+/// every fault is logged and followed by a reconnect.
+pub async fn run(pipeline: Pipeline, mailbox: ImapConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let mut source = Source { pipeline, mb: mailbox, shutdown, closed: false, backoff: BACKOFF_MIN };
+    source.run().await
+}
+
+/// What the server offers, asked once per connection.
+#[derive(Debug, Clone, Copy)]
+struct Caps {
+    mv: bool,
+    idle: bool,
+    uidplus: bool,
+}
+
+struct Source {
+    pipeline: Pipeline,
+    mb: ImapConfig,
+    shutdown: watch::Receiver<bool>,
+    /// The shutdown sender is gone: treated as a shutdown.
+    closed: bool,
+    backoff: Duration,
+}
+
+/// A batch whose transaction runs on a blocking thread while the next one is fetched.
+struct InFlight {
+    uids: Vec<u32>,
+    job: JoinHandle<Result<Vec<Outcome>, IngestError>>,
+}
+
+impl Source {
+    async fn run(&mut self) -> anyhow::Result<()> {
+        let label = self.mb.label.clone();
+        loop {
+            if self.stopping() {
+                return Ok(());
+            }
+            match self.session().await {
+                Ok(()) => return Ok(()),
+                Err(e) => tracing::error!(mailbox = %label, error = %format!("{e:#}"), "IMAP session ended"),
+            }
+            let delay = self.next_backoff();
+            tracing::info!(mailbox = %label, seconds = delay.as_secs_f32(), "reconnecting to IMAP after a pause");
+            if self.pause(delay).await {
+                return Ok(());
+            }
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.closed || *self.shutdown.borrow()
+    }
+
+    /// Sleeps for `d`; true when shutdown was requested meanwhile.
+    async fn pause(&mut self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            changed = self.shutdown.changed() => if changed.is_err() { self.closed = true },
+        }
+        self.stopping()
+    }
+
+    /// The current backoff with jitter (50-100 %), doubling the next one.
+    fn next_backoff(&mut self) -> Duration {
+        let current = self.backoff;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        let r = u64::from_le_bytes(crate::signing::random_bytes::<8>());
+        current.mul_f64(0.5 + (r >> 11) as f64 / (1u64 << 53) as f64 / 2.0)
+    }
+
+    /// One connection, from connect to logout. Ok only on shutdown.
+    async fn session(&mut self) -> anyhow::Result<()> {
+        let mut s = connect(&self.mb).await?;
+        let caps = within("CAPABILITY", s.capabilities()).await?;
+        let caps = Caps { mv: caps.has_str("MOVE"), idle: caps.has_str("IDLE"), uidplus: caps.has_str("UIDPLUS") };
+        for folder in [self.mb.processed_folder.clone(), self.mb.quarantine_folder.clone()] {
+            ensure_folder(&mut s, &folder).await?;
+        }
+        let selected = within("SELECT", s.select(&self.mb.folder))
+            .await
+            .with_context(|| format!("cannot open folder {:?}", self.mb.folder))?;
+        let uidvalidity = selected.uid_validity.ok_or_else(|| anyhow!("the server reported no UIDVALIDITY"))?;
+        let known = self.load_checkpoint().await?;
+        if known.is_some_and(|k| k.uidvalidity != uidvalidity) {
+            tracing::warn!(
+                mailbox = %self.mb.label,
+                folder = %self.mb.folder,
+                old = known.map(|k| k.uidvalidity),
+                new = uidvalidity,
+                "UIDVALIDITY changed: rescanning the folder (messages seen before are recognised as duplicates)"
+            );
+        }
+        if known.is_none_or(|k| k.uidvalidity != uidvalidity) {
+            self.save_checkpoint(Checkpoint { uidvalidity, last_uid: 0 }).await?;
+        }
+        self.backoff = BACKOFF_MIN;
+        tracing::info!(
+            mailbox = %self.mb.label,
+            host = %self.mb.host,
+            folder = %self.mb.folder,
+            messages = selected.exists,
+            idle = caps.idle && self.mb.idle,
+            "IMAP connected"
+        );
+
+        // After a (re)connect everything still in the folder is read: it is either new or was
+        // committed but not yet moved when the last session ended.
+        let mut highest = self.pass(&mut s, caps, 1, uidvalidity).await?;
+        loop {
+            if self.stopping() {
+                break;
+            }
+            if caps.idle && self.mb.idle {
+                s = self.idle(s).await?;
+            } else if self.pause(Duration::from_secs(self.mb.poll_seconds)).await {
+                break;
+            }
+            if self.stopping() {
+                break;
+            }
+            highest = highest.max(self.pass(&mut s, caps, highest + 1, uidvalidity).await?);
+        }
+        // Best effort: the server cleans up a vanished client as well.
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.logout()).await;
+        tracing::info!(mailbox = %self.mb.label, "IMAP source stopped");
+        Ok(())
+    }
+
+    /// Waits in IDLE until the server reports a change, the renewal time, or shutdown.
+    async fn idle(&mut self, s: Session) -> anyhow::Result<Session> {
+        let mut handle = s.idle();
+        within("IDLE", handle.init()).await?;
+        let response = {
+            let (wait, stop) = handle.wait_with_timeout(IDLE_RENEW);
+            tokio::pin!(wait);
+            tokio::select! {
+                r = &mut wait => r.context("connection lost during IDLE")?,
+                changed = self.shutdown.changed() => {
+                    if changed.is_err() {
+                        self.closed = true;
+                    }
+                    // Dropping the stop source ends the wait with ManualInterrupt.
+                    drop(stop);
+                    within("IDLE interrupt", wait.as_mut()).await?
+                }
+            }
+        };
+        if let IdleResponse::NewData(data) = &response {
+            tracing::debug!(mailbox = %self.mb.label, response = ?data.parsed(), "IDLE woke up");
+        }
+        within("DONE", handle.done()).await
+    }
+
+    /// Processes every message with a UID of at least `from`; returns the highest UID settled
+    /// (or `from - 1` when there was none).
+    async fn pass(&mut self, s: &mut Session, caps: Caps, from: u32, uidvalidity: u32) -> anyhow::Result<u32> {
+        // NOOP first, so the server's view includes mail that arrived since the last command.
+        within("NOOP", s.noop()).await?;
+        let found = within("UID SEARCH", s.uid_search(format!("UID {from}:*"))).await?;
+        // "n:*" always includes the highest UID, even below n (RFC 3501 6.4.8).
+        let mut uids: Vec<u32> = found.into_iter().filter(|&u| u >= from).collect();
+        uids.sort_unstable();
+        let mut highest = from.saturating_sub(1);
+        if uids.is_empty() {
+            return Ok(highest);
+        }
+        let total = uids.len();
+        let started = Instant::now();
+        let backlog = total > self.mb.batch_size as usize;
+        if backlog {
+            tracing::info!(mailbox = %self.mb.label, total, "reading a backlog");
+        }
+        let mut done = 0;
+        let mut in_flight: Option<InFlight> = None;
+        for chunk in uids.chunks(self.mb.batch_size.max(1) as usize) {
+            let fetched = self.fetch(s, chunk, uidvalidity).await?;
+            if let Some(batch) = in_flight.take() {
+                done += batch.uids.len();
+                highest = highest.max(self.finish(s, caps, batch).await?);
+                if backlog {
+                    self.progress(done, total, started);
+                }
+                if self.stopping() {
+                    return Ok(highest);
+                }
+            }
+            if !fetched.is_empty() {
+                in_flight = Some(self.start_batch(fetched, uidvalidity));
+            }
+        }
+        if let Some(batch) = in_flight.take() {
+            done += batch.uids.len();
+            highest = highest.max(self.finish(s, caps, batch).await?);
+            if backlog {
+                self.progress(done, total, started);
+            }
+        }
+        Ok(highest)
+    }
+
+    /// `UID FETCH` of one batch, in UID order; UIDs expunged meanwhile are simply absent.
+    async fn fetch(&self, s: &mut Session, uids: &[u32], uidvalidity: u32) -> anyhow::Result<Vec<(u32, Vec<u8>)>> {
+        let set = uid_set(uids);
+        let fetches: Vec<async_imap::types::Fetch> =
+            within("UID FETCH", async { s.uid_fetch(&set, "(UID BODY.PEEK[])").await?.try_collect::<Vec<_>>().await })
+                .await?;
+        let mut out: Vec<(u32, Vec<u8>)> = fetches
+            .iter()
+            .filter_map(|f| {
+                let uid = f.uid.filter(|u| uids.binary_search(u).is_ok())?;
+                let raw = match f.body() {
+                    Some(b) => b.to_vec(),
+                    // Unique per message, so the pipeline quarantines each one (it has no
+                    // sender) instead of taking the second for a duplicate of the first.
+                    None => format!(
+                        "X-Ticketgate-Imap-Error: the server sent no body for UID {uid} \
+                         (UIDVALIDITY {uidvalidity}) of {}/{}\r\n\r\n",
+                        self.mb.label, self.mb.folder
+                    )
+                    .into_bytes(),
+                };
+                Some((uid, raw))
+            })
+            .collect();
+        out.sort_by_key(|(uid, _)| *uid);
+        out.dedup_by_key(|(uid, _)| *uid);
+        Ok(out)
+    }
+
+    /// Hands a fetched batch to the pipeline on a blocking thread; the checkpoint follows its
+    /// commit.
+    fn start_batch(&self, fetched: Vec<(u32, Vec<u8>)>, uidvalidity: u32) -> InFlight {
+        let (uids, raws): (Vec<u32>, Vec<Vec<u8>>) = fetched.into_iter().unzip();
+        let pipeline = self.pipeline.clone();
+        let (label, folder) = (self.mb.label.clone(), self.mb.folder.clone());
+        let last_uid = uids.iter().copied().max().unwrap_or(0);
+        let job = tokio::task::spawn_blocking(move || {
+            let outcomes = pipeline.ingest_batch(&raws, &label)?;
+            let cp = Checkpoint { uidvalidity, last_uid };
+            if let Err(e) = pipeline.db().write(|tx| checkpoint::save(tx, &label, &folder, cp)) {
+                // Only a lag: those messages are read again and found to be duplicates.
+                tracing::warn!(mailbox = %label, error = %e, "could not save the IMAP checkpoint");
+            }
+            Ok(outcomes)
+        });
+        InFlight { uids, job }
+    }
+
+    /// Waits for a batch's commit, then files its messages; returns the highest UID.
+    async fn finish(&self, s: &mut Session, caps: Caps, batch: InFlight) -> anyhow::Result<u32> {
+        let outcomes = batch
+            .job
+            .await
+            .context("the pipeline task failed")?
+            .context("the batch was not committed; it stays in the folder and is retried")?;
+        let mut processed = Vec::new();
+        let mut quarantined = Vec::new();
+        for (&uid, outcome) in batch.uids.iter().zip(&outcomes) {
+            match Settle::of(outcome) {
+                Settle::Processed => processed.push(uid),
+                Settle::Quarantined => quarantined.push(uid),
+            }
+        }
+        settle(s, caps, &processed, &self.mb.processed_folder).await?;
+        settle(s, caps, &quarantined, &self.mb.quarantine_folder).await?;
+        Ok(batch.uids.iter().copied().max().unwrap_or(0))
+    }
+
+    fn progress(&self, done: usize, total: usize, started: Instant) {
+        let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        tracing::info!(mailbox = %self.mb.label, done, total, rate = format!("{rate:.0} msg/s"), "backlog progress");
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            let end = if done >= total { "\n" } else { "" };
+            eprint!("\r{}: {done}/{total} messages, {rate:.0} msg/s{end}", self.mb.label);
+        }
+    }
+
+    async fn load_checkpoint(&self) -> anyhow::Result<Option<Checkpoint>> {
+        let (label, folder) = (self.mb.label.clone(), self.mb.folder.clone());
+        Ok(self.pipeline.db().run(move |c| checkpoint::load(c, &label, &folder)).await?)
+    }
+
+    async fn save_checkpoint(&self, cp: Checkpoint) -> anyhow::Result<()> {
+        let (label, folder, db) = (self.mb.label.clone(), self.mb.folder.clone(), self.pipeline.db().clone());
+        tokio::task::spawn_blocking(move || db.write(|tx| checkpoint::save(tx, &label, &folder, cp))).await??;
+        Ok(())
+    }
+}
+
+/// Moves `uids` into `folder`; a folder deleted since the session began is created again.
+async fn settle(s: &mut Session, caps: Caps, uids: &[u32], folder: &str) -> anyhow::Result<()> {
+    if uids.is_empty() {
+        return Ok(());
+    }
+    let set = uid_set(uids);
+    match move_to(s, caps, &set, folder).await {
+        Err(e) if matches!(e.downcast_ref(), Some(async_imap::error::Error::No(_))) => {
+            ensure_folder(s, folder).await?;
+            move_to(s, caps, &set, folder).await
+        }
+        other => other,
+    }
+    .with_context(|| format!("moving messages to {folder:?}"))
+}
+
+async fn move_to(s: &mut Session, caps: Caps, set: &str, folder: &str) -> anyhow::Result<()> {
+    if caps.mv {
+        return within("UID MOVE", s.uid_mv(set, folder)).await;
+    }
+    within("UID COPY", s.uid_copy(set, folder)).await?;
+    within("UID STORE", async { s.uid_store(set, "+FLAGS.SILENT (\\Deleted)").await?.try_collect::<Vec<_>>().await })
+        .await?;
+    if caps.uidplus {
+        within("UID EXPUNGE", async { s.uid_expunge(set).await?.try_collect::<Vec<_>>().await }).await?;
+    } else {
+        // Without UIDPLUS only a plain EXPUNGE exists; it also removes messages others flagged.
+        within("EXPUNGE", async { s.expunge().await?.try_collect::<Vec<_>>().await }).await?;
+    }
+    Ok(())
+}
+
+/// Creates `folder` unless it exists.
+async fn ensure_folder(s: &mut Session, folder: &str) -> anyhow::Result<()> {
+    let pattern = quote(folder);
+    let names: Vec<async_imap::types::Name> =
+        within("LIST", async { s.list(Some(""), Some(&pattern)).await?.try_collect::<Vec<_>>().await }).await?;
+    if names.iter().any(|n| n.name() == folder) {
+        return Ok(());
+    }
+    match within("CREATE", s.create(folder)).await {
+        Ok(()) => {
+            tracing::info!(folder, "created IMAP folder");
+            Ok(())
+        }
+        // Created by someone else in between.
+        Err(e) if format!("{e:#}").contains("ALREADYEXISTS") => Ok(()),
+        Err(e) => Err(e.context(format!("cannot create folder {folder:?}"))),
+    }
+}
+
+/// An IMAP quoted string.
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Compresses sorted UIDs into an IMAP sequence set: `1:3,7,9:10`.
+fn uid_set(uids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
+            i += 1;
+            end = uids[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Runs one IMAP step with a timeout.
+async fn within<T, E>(what: &str, fut: impl Future<Output = Result<T, E>>) -> anyhow::Result<T>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match tokio::time::timeout(COMMAND_TIMEOUT, fut).await {
+        Ok(r) => r.with_context(|| format!("IMAP {what}")),
+        Err(_) => bail!("IMAP {what}: no answer within {} s", COMMAND_TIMEOUT.as_secs()),
+    }
+}
+
+/// Connects, secures and logs in.
+async fn connect(mb: &ImapConfig) -> anyhow::Result<Session> {
+    let target = format!("{}:{}", mb.host, mb.port);
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((mb.host.as_str(), mb.port)))
+        .await
+        .map_err(|_| anyhow!("connecting to {target}: timed out"))?
+        .with_context(|| format!("connecting to {target}"))?;
+    tcp.set_nodelay(true)?;
+    let client = match mb.tls {
+        TlsMode::PlainInsecure => {
+            let mut c = async_imap::Client::new(Conn::Plain(tcp));
+            greeting(&mut c, &target).await?;
+            c
+        }
+        TlsMode::Implicit => {
+            let tls = tls_handshake(mb, tcp).await?;
+            let mut c = async_imap::Client::new(Conn::Tls(Box::new(tls)));
+            greeting(&mut c, &target).await?;
+            c
+        }
+        TlsMode::Starttls => {
+            let mut c = async_imap::Client::new(tcp);
+            greeting(&mut c, &target).await?;
+            within("STARTTLS", c.run_command_and_check_ok("STARTTLS", None))
+                .await
+                .with_context(|| format!("{target} refused STARTTLS (tls = \"starttls\" requires it)"))?;
+            let tls = tls_handshake(mb, c.into_inner()).await?;
+            // No second greeting after STARTTLS (RFC 3501 6.2.1).
+            async_imap::Client::new(Conn::Tls(Box::new(tls)))
+        }
+    };
+    match tokio::time::timeout(COMMAND_TIMEOUT, client.login(&mb.username, mb.password.expose())).await {
+        Ok(Ok(session)) => Ok(session),
+        Ok(Err((e, _))) => Err(anyhow!(
+            "login as {:?} on {target} failed: {e} (check imap username and password, or TICKETGATE_IMAP__N__PASSWORD)",
+            mb.username
+        )),
+        Err(_) => bail!("login on {target}: no answer within {} s", COMMAND_TIMEOUT.as_secs()),
+    }
+}
+
+async fn greeting<T>(c: &mut async_imap::Client<T>, target: &str) -> anyhow::Result<()>
+where
+    T: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send,
+{
+    match tokio::time::timeout(CONNECT_TIMEOUT, c.read_response()).await {
+        Ok(Ok(Some(_))) => Ok(()),
+        Ok(Ok(None)) => bail!("{target} closed the connection before greeting"),
+        Ok(Err(e)) => Err(anyhow!(e).context(format!("reading the greeting of {target}"))),
+        Err(_) => bail!("{target} sent no greeting within {} s", CONNECT_TIMEOUT.as_secs()),
+    }
+}
+
+async fn tls_handshake(mb: &ImapConfig, tcp: TcpStream) -> anyhow::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let connector = tls_connector(mb)?;
+    let name = ServerName::try_from(mb.host.clone()).with_context(|| format!("{:?} is no valid TLS name", mb.host))?;
+    tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp))
+        .await
+        .map_err(|_| anyhow!("TLS handshake with {}: timed out", mb.host))?
+        .with_context(|| format!("TLS handshake with {}:{}", mb.host, mb.port))
+}
+
+/// The system's trusted roots plus `ca_file`; built per connection so a replaced CA file is
+/// picked up without a restart.
+fn tls_connector(mb: &ImapConfig) -> anyhow::Result<tokio_rustls::TlsConnector> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(path) = &mb.ca_file {
+        for cert in
+            CertificateDer::pem_file_iter(path).with_context(|| format!("reading ca_file {}", path.display()))?
+        {
+            let cert = cert.with_context(|| format!("parsing ca_file {}", path.display()))?;
+            roots.add(cert).with_context(|| format!("ca_file {}", path.display()))?;
+        }
+    }
+    if roots.is_empty() {
+        bail!("no trusted CA certificates: the system has none and imap.ca_file is not set");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_are_compressed() {
+        assert_eq!(uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(uid_set(&[5]), "5");
+        assert_eq!(uid_set(&[]), "");
+    }
+
+    #[test]
+    fn folder_names_are_quoted() {
+        assert_eq!(quote(r#"A "b"\c"#), r#""A \"b\"\\c""#);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let (_tx, rx) = watch::channel(false);
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Config::default();
+        let db = crate::store::Db::open(&dir.path().join("t.sqlite")).unwrap();
+        let pipeline = Pipeline::new(Arc::new(config), crate::signing::Keyring::new(vec![vec![1; 32]]), db);
+        let mut s = Source { pipeline, mb: ImapConfig::default(), shutdown: rx, closed: false, backoff: BACKOFF_MIN };
+        let mut last = Duration::ZERO;
+        for i in 0..12 {
+            let d = s.next_backoff();
+            let nominal = (BACKOFF_MIN * 2u32.pow(i)).min(BACKOFF_MAX);
+            assert!(d >= nominal / 2 && d <= nominal, "{d:?} outside [{:?}, {nominal:?}]", nominal / 2);
+            last = d;
+        }
+        assert!(last >= BACKOFF_MAX / 2);
+    }
+}

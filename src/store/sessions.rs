@@ -1,0 +1,94 @@
+//! Portal sessions and the failed-login ledger. A session row is keyed by the
+//! SHA-256 of the cookie value, so a copy of the database does not hand out
+//! live cookies; the CSRF token lives beside it. Failed logins are counted
+//! per key (`user:<email>`, `addr:<ip>`) inside a sliding window.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::Result;
+
+/// A live session: who, and the CSRF token their forms must carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user_id: i64,
+    pub csrf: String,
+    pub expires_at: i64,
+}
+
+pub fn create(c: &Connection, id_hash: &str, user_id: i64, csrf: &str, now: i64, expires_at: i64) -> Result<()> {
+    c.prepare_cached("INSERT INTO sessions(id, user_id, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![id_hash, user_id, csrf, now, expires_at])?;
+    Ok(())
+}
+
+/// The session named by `id_hash` unless it has expired.
+pub fn get(c: &Connection, id_hash: &str, now: i64) -> Result<Option<Session>> {
+    Ok(c.prepare_cached("SELECT user_id, csrf, expires_at FROM sessions WHERE id = ?1 AND expires_at > ?2")?
+        .query_row(params![id_hash, now], |r| Ok(Session { user_id: r.get(0)?, csrf: r.get(1)?, expires_at: r.get(2)? }))
+        .optional()?)
+}
+
+pub fn delete(c: &Connection, id_hash: &str) -> Result<()> {
+    c.prepare_cached("DELETE FROM sessions WHERE id = ?1")?.execute([id_hash])?;
+    Ok(())
+}
+
+/// Drops expired sessions and failures older than `failures_before`.
+pub fn purge(c: &Connection, now: i64, failures_before: i64) -> Result<()> {
+    c.prepare_cached("DELETE FROM sessions WHERE expires_at <= ?1")?.execute([now])?;
+    c.prepare_cached("DELETE FROM login_failures WHERE at < ?1")?.execute([failures_before])?;
+    Ok(())
+}
+
+/// Failed logins recorded under `key` since `since`.
+pub fn failures_since(c: &Connection, key: &str, since: i64) -> Result<u32> {
+    Ok(c.prepare_cached("SELECT count(*) FROM login_failures WHERE key = ?1 AND at >= ?2")?
+        .query_row(params![key, since], |r| r.get(0))?)
+}
+
+pub fn add_failure(c: &Connection, key: &str, now: i64) -> Result<()> {
+    c.prepare_cached("INSERT INTO login_failures(key, at) VALUES (?1, ?2)")?.execute(params![key, now])?;
+    Ok(())
+}
+
+/// Forgets the failures under `key` (after a successful login to that account).
+pub fn clear_failures(c: &Connection, key: &str) -> Result<()> {
+    c.prepare_cached("DELETE FROM login_failures WHERE key = ?1")?.execute([key])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::Role;
+    use crate::store::testing;
+    use crate::store::users::{self, NewUser};
+
+    #[test]
+    fn sessions_expire_and_failures_count_in_a_window() {
+        let (db, _d) = testing::db();
+        db.write(|c| {
+            let u = users::create_user(
+                c,
+                &NewUser { email: "a@b.test", name: "", role: Role::Staff, team_id: None, password_hash: None },
+                0,
+            )?;
+            create(c, "h1", u, "tok", 10, 100)?;
+            assert_eq!(get(c, "h1", 50)?.map(|s| s.csrf), Some("tok".into()));
+            assert_eq!(get(c, "h1", 100)?, None, "expired at expires_at");
+            assert_eq!(get(c, "other", 50)?, None);
+            for at in [5, 20, 30] {
+                add_failure(c, "user:a@b.test", at)?;
+            }
+            assert_eq!(failures_since(c, "user:a@b.test", 10)?, 2);
+            assert_eq!(failures_since(c, "addr:1.2.3.4", 0)?, 0);
+            purge(c, 100, 25)?;
+            assert_eq!(failures_since(c, "user:a@b.test", 0)?, 1);
+            assert_eq!(get(c, "h1", 0)?, None, "purged");
+            clear_failures(c, "user:a@b.test")?;
+            assert_eq!(failures_since(c, "user:a@b.test", 0)?, 0);
+            Ok::<_, crate::store::StoreError>(())
+        })
+        .unwrap();
+    }
+}

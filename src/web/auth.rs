@@ -1,0 +1,336 @@
+//! Logging in and out, sessions, CSRF tokens and the failed-login limit.
+//!
+//! The session cookie holds a random token; the database keeps only its
+//! SHA-256 ([`crate::store::sessions`]). Each session carries its own CSRF
+//! token, which every form sends back and every POST handler checks with
+//! [`Viewer::check_csrf`]. The login form, which comes before any session,
+//! uses a double-submit token in its own short cookie.
+
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::view::{Login, Nav};
+use super::{WebError, blocking, html};
+use crate::clock;
+use crate::config::Config;
+use crate::pipeline::Pipeline;
+use crate::store::users::{self, User};
+use crate::store::{Db, sessions};
+
+const SESSION_COOKIE: &str = "tg_session";
+const LOGIN_COOKIE: &str = "tg_login";
+
+/// The logged-in user of a request, with their session's CSRF token.
+pub struct Viewer {
+    pub user: User,
+    pub csrf: String,
+    session: String,
+}
+
+impl Viewer {
+    pub fn nav(&self) -> Nav {
+        Nav::of(&self.user, &self.csrf)
+    }
+
+    /// Refuses a form whose token is not this session's.
+    pub fn check_csrf(&self, sent: &str) -> Result<(), WebError> {
+        if same(sent.as_bytes(), self.csrf.as_bytes()) { Ok(()) } else { Err(WebError::Csrf) }
+    }
+}
+
+/// Compares without stopping at the first difference, so timing tells nothing.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The session user of a request, if any.
+pub async fn viewer(pipeline: &Pipeline, headers: &HeaderMap) -> Result<Option<Viewer>, WebError> {
+    let Some(token) = cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty()) else { return Ok(None) };
+    let session = crate::parse::sha256_hex(token.as_bytes());
+    let db = pipeline.db().clone();
+    blocking(move || {
+        db.with(|c| {
+            let Some(s) = sessions::get(c, &session, clock::now())? else { return Ok(None) };
+            let user = users::by_id(c, s.user_id)?;
+            Ok((!user.disabled).then_some(Viewer { user, csrf: s.csrf, session }))
+        })
+        .map_err(WebError::from)
+    })
+    .await
+}
+
+/// Pages behind the login: a visitor without a session is sent to the login
+/// page, and comes back to the page they asked for (GET) afterwards.
+impl FromRequestParts<Pipeline> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, pipeline: &Pipeline) -> Result<Self, Self::Rejection> {
+        match viewer(pipeline, &parts.headers).await {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => {
+                let next = if parts.method == Method::GET {
+                    parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+                } else {
+                    "/"
+                };
+                Err(to_login(next))
+            }
+            Err(e) => Err(e.into_response()),
+        }
+    }
+}
+
+/// A redirect to the login page that comes back to `next`.
+pub fn to_login(next: &str) -> Response {
+    let target = if next == "/" { "/login".to_string() } else { format!("/login?next={}", encode(next)) };
+    Redirect::to(&target).into_response()
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `next` when it is a path on this site: one leading `/`, no `//host`, no
+/// backslashes (browsers read `/\host` as `//host`), no control characters.
+pub fn local_next(next: &str) -> Option<&str> {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(|c| c.is_control() || c.is_whitespace());
+    ok.then_some(next)
+}
+
+/// The peer address of the request (`unknown` when the server was not told it).
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| a.ip().to_string());
+        Ok(ClientAddr(addr.unwrap_or_else(|| "unknown".into())))
+    }
+}
+
+fn set_cookie(config: &Config, name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
+    let secure = if config.secure_cookies() { "; Secure" } else { "" };
+    let c = format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}");
+    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+/// GET /login: the form, with a fresh double-submit token.
+pub async fn login_page(
+    State(pipeline): State<Pipeline>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Result<Response, WebError> {
+    let next = q.next.as_deref().and_then(local_next).unwrap_or("/").to_string();
+    if viewer(&pipeline, &headers).await?.is_some() {
+        return Ok(Redirect::to(&next).into_response());
+    }
+    Ok(login_form(&pipeline, StatusCode::OK, next, String::new(), None))
+}
+
+fn login_form(pipeline: &Pipeline, status: StatusCode, next: String, email: String, error: Option<String>) -> Response {
+    let csrf = crate::signing::random_token();
+    let cookie = set_cookie(pipeline.config(), LOGIN_COOKIE, &csrf, "/login", 3600);
+    let page = Login { nav: Nav::anonymous(), csrf, next, email, error };
+    let mut res = html(status, &page);
+    res.headers_mut().append(header::SET_COOKIE, cookie);
+    res
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    csrf: String,
+    email: String,
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// What a login attempt came to.
+enum Outcome {
+    LoggedIn { token: String },
+    Wrong,
+    Limited,
+}
+
+/// POST /login.
+pub async fn login(
+    State(pipeline): State<Pipeline>,
+    ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, WebError> {
+    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
+    if expected.is_empty() || !same(form.csrf.as_bytes(), expected.as_bytes()) {
+        return Err(WebError::Csrf);
+    }
+    let next = local_next(&form.next).unwrap_or("/").to_string();
+    let email = crate::address::normalize(&form.email);
+    let config = pipeline.shared_config();
+    let db = pipeline.db().clone();
+    let (user_key, addr_key) = (format!("user:{email}"), format!("addr:{addr}"));
+    let outcome = blocking(move || attempt(&db, &config, &email, &form.password, &user_key, &addr_key)).await?;
+    let email = crate::address::normalize(&form.email);
+    match outcome {
+        Outcome::LoggedIn { token } => {
+            let ttl = ttl_seconds(pipeline.config());
+            let mut res = Redirect::to(&next).into_response();
+            let h = res.headers_mut();
+            h.append(header::SET_COOKIE, set_cookie(pipeline.config(), SESSION_COOKIE, &token, "/", ttl));
+            h.append(header::SET_COOKIE, set_cookie(pipeline.config(), LOGIN_COOKIE, "", "/login", 0));
+            Ok(res)
+        }
+        Outcome::Wrong => Ok(login_form(
+            &pipeline,
+            StatusCode::UNAUTHORIZED,
+            next,
+            email,
+            Some("The email address or the password is wrong.".into()),
+        )),
+        Outcome::Limited => {
+            let minutes = pipeline.config().web.login_window_minutes;
+            Ok(login_form(
+                &pipeline,
+                StatusCode::TOO_MANY_REQUESTS,
+                next,
+                email,
+                Some(format!("Too many failed logins. Please wait {minutes} minutes and try again.")),
+            ))
+        }
+    }
+}
+
+fn ttl_seconds(config: &Config) -> i64 {
+    i64::try_from(config.web.session_ttl_hours.saturating_mul(3600)).unwrap_or(i64::MAX / 2)
+}
+
+/// Checks the limit, then the password (argon2, on this blocking thread);
+/// records a failure under both keys, or opens a session.
+fn attempt(db: &Db, config: &Config, email: &str, password: &str, user_key: &str, addr_key: &str) -> Result<Outcome, WebError> {
+    let now = clock::now();
+    let window = i64::try_from(config.web.login_window_minutes.saturating_mul(60)).unwrap_or(i64::MAX / 2);
+    let since = now.saturating_sub(window);
+    let max = config.web.max_failed_logins;
+    let (limited, user) = db.with(|c| {
+        let limited = sessions::failures_since(c, user_key, since)? >= max
+            || sessions::failures_since(c, addr_key, since)? >= max;
+        let user = users::by_email(c, email)?.filter(|u| !u.disabled);
+        let hash = match &user {
+            Some(u) => users::password_hash(c, u.id)?,
+            None => None,
+        };
+        Ok((limited, user.zip(hash)))
+    })?;
+    if limited {
+        return Ok(Outcome::Limited);
+    }
+    // An unknown address costs the same argon2 run as a wrong password.
+    let ok = match &user {
+        Some((_, hash)) => crate::password::verify(hash, password),
+        None => {
+            crate::password::verify(dummy_hash(), password);
+            false
+        }
+    };
+    let token = crate::signing::random_token();
+    db.write(|tx| {
+        match (&user, ok) {
+            (Some((u, _)), true) => {
+                sessions::purge(tx, now, since)?;
+                sessions::clear_failures(tx, user_key)?;
+                let id = crate::parse::sha256_hex(token.as_bytes());
+                let csrf = crate::signing::random_token();
+                sessions::create(tx, &id, u.id, &csrf, now, now.saturating_add(ttl_seconds(config)))?;
+            }
+            _ => {
+                sessions::add_failure(tx, user_key, now)?;
+                sessions::add_failure(tx, addr_key, now)?;
+            }
+        }
+        Ok::<_, WebError>(())
+    })?;
+    Ok(if ok { Outcome::LoggedIn { token } } else { Outcome::Wrong })
+}
+
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| crate::password::hash("no such user"))
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+/// POST /logout: ends the session on the server, then forgets the cookie.
+pub async fn logout(
+    State(pipeline): State<Pipeline>,
+    viewer: Viewer,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    viewer.check_csrf(&form.csrf)?;
+    let db = pipeline.db().clone();
+    let session = viewer.session.clone();
+    blocking(move || Ok(db.write(|tx| sessions::delete(tx, &session))?)).await?;
+    let mut res = Redirect::to("/login").into_response();
+    res.headers_mut().append(header::SET_COOKIE, set_cookie(pipeline.config(), SESSION_COOKIE, "", "/", 0));
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_must_be_a_local_path() {
+        assert_eq!(local_next("/t/5"), Some("/t/5"));
+        assert_eq!(local_next("/l/1.2.3.4.abc?x=1"), Some("/l/1.2.3.4.abc?x=1"));
+        for bad in ["//evil.test/", "http://evil.test/", "https:evil", "/\\evil.test", "\\\\evil", "evil", "", "/a\nb", "/ x"] {
+            assert_eq!(local_next(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cookies_and_encoding() {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("a=1; tg_session=abc; b=2"));
+        assert_eq!(cookie(&h, "tg_session"), Some("abc"));
+        assert_eq!(cookie(&h, "tg_login"), None);
+        assert_eq!(encode("/t/5?q=a b&x=é"), "%2Ft%2F5%3Fq%3Da%20b%26x%3D%C3%A9");
+        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"abc", b"ab"));
+    }
+}

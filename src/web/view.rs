@@ -1,0 +1,313 @@
+//! What the portal's askama templates (templates/web/) see: one struct per
+//! page, plus the small helpers that turn stored values into display values.
+//! Message bodies are plain text: they are split into text and link
+//! segments here and escaped by askama in the template, so nothing a sender
+//! wrote is ever rendered as HTML.
+
+use std::sync::LazyLock;
+
+use askama::Template;
+
+use crate::lifecycle::{Role, Status};
+use crate::store::portal::Sort;
+use crate::store::users::{Team, User};
+
+/// The header of every page: who is logged in, and the token for the logout form.
+#[derive(Debug, Clone, Default)]
+pub struct Nav {
+    pub user: Option<String>,
+    pub staff: bool,
+    pub csrf: String,
+}
+
+impl Nav {
+    pub fn anonymous() -> Nav {
+        Nav::default()
+    }
+
+    pub fn of(user: &User, csrf: &str) -> Nav {
+        Nav { user: Some(user.display().to_string()), staff: user.role.is_staff(), csrf: csrf.to_string() }
+    }
+}
+
+/// A plain page: errors, refusals, link problems.
+#[derive(Template)]
+#[template(path = "web/page.html")]
+pub struct Page {
+    pub nav: Nav,
+    pub title: String,
+    pub text: String,
+    pub link: Option<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "web/login.html")]
+pub struct Login {
+    pub nav: Nav,
+    pub csrf: String,
+    pub next: String,
+    pub email: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "web/contact.html")]
+pub struct Contact {
+    pub nav: Nav,
+    pub support: String,
+    pub sales: String,
+    pub billing: String,
+}
+
+/// One choice of a `<select>`.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+pub struct ListRow {
+    pub id: i64,
+    pub subject: String,
+    pub status: &'static str,
+    pub status_class: &'static str,
+    pub team: String,
+    pub opener: String,
+    pub created: Time,
+    pub updated: Time,
+}
+
+#[derive(Template)]
+#[template(path = "web/list.html")]
+pub struct List {
+    pub nav: Nav,
+    pub heading: String,
+    pub q: String,
+    pub statuses: Vec<Choice>,
+    pub sorts: Vec<Choice>,
+    /// Team filter; empty unless the viewer is staff.
+    pub teams: Vec<Choice>,
+    pub rows: Vec<ListRow>,
+    pub page: i64,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+    pub filtered: bool,
+}
+
+pub struct AttachmentView {
+    pub id: i64,
+    pub filename: String,
+    pub size: String,
+    /// Why the file was refused; `None` when it can be downloaded.
+    pub refused: Option<String>,
+}
+
+pub struct MessageView {
+    pub id: i64,
+    pub author: String,
+    pub role: &'static str,
+    pub staff: bool,
+    pub via: String,
+    pub when: Time,
+    pub body: Vec<Segment>,
+    pub attachments: Vec<AttachmentView>,
+}
+
+pub struct NoteView {
+    pub kind: String,
+    pub detail: String,
+    pub when: Time,
+}
+
+#[derive(Template)]
+#[template(path = "web/ticket.html")]
+pub struct TicketPage {
+    pub nav: Nav,
+    pub id: i64,
+    pub subject: String,
+    pub status: &'static str,
+    pub status_class: &'static str,
+    pub closed: bool,
+    pub team: String,
+    pub opener: String,
+    pub created: Time,
+    pub updated: Time,
+    pub reference: String,
+    pub messages: Vec<MessageView>,
+    /// Files not tied to a message.
+    pub loose: Vec<AttachmentView>,
+    pub notes: Vec<NoteView>,
+    /// What the reply box held when the form was refused.
+    pub draft: String,
+    pub error: Option<String>,
+    pub max_size: String,
+    pub extensions: String,
+}
+
+#[derive(Template)]
+#[template(path = "web/new.html")]
+pub struct NewTicket {
+    pub nav: Nav,
+    pub team: String,
+    pub subject: String,
+    pub body: String,
+    pub error: Option<String>,
+    pub max_size: String,
+    pub extensions: String,
+}
+
+/// A moment, for `<time>`: machine-readable and for people, both UTC.
+pub struct Time {
+    pub iso: String,
+    pub text: String,
+}
+
+pub fn time(unix: i64) -> Time {
+    match chrono::DateTime::from_timestamp(unix, 0) {
+        Some(d) => Time { iso: d.format("%Y-%m-%dT%H:%M:%SZ").to_string(), text: d.format("%Y-%m-%d %H:%M UTC").to_string() },
+        None => Time { iso: String::new(), text: "?".into() },
+    }
+}
+
+/// A run of a message body: text, or a link whose text is its address.
+pub struct Segment {
+    pub text: String,
+    pub href: Option<String>,
+}
+
+static URL: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(r#"(?i)\bhttps?://[^\s<>"'`]+"#).expect("the URL pattern compiles"));
+
+/// Splits text into plain runs and http(s) links. Only http and https become
+/// links (never `javascript:` or `data:`); trailing punctuation stays text.
+pub fn linkify(text: &str) -> Vec<Segment> {
+    let mut out = Vec::new();
+    let mut last = 0;
+    for m in URL.find_iter(text) {
+        let url = m.as_str().trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '}', '\'']);
+        if url.len() <= "https://".len() {
+            continue;
+        }
+        if m.start() > last {
+            out.push(Segment { text: text[last..m.start()].to_string(), href: None });
+        }
+        out.push(Segment { text: url.to_string(), href: Some(url.to_string()) });
+        last = m.start() + url.len();
+    }
+    if last < text.len() {
+        out.push(Segment { text: text[last..].to_string(), href: None });
+    }
+    out
+}
+
+pub fn role_label(role: &str) -> &'static str {
+    match Role::parse(role) {
+        Some(Role::Staff) => "Support",
+        Some(Role::Admin) => "Administrator",
+        Some(Role::Member) => "Member",
+        None => "Unknown",
+    }
+}
+
+/// A CSS class per status, for the badge colour (the text says the status too).
+pub fn status_class(s: Status) -> &'static str {
+    match s {
+        Status::WaitingForSupport => "s-support",
+        Status::WaitingForCustomer => "s-customer",
+        Status::Closed => "s-closed",
+    }
+}
+
+pub fn size(bytes: i64) -> String {
+    match bytes {
+        b if b >= 1024 * 1024 => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+        b if b >= 1024 => format!("{:.0} KB", b as f64 / 1024.0),
+        b => format!("{b} bytes"),
+    }
+}
+
+pub fn status_choices(selected: Option<Status>) -> Vec<Choice> {
+    let mut v = vec![Choice { value: String::new(), label: "Any status".into(), selected: selected.is_none() }];
+    v.extend(Status::ALL.into_iter().map(|s| Choice {
+        value: s.as_str().into(),
+        label: s.label().into(),
+        selected: selected == Some(s),
+    }));
+    v
+}
+
+pub fn sort_choices(selected: Sort) -> Vec<Choice> {
+    Sort::ALL
+        .into_iter()
+        .map(|s| Choice { value: s.as_str().into(), label: s.label().into(), selected: s == selected })
+        .collect()
+}
+
+pub fn team_choices(teams: &[Team], selected: Option<i64>) -> Vec<Choice> {
+    let mut v = vec![Choice { value: String::new(), label: "All teams".into(), selected: selected.is_none() }];
+    v.extend(teams.iter().map(|t| Choice {
+        value: t.id.to_string(),
+        label: t.name.clone(),
+        selected: selected == Some(t.id),
+    }));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(text: &str) -> Vec<(String, bool)> {
+        linkify(text).into_iter().map(|s| (s.text, s.href.is_some())).collect()
+    }
+
+    #[test]
+    fn only_http_links_become_links() {
+        assert_eq!(
+            parts("see https://x.test/a?b=1&c=2. then"),
+            vec![("see ".into(), false), ("https://x.test/a?b=1&c=2".into(), true), (". then".into(), false)]
+        );
+        assert_eq!(parts("javascript:alert(1) data:text/html,x"), vec![("javascript:alert(1) data:text/html,x".into(), false)]);
+        assert_eq!(parts("<http://a.test/\">x"), vec![("<".into(), false), ("http://a.test/".into(), true), ("\">x".into(), false)]);
+        assert_eq!(parts("http://"), vec![("http://".into(), false)]);
+    }
+
+    #[test]
+    fn bodies_are_escaped_when_rendered() {
+        let m = MessageView {
+            id: 1,
+            author: "<b>".into(),
+            role: "Member",
+            staff: false,
+            via: "mail".into(),
+            when: time(0),
+            body: linkify("<script>alert(1)</script> http://x.test/\"onmouseover=\"y"),
+            attachments: vec![],
+        };
+        let page = TicketPage {
+            nav: Nav::anonymous(),
+            id: 1,
+            subject: "<i>s</i>".into(),
+            status: "Closed",
+            status_class: "s-closed",
+            closed: true,
+            team: "t".into(),
+            opener: "o".into(),
+            created: time(0),
+            updated: time(0),
+            reference: String::new(),
+            messages: vec![m],
+            loose: vec![],
+            notes: vec![],
+            draft: String::new(),
+            error: None,
+            max_size: "1 MB".into(),
+            extensions: "pdf".into(),
+        };
+        let html = page.render().unwrap();
+        assert!(!html.contains("<script>alert"));
+        assert!(!html.contains("<b>") && !html.contains("<i>s"));
+        assert!(html.contains("href=\"http://x.test/\""), "{html}");
+        assert!(!html.contains("\"onmouseover"));
+    }
+}
