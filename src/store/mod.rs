@@ -9,6 +9,7 @@
 //! power cut, which the mail sources rely on before they settle a message.
 
 pub mod blobs;
+pub mod imap;
 pub mod inbound;
 pub mod outbox;
 pub mod portal;

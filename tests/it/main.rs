@@ -1,4 +1,5 @@
 
 mod common;
+mod imap;
 mod web;
 mod browser;
