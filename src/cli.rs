@@ -191,7 +191,9 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
 }
 
 fn open_db(config: &Config) -> anyhow::Result<Db> {
-    Db::open(&config.store.path).with_context(|| format!("opening the database {}", config.store.path.display()))
+    let timeout = std::time::Duration::from_millis(config.store.busy_timeout_millis);
+    Db::open_with_timeout(&config.store.path, timeout)
+        .with_context(|| format!("opening the database {}", config.store.path.display()))
 }
 
 /// Opens everything the pipeline needs.

@@ -74,6 +74,9 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// Content-addressed attachment files.
     pub blobs: PathBuf,
+    /// How long a writer waits for the database lock before giving up
+    /// (`ingest` then exits 75 so the MTA retries).
+    pub busy_timeout_millis: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -232,7 +235,7 @@ impl Default for SupportConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { path: "ticketgate.sqlite".into(), blobs: "blobs".into() }
+        StoreConfig { path: "ticketgate.sqlite".into(), blobs: "blobs".into(), busy_timeout_millis: 10_000 }
     }
 }
 

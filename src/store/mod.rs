@@ -73,6 +73,7 @@ pub struct Db {
 
 struct Inner {
     path: PathBuf,
+    busy_timeout: Duration,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -82,12 +83,18 @@ const POOL_SIZE: usize = 8;
 impl Db {
     /// Opens (creating if needed) the database and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Db> {
+        Db::open_with_timeout(path, Duration::from_secs(10))
+    }
+
+    /// [`Db::open`] with how long writers wait for the lock.
+    pub fn open_with_timeout(path: &Path, busy_timeout: Duration) -> Result<Db> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
-        let mut conn = connect(path)?;
+        let mut conn = connect(path, busy_timeout)?;
         schema::migrate(&mut conn)?;
-        Ok(Db { inner: Arc::new(Inner { path: path.to_path_buf(), idle: Mutex::new(vec![conn]) }) })
+        let inner = Inner { path: path.to_path_buf(), busy_timeout, idle: Mutex::new(vec![conn]) };
+        Ok(Db { inner: Arc::new(inner) })
     }
 
     pub fn path(&self) -> &Path {
@@ -99,7 +106,7 @@ impl Db {
         let conn = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut conn = match conn {
             Some(c) => c,
-            None => connect(&self.inner.path)?,
+            None => connect(&self.inner.path, self.inner.busy_timeout)?,
         };
         let out = f(&mut conn);
         let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -134,12 +141,12 @@ impl Db {
     }
 }
 
-fn connect(path: &Path) -> Result<Connection> {
+fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.busy_timeout(busy_timeout)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
