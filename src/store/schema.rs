@@ -153,18 +153,38 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
-/// Brings the schema up to the newest version.
+/// Brings the schema up to the newest version. Safe when several processes
+/// open a new database at once (`serve` and an MTA's `ingest`): the version
+/// is read again under the write lock before each step.
 pub fn migrate(conn: &mut Connection) -> Result<()> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.len() as i64;
-    if version > known {
-        return Err(StoreError::TooNew { found: version, known });
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    loop {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > known {
+            return Err(StoreError::TooNew { found: version, known });
+        }
+        let Some(sql) = MIGRATIONS.get(version as usize) else { return Ok(()) };
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn concurrent_openers_migrate_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("race.sqlite");
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || crate::store::Db::open(&path).map(|_| ()))
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+    }
 }
