@@ -14,8 +14,8 @@
 //! | `macro_enabled` | an Office document that carries macros (OOXML `vbaProject.bin`, a `macroEnabled` content type, XLM macro sheets; OLE `Macros`/`_VBA_PROJECT_CUR`/`VBA` storages), whatever its extension |
 //! | `content_mismatch` | the magic bytes say something other than the extension (`detected` shows what) |
 //! | `not_text` | `.txt`/`.csv` that is not valid UTF-8 nor valid in the declared charset, or holds NUL or other binary control characters |
-//! | `html_disguised_as_text` | `.txt`/`.csv` whose content starts as an HTML/SVG/XHTML document |
-//! | `script_disguised_as_text` | `.txt`/`.csv` that starts with a `#!` interpreter line |
+//! | `html_disguised_as_text` | `.txt`/`.csv` whose content starts as an HTML/SVG/XHTML document (`detected`: `text/html`) |
+//! | `script_disguised_as_text` | `.txt`/`.csv` that starts with a `#!` interpreter line (`detected`: `text/x-shellscript`) |
 //!
 //! Decisions where the spec is silent:
 //! - Detection uses `infer` on the whole buffer, corrected where it is known to
@@ -35,7 +35,7 @@
 //!   merely mentions `<script>` further down stays text.
 //! - `.zip` takes any zip container (a `.docx` renamed `.zip` is accepted).
 //!   Other extensions an operator adds to the allow-list are accepted when
-//!   infer's extension for the content matches (or, for `log`/`md`/`tsv`, when
+//!   infer's extension for the content matches (or, for `log`/`md`/`tsv`/`json`, when
 //!   the content is text).
 //! - File names: the part after the last `/` or `\`; control, bidi and
 //!   zero-width characters dropped; `<>:"|?*` replaced by `_` (Windows and
@@ -93,6 +93,8 @@ pub const JPEG: &str = "image/jpeg";
 pub const PNG: &str = "image/png";
 pub const BMP: &str = "image/bmp";
 pub const TEXT: &str = "text/plain";
+pub const HTML: &str = "text/html";
+pub const SHELL_SCRIPT: &str = "text/x-shellscript";
 
 /// The verdict on one attachment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -155,7 +157,14 @@ pub fn check(part: &Part, rules: &AttachmentRules) -> Checked {
                 }
                 // Binary content with a recognised type is a disguise, not bad text.
                 Err(NOT_TEXT) if found.mime.is_some() => Some(CONTENT_MISMATCH),
-                Err(code) => Some(code),
+                Err(code) => {
+                    detected = match code {
+                        HTML_DISGUISED_AS_TEXT => Some(HTML),
+                        SCRIPT_DISGUISED_AS_TEXT => Some(SHELL_SCRIPT),
+                        _ => detected,
+                    };
+                    Some(code)
+                }
             },
             Expect::Zip => (!found.zip).then_some(CONTENT_MISMATCH),
             Expect::Mime(want) => (!want.contains(&found.mime.unwrap_or_default())).then_some(CONTENT_MISMATCH),
@@ -186,7 +195,7 @@ enum Expect {
 
 fn expectation(ext: &str) -> Expect {
     match ext {
-        "txt" | "csv" | "tsv" | "log" | "md" => Expect::Text,
+        "txt" | "csv" | "tsv" | "log" | "md" | "json" => Expect::Text,
         "zip" => Expect::Zip,
         "pdf" => Expect::Mime(&[PDF]),
         "docx" => Expect::Mime(&[DOCX]),
@@ -288,8 +297,10 @@ fn ooxml(bytes: &[u8]) -> Option<Detected> {
         let name = e.name.to_ascii_lowercase();
         name.ends_with(b"vbaproject.bin") || name.starts_with(b"xl/macrosheets/")
     });
-    let macro_type = zip_entry_data(bytes, &content_types, MAX_CONTENT_TYPES_BYTES)
-        .is_some_and(|xml| contains_ignore_case(&xml, b"macroenabled") || contains_ignore_case(&xml, b"vbaproject"));
+    // Content types that cannot be read (bad deflate, oversized, odd method)
+    // leave the package unverifiable: it counts as a plain zip.
+    let xml = zip_entry_data(bytes, &content_types, MAX_CONTENT_TYPES_BYTES)?;
+    let macro_type = contains_ignore_case(&xml, b"macroenabled") || contains_ignore_case(&xml, b"vbaproject");
     let macros = macro_part || macro_type;
     let (mime, ext) = if macros { with_macros } else { plain };
     Some(Detected { mime: Some(mime), ext: Some(ext), zip: true, macros })
@@ -807,6 +818,12 @@ mod tests {
             false,
         );
         assert_refused(&verdict("a.xlsx", xlm), MACRO_ENABLED);
+        // Content types too large to inflate cannot hide a macro declaration.
+        let mut huge = WORDM_TYPES.to_vec();
+        huge.resize(MAX_CONTENT_TYPES_BYTES + 1, b' ');
+        let c = verdict("a.docx", docx(&huge, true));
+        assert_refused(&c, CONTENT_MISMATCH);
+        assert_eq!(c.detected.as_deref(), Some(ZIP));
         assert_refused(
             &verdict("a.doc", ole(&["/WordDocument", "/Macros/VBA/dir"], &["/Macros", "/Macros/VBA"])),
             MACRO_ENABLED,
@@ -883,7 +900,11 @@ mod tests {
         ] {
             assert_refused(&verdict("a.txt", html.into()), HTML_DISGUISED_AS_TEXT);
         }
-        assert_refused(&verdict("run.txt", "#!/bin/sh\nrm -rf ~\n".into()), SCRIPT_DISGUISED_AS_TEXT);
+        let c = verdict("bom.txt", "\u{feff}<html>".into());
+        assert_eq!(c.detected.as_deref(), Some(HTML));
+        let c = verdict("run.txt", "#!/bin/sh\nrm -rf ~\n".into());
+        assert_refused(&c, SCRIPT_DISGUISED_AS_TEXT);
+        assert_eq!(c.detected.as_deref(), Some(SHELL_SCRIPT));
         for text in ["the page shows <script> errors\n", "<notes>\n", "a < b\n", "<?xml version=\"1.0\"?><data/>"] {
             assert!(verdict("a.txt", text.into()).accepted, "{text}");
         }

@@ -3,3 +3,4 @@ mod common;
 mod imap;
 mod web;
 mod browser;
+mod attachments;
