@@ -35,8 +35,10 @@
 //!   merely mentions `<script>` further down stays text.
 //! - `.zip` takes any zip container (a `.docx` renamed `.zip` is accepted).
 //!   Other extensions an operator adds to the allow-list are accepted when
-//!   infer's extension for the content matches (or, for `log`/`md`/`tsv`/`json`, when
-//!   the content is text).
+//!   infer's extension for the content matches (or, for `log`/`md`/`tsv`/
+//!   `json`, when the content is text).
+//! - Valid text is text even when a two-byte signature happens to match (a
+//!   CSV starting `BM…` is not a bitmap).
 //! - File names: the part after the last `/` or `\`; control, bidi and
 //!   zero-width characters dropped; `<>:"|?*` replaced by `_` (Windows and
 //!   NTFS streams); leading dots and trailing dots/blanks trimmed; at most
@@ -167,7 +169,7 @@ pub fn check(part: &Part, rules: &AttachmentRules) -> Checked {
                 }
             },
             Expect::Zip => (!found.zip).then_some(CONTENT_MISMATCH),
-            Expect::Mime(want) => (!want.contains(&found.mime.unwrap_or_default())).then_some(CONTENT_MISMATCH),
+            Expect::Mime(want) => (found.mime != Some(want)).then_some(CONTENT_MISMATCH),
             Expect::InferExt => (found.ext != Some(ext)).then_some(CONTENT_MISMATCH),
         }
     };
@@ -188,7 +190,7 @@ fn is_allowed(ext: &str, rules: &AttachmentRules) -> bool {
 enum Expect {
     Text,
     Zip,
-    Mime(&'static [&'static str]),
+    Mime(&'static str),
     /// An operator-added extension: infer's extension for the content must match.
     InferExt,
 }
@@ -197,16 +199,16 @@ fn expectation(ext: &str) -> Expect {
     match ext {
         "txt" | "csv" | "tsv" | "log" | "md" | "json" => Expect::Text,
         "zip" => Expect::Zip,
-        "pdf" => Expect::Mime(&[PDF]),
-        "docx" => Expect::Mime(&[DOCX]),
-        "xlsx" => Expect::Mime(&[XLSX]),
-        "pptx" => Expect::Mime(&[PPTX]),
-        "doc" => Expect::Mime(&[DOC]),
-        "xls" => Expect::Mime(&[XLS]),
-        "jpg" | "jpeg" | "jpe" => Expect::Mime(&[JPEG]),
-        "png" => Expect::Mime(&[PNG]),
-        "bmp" => Expect::Mime(&[BMP]),
-        "tar" => Expect::Mime(&[TAR]),
+        "pdf" => Expect::Mime(PDF),
+        "docx" => Expect::Mime(DOCX),
+        "xlsx" => Expect::Mime(XLSX),
+        "pptx" => Expect::Mime(PPTX),
+        "doc" => Expect::Mime(DOC),
+        "xls" => Expect::Mime(XLS),
+        "jpg" | "jpeg" | "jpe" => Expect::Mime(JPEG),
+        "png" => Expect::Mime(PNG),
+        "bmp" => Expect::Mime(BMP),
+        "tar" => Expect::Mime(TAR),
         _ => Expect::InferExt,
     }
 }
@@ -877,6 +879,9 @@ mod tests {
         assert_refused(&check(&declared, &rules()), NOT_TEXT);
         // Tabs, form feeds and ANSI colours in logs are text.
         assert!(verdict("a.txt", b"a\tb\x0c\x1b[31mred\x1b[0m\n".to_vec()).accepted);
+        // infer calls these a bitmap and a DOS program; they are text.
+        assert_accepted(&verdict("cars.csv", b"BMW;320d;2019\n".to_vec()), TEXT);
+        assert_accepted(&verdict("names.txt", b"MZ Muster\n".to_vec()), TEXT);
         let c = verdict("a.txt", png());
         assert_refused(&c, CONTENT_MISMATCH);
         assert_eq!(c.detected.as_deref(), Some(PNG));
