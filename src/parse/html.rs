@@ -5,7 +5,10 @@
 //! when the text already is the address), `<pre>` keeps its spacing. Script,
 //! style, head and title contents are dropped; comments (including Outlook's
 //! conditional comments) are skipped. Entities are decoded (the HTML 4 Latin-1
-//! set, the common typographic ones, numeric); `&nbsp;` becomes a plain space.
+//! set, the common typographic ones, numeric); `&nbsp;` becomes a plain space
+//! but is not collapsed away, so Outlook's `<p class=MsoNormal>&nbsp;</p>`
+//! spacer stays an empty line (Word's `MsoNormal` paragraphs are margin-less
+//! lines, not paragraphs).
 //!
 //! Quoted history is marked so that [`super::trim`] can remove it, never cut
 //! here (the converted text is also the "whole body" that is kept):
@@ -20,6 +23,9 @@
 //!   cuts there when a header block (`From:` / `Von:` …) follows.
 //!
 //! Never panics and never allocates more than a small multiple of the input.
+
+/// No-break spaces: content while converting, plain spaces in the output.
+const NO_BREAK_SPACES: [char; 2] = ['\u{a0}', '\u{202f}'];
 
 /// A line of underscores: how Outlook renders its reply separator as text.
 pub const SEPARATOR: &str = "________________________________";
@@ -160,6 +166,11 @@ fn open(w: &mut Writer, stack: &mut Vec<(String, Effect)>, tag: &Tag) {
             w.paragraph();
             w.pre += 1;
             Effect::Pre
+        }
+        // Word's paragraphs (Outlook) have no margins: they are lines.
+        "p" if class.starts_with("mso") => {
+            w.block();
+            Effect::Block
         }
         _ if PARAGRAPHS.contains(&name) => {
             w.paragraph();
@@ -327,7 +338,7 @@ impl Writer {
                 self.line_break();
             } else if self.pre > 0 && c != '\r' {
                 self.push(if c == '\t' { ' ' } else { c });
-            } else if c.is_whitespace() {
+            } else if c.is_whitespace() && !NO_BREAK_SPACES.contains(&c) {
                 self.space();
             } else {
                 self.push(c);
@@ -412,6 +423,7 @@ impl Writer {
         let mut out = String::new();
         let mut blank_run = 0;
         for (depth, line) in &self.lines {
+            let line = line.replace(NO_BREAK_SPACES, " ");
             let line = line.trim_end();
             if line.is_empty() {
                 blank_run += 1;
@@ -486,7 +498,8 @@ const NAMED: &[(&str, &str)] = &[
 ];
 
 /// Decodes character references; unknown or malformed ones stay as written.
-/// No-break spaces become plain spaces and soft hyphens disappear.
+/// Soft hyphens disappear. No-break spaces stay (the writer keeps them from
+/// collapsing, so `<p>&nbsp;</p>` is an empty line, and prints them as spaces).
 pub fn decode_entities(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -507,7 +520,7 @@ pub fn decode_entities(s: &str) -> String {
         }
     }
     out.push_str(rest);
-    out.replace(['\u{a0}', '\u{202f}'], " ").replace('\u{ad}', "")
+    out.replace('\u{ad}', "")
 }
 
 fn entity(name: &str) -> Option<String> {
@@ -568,7 +581,8 @@ mod tests {
             decode_entities("&euro; 5 &#8364; &#x20AC; &uuml;&szlig; &bogus; & &#146;"),
             "€ 5 € € üß &bogus; & ’"
         );
-        assert_eq!(decode_entities("a&nbsp;b&shy;c"), "a bc");
+        assert_eq!(decode_entities("a&nbsp;b&shy;c"), "a\u{a0}bc");
+        assert_eq!(to_text("a&nbsp;b<p>&nbsp;</p>c"), "a b\n\nc");
     }
 
     #[test]

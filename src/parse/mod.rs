@@ -129,16 +129,20 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Parses one raw message.
 ///
 /// Errors only for input that is no mail at all: nothing but whitespace
-/// ([`ParseError::Empty`]); input where mail-parser finds no header section,
-/// or none of the headers every real message has ([`KNOWN_HEADERS`]), e.g.
-/// a plain text file or binary garbage ([`ParseError::NoHeaders`]); input
-/// mail-parser gives up on ([`ParseError::Unparseable`]). Broken MIME
-/// (missing boundaries, bad base64, truncation) is parsed as far as it goes.
+/// ([`ParseError::Empty`]); binary data where the header section should be,
+/// i.e. NUL or other control bytes ([`ParseError::Unparseable`]); text where
+/// mail-parser finds no header section, or none of the headers every real
+/// message has ([`KNOWN_HEADERS`]), e.g. a plain text file
+/// ([`ParseError::NoHeaders`]). Broken MIME (missing boundaries, bad base64,
+/// truncation) is parsed as far as it goes.
 pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
     if raw.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ParseError::Empty);
     }
-    let msg = MessageParser::default().parse(raw).ok_or(ParseError::Unparseable)?;
+    if is_binary(header_section(raw)) {
+        return Err(ParseError::Unparseable);
+    }
+    let msg = MessageParser::default().parse(raw).ok_or(ParseError::NoHeaders)?;
     let known = |h: &mail_parser::Header| KNOWN_HEADERS.iter().any(|k| h.name().eq_ignore_ascii_case(k));
     if !msg.headers().iter().any(known) {
         return Err(ParseError::NoHeaders);
@@ -163,7 +167,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
     recipients.retain(|r| !r.is_empty() && seen.insert(r.clone()));
     recipients.truncate(MAX_RECIPIENTS);
 
-    let text = body_text(&msg);
+    let (text, used_as_body) = body_text(&msg);
     let body = trim::new_text(&text);
 
     let ct = msg.content_type();
@@ -172,7 +176,10 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
     let attachments = if top_type.as_deref() == Some("multipart/report") {
         Vec::new()
     } else {
-        msg.attachments()
+        msg.attachments
+            .iter()
+            .filter(|id| !used_as_body.contains(id))
+            .filter_map(|&id| msg.part(id))
             .take(MAX_ATTACHMENTS)
             .map(|a| Part {
                 filename: a.attachment_name().map(cap),
@@ -222,6 +229,20 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
     })
 }
 
+/// The bytes before the first empty line (all of `raw` without one), at
+/// most 64 KiB: where headers must be.
+fn header_section(raw: &[u8]) -> &[u8] {
+    let head = &raw[..raw.len().min(64 * 1024)];
+    let end = head.windows(2).position(|w| w == b"\n\n").or_else(|| head.windows(4).position(|w| w == b"\r\n\r\n"));
+    &head[..end.unwrap_or(head.len())]
+}
+
+/// Header text never holds control bytes other than tab, line breaks, form
+/// feed and ESC (raw ISO-2022-JP, which old Japanese mailers put in headers).
+fn is_binary(bytes: &[u8]) -> bool {
+    bytes.iter().any(|&b| (b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n' | 0x0c | 0x1b)) || b == 0x7f)
+}
+
 /// Headers at least one of which every real message has; input without any
 /// is not mail.
 pub const KNOWN_HEADERS: &[&str] = &[
@@ -242,7 +263,8 @@ pub const KNOWN_HEADERS: &[&str] = &[
     "References",
 ];
 
-/// The whole text of the message body, line endings `\n`.
+/// The whole text of the message body, line endings `\n`, and the ids of
+/// the parts listed as attachments that were used as body instead.
 ///
 /// mail-parser lists the displayable parts in `text_body`: with
 /// multipart/alternative it picks the text/plain part, for HTML-only mail the
@@ -252,13 +274,22 @@ pub const KNOWN_HEADERS: &[&str] = &[
 /// by [`html::to_text`]. When the text parts are blank but an HTML
 /// alternative exists (clients that send an empty text/plain), the HTML is
 /// used instead.
-fn body_text(msg: &mail_parser::Message) -> String {
+///
+/// Broken MIME can leave no body at all: mail-parser turns a part with bad
+/// base64 into an unnamed text part, and a multipart without a boundary into
+/// an unnamed binary part, and lists them as attachments. When the body is otherwise empty, those unnamed
+/// parts are the body, as raw text (bad base64 decoded as far as it goes), so what
+/// the sender wrote is shown rather than refused as a file.
+fn body_text(msg: &mail_parser::Message) -> (String, Vec<u32>) {
     let render = |ids: &[u32]| {
         let texts: Vec<String> = ids
             .iter()
             .filter_map(|&id| msg.part(id))
             .filter_map(|p| match &p.body {
-                PartType::Text(t) => Some(t.to_string()),
+                PartType::Text(t) => Some(match p.content_type().filter(|c| is_flowed(c)) {
+                    Some(c) => unflow(t, c.attribute("delsp").is_some_and(|d| d.eq_ignore_ascii_case("yes"))),
+                    None => t.to_string(),
+                }),
                 PartType::Html(h) => Some(html::to_text(h)),
                 _ => None,
             })
@@ -268,7 +299,98 @@ fn body_text(msg: &mail_parser::Message) -> String {
         texts.join("\n\n")
     };
     let text = render(&msg.text_body);
-    if text.trim().is_empty() { render(&msg.html_body) } else { text }
+    if !text.trim().is_empty() {
+        return (text, Vec::new());
+    }
+    let html = render(&msg.html_body);
+    if !html.trim().is_empty() {
+        return (html, Vec::new());
+    }
+    let unsplit =
+        |p: &mail_parser::MessagePart| p.content_type().is_some_and(|c| c.ctype().eq_ignore_ascii_case("multipart"));
+    let (ids, texts): (Vec<u32>, Vec<String>) = msg
+        .attachments
+        .iter()
+        .filter_map(|&id| msg.part(id).map(|p| (id, p)))
+        .filter(|(_, p)| p.attachment_name().is_none())
+        .filter_map(|(id, p)| match &p.body {
+            PartType::Text(_) => Some((id, recover_text(p))),
+            PartType::Binary(b) if unsplit(p) => Some((id, String::from_utf8_lossy(b).into_owned())),
+            _ => None,
+        })
+        .map(|(id, t)| (id, t.replace("\r\n", "\n").replace('\r', "\n").trim_matches('\n').to_string()))
+        .filter(|(_, t)| !t.trim().is_empty())
+        .unzip();
+    (texts.join("\n\n"), ids)
+}
+
+/// The text of an unnamed text part listed as an attachment: when
+/// mail-parser could not decode its declared base64, decoded leniently (see
+/// [`lenient_base64`]) in the declared charset; else as mail-parser gave it.
+fn recover_text(part: &mail_parser::MessagePart) -> String {
+    let base64 = part.is_encoding_problem
+        && part.content_transfer_encoding().is_some_and(|e| e.trim().eq_ignore_ascii_case("base64"));
+    if !base64 {
+        return part.text_contents().map(str::to_string).unwrap_or_default();
+    }
+    let bytes = lenient_base64(part.contents());
+    let charset = part.content_type().and_then(|c| c.attribute("charset"));
+    match charset.and_then(|c| mail_parser::decoders::charsets::map::charset_decoder(c.as_bytes())) {
+        Some(decode) => decode(&bytes),
+        None => String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+/// Base64 that skips every byte outside the alphabet and stops at padding,
+/// the way mail clients show damaged parts.
+fn lenient_base64(raw: &[u8]) -> Vec<u8> {
+    let value = |b: u8| match b {
+        b'A'..=b'Z' => Some(b - b'A'),
+        b'a'..=b'z' => Some(b - b'a' + 26),
+        b'0'..=b'9' => Some(b - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let sextets: Vec<u8> = raw.iter().take_while(|&&b| b != b'=').filter_map(|&b| value(b)).collect();
+    let mut out = Vec::with_capacity(sextets.len() * 3 / 4);
+    for chunk in sextets.chunks(4) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &v)| acc | (u32::from(v) << (18 - 6 * i)));
+        let bytes = n.to_be_bytes();
+        // 2 sextets give 1 byte, 3 give 2, 4 give 3.
+        out.extend_from_slice(&bytes[1..chunk.len().max(1)]);
+    }
+    out
+}
+
+fn is_flowed(c: &mail_parser::ContentType) -> bool {
+    c.attribute("format").is_some_and(|f| f.eq_ignore_ascii_case("flowed"))
+}
+
+/// Undoes RFC 3676 `format=flowed` (Thunderbird, Apple Mail, K-9): a line
+/// ending in a space continues on the next line of the same quote depth;
+/// space-stuffing is removed; `DelSp=yes` drops the space at the join. The
+/// `-- ` signature delimiter never flows.
+fn unflow(text: &str, delsp: bool) -> String {
+    let mut out: Vec<String> = Vec::new();
+    // Quote depth of the last line when it still continues.
+    let mut open: Option<usize> = None;
+    for line in text.replace("\r\n", "\n").split('\n') {
+        let depth = line.chars().take_while(|c| *c == '>').count();
+        let content = &line[depth..];
+        let content = content.strip_prefix(' ').unwrap_or(content);
+        let soft = content.ends_with(' ') && content != "-- ";
+        let piece = if soft && delsp { &content[..content.len() - 1] } else { content };
+        match (open, out.last_mut()) {
+            (Some(d), Some(last)) if d == depth => last.push_str(piece),
+            _ => {
+                let prefix = if depth > 0 { format!("{} ", ">".repeat(depth)) } else { String::new() };
+                out.push(format!("{prefix}{piece}"));
+            }
+        }
+        open = soft.then_some(depth);
+    }
+    out.join("\n")
 }
 
 /// An attachment's content as the sender's file had it. mail-parser decodes
@@ -276,6 +398,11 @@ fn body_text(msg: &mail_parser::Message) -> String {
 /// in their declared charset, so text parts are decoded again from the raw
 /// message (transfer encoding only). Falls back to what mail-parser decoded
 /// when the raw part cannot be decoded.
+///
+/// Line breaks of text sent as 7bit, 8bit or quoted-printable belong to the
+/// transport (an MTA or a Maildir may store them as LF, IMAP serves CRLF), so
+/// they are given in MIME's canonical form, CRLF: the same message gives the
+/// same file however it arrived. Base64 keeps the sender's bytes exactly.
 fn part_bytes(msg: &mail_parser::Message, part: &mail_parser::MessagePart) -> Vec<u8> {
     if !part.is_text() {
         return part.contents().to_vec();
@@ -283,10 +410,32 @@ fn part_bytes(msg: &mail_parser::Message, part: &mail_parser::MessagePart) -> Ve
     let raw = msg.raw_message().get(part.raw_body_offset() as usize..part.raw_end_offset() as usize);
     let decoded = raw.and_then(|raw| match part.encoding {
         Encoding::Base64 => mail_parser::decoders::base64::base64_decode(raw),
-        Encoding::QuotedPrintable => mail_parser::decoders::quoted_printable::quoted_printable_decode(raw),
-        Encoding::None => Some(raw.to_vec()),
+        Encoding::QuotedPrintable => {
+            mail_parser::decoders::quoted_printable::quoted_printable_decode(raw).map(|b| crlf(&b))
+        }
+        Encoding::None => Some(crlf(raw)),
     });
     decoded.unwrap_or_else(|| part.contents().to_vec())
+}
+
+/// Every line break (CRLF, LF or a lone CR) as CRLF.
+fn crlf(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 32);
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\r' => {
+                out.extend_from_slice(b"\r\n");
+                if bytes.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+            }
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
 }
 
 fn header_as_text(v: &HeaderValue) -> Option<String> {
@@ -330,4 +479,71 @@ pub(crate) fn cap(s: &str) -> String {
         end -= 1;
     }
     s[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_only_for_input_that_is_no_mail() {
+        assert_eq!(parse(b" \r\n\t\n").map(|_| ()), Err(ParseError::Empty));
+        assert_eq!(parse(b"just some text\nwithout headers\n").map(|_| ()), Err(ParseError::NoHeaders));
+        assert_eq!(parse(&[0, 159, 146, 150, 255, 0, 1, 2, 10, 10]).map(|_| ()), Err(ParseError::Unparseable));
+        assert_eq!(parse(b"Subject: ok\n\n\0binary body").map(|p| p.subject), Ok("ok".to_string()));
+        let p = parse(b"Subject: only a subject\n").expect("a header is enough");
+        assert_eq!((p.subject.as_str(), p.body.as_str(), p.message_id.as_deref()), ("only a subject", "", None));
+        assert!(p.dedup_key().starts_with("sha256:"));
+    }
+
+    #[test]
+    fn broken_mime_text_is_body_not_attachment() {
+        let bad_b64 = b"From: a@example.com\nSubject: s\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\nVGhlIHByaW50ZXIg*** aXMgb2ZmbGluZS4=!!!\n--b--\n";
+        let p = parse(bad_b64).expect("parses");
+        assert_eq!((p.text.as_str(), p.attachments.len()), ("The printer is offline.", 0));
+        let no_boundary = b"From: a@example.com\nSubject: s\nContent-Type: multipart/mixed\n\n--X\n\nhello\n--X--\n";
+        let p = parse(no_boundary).expect("parses");
+        assert!(p.text.contains("hello"), "{}", p.text);
+        assert!(p.attachments.is_empty());
+        assert_eq!(lenient_base64(b"QQ"), b"A");
+        assert_eq!(lenient_base64(b"QUI"), b"AB");
+        assert_eq!(lenient_base64(b"Q"), b"");
+    }
+
+    #[test]
+    fn flowed_text_is_joined() {
+        assert_eq!(
+            unflow("a long \nline\n>> quoted \n>> more\n-- \nsig", false),
+            "a long line\n>> quoted more\n-- \nsig"
+        );
+        assert_eq!(unflow("split \nword\n From stuffed", true), "splitword\nFrom stuffed");
+    }
+
+    #[test]
+    fn text_attachments_keep_their_charset_bytes_with_canonical_line_breaks() {
+        let raw = b"From: a@example.com\nSubject: csv\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nsee file\n--b\nContent-Type: text/csv; charset=iso-8859-1; name=\"l.csv\"\nContent-Disposition: attachment; filename=\"l.csv\"\n\nStra\xdfe;M\xfcnchen\nx;y\n--b--\n";
+        let p = parse(raw).expect("parses");
+        assert_eq!(p.body, "see file");
+        assert_eq!(p.attachments.len(), 1);
+        assert_eq!(p.attachments[0].bytes, b"Stra\xdfe;M\xfcnchen\r\nx;y".to_vec());
+        assert_eq!(p.attachments[0].charset.as_deref(), Some("iso-8859-1"));
+    }
+
+    #[test]
+    fn inline_images_are_not_body_text() {
+        let raw = b"From: a@example.com\nSubject: s\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: image/png\nContent-Disposition: inline\nContent-Transfer-Encoding: base64\n\niVBORw0KGgo=\n--b\nContent-Type: text/plain\n\nafter the image\n--b--\n";
+        let p = parse(raw).expect("parses");
+        assert_eq!(p.text, "after the image");
+        assert_eq!(p.attachments.len(), 1);
+        assert_eq!(p.attachments[0].filename, None);
+        assert_eq!(p.attachments[0].bytes, b"\x89PNG\r\n\x1a\n".to_vec());
+    }
+
+    #[test]
+    fn html_only_and_empty_text_alternative_use_the_html() {
+        let html_only = b"From: a@example.com\nSubject: s\nContent-Type: text/html\n\n<p>Hi</p><p>there</p>";
+        assert_eq!(parse(html_only).expect("parses").text, "Hi\n\nthere");
+        let alt = b"From: a@example.com\nSubject: s\nContent-Type: multipart/alternative; boundary=b\n\n--b\nContent-Type: text/plain\n\n\n--b\nContent-Type: text/html\n\n<div>from html</div>\n--b--\n";
+        assert_eq!(parse(alt).expect("parses").text, "from html");
+    }
 }

@@ -68,6 +68,7 @@ const ATTRIBUTIONS: &[&str] = &[
     r"le\s.{4,250}\sa\s+écrit\s?:",
     r"el\s.{4,250}\sescribió\s?:",
     r"op\s.{4,250}\sschreef\s.{0,250}:",
+    r"op\s.{4,250}\sheeft\s.{1,250}\shet volgende geschreven\s?:",
 ];
 
 /// Signature lines of mobile apps and mail clients (whole line, case-insensitive).

@@ -59,8 +59,10 @@ const DELIVERED: &[&str] = &["delivered", "relayed", "expanded"];
 /// `None` for mail written by a person.
 pub fn classify(p: &Parsed) -> Option<AutoKind> {
     let a = &p.auto;
-    let token =
-        |v: &Option<String>| v.as_deref().map(|s| s.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+    // The keyword before parameters (`;`) and comments (`(vacation)`).
+    let token = |v: &Option<String>| {
+        v.as_deref().map(|s| s.trim().split([';', '(', ' ', '\t']).next().unwrap_or_default().to_ascii_lowercase())
+    };
     let is_report = a.content_type.as_deref() == Some("multipart/report");
     let report_type = a.report_type.as_deref().unwrap_or_default();
     let from_daemon = p.from.as_deref().is_some_and(|f| {
@@ -116,12 +118,11 @@ pub fn bounce(msg: &mail_parser::Message) -> Option<Bounce> {
         }
         let mut any = false;
         for (name, value) in &group {
-            if name == "final-recipient" || name == "original-recipient" {
-                if let Some(addr) = dsn_address(value) {
-                    any = true;
-                    if !b.recipients.contains(&addr) && b.recipients.len() < MAX_RECIPIENTS {
-                        b.recipients.push(addr);
-                    }
+            let recipient = name == "final-recipient" || name == "original-recipient";
+            if let Some(addr) = dsn_address(value).filter(|_| recipient) {
+                any = true;
+                if !b.recipients.contains(&addr) && b.recipients.len() < MAX_RECIPIENTS {
+                    b.recipients.push(addr);
                 }
             }
         }
@@ -192,6 +193,7 @@ mod tests {
         assert_eq!(kind("Auto-Submitted: no\r\n"), None);
         assert_eq!(kind("Auto-Submitted: auto-replied\r\n"), Some("auto-replied"));
         assert_eq!(kind("Auto-Submitted: Auto-Replied; owner-email=\"x@y\"\r\n"), Some("auto-replied"));
+        assert_eq!(kind("Auto-Submitted: auto-replied (vacation)\r\n"), Some("auto-replied"));
         assert_eq!(kind("Auto-Submitted: auto-generated\r\n"), Some("auto-generated"));
         assert_eq!(kind("Auto-Submitted: auto-notified\r\n"), Some("auto-generated"));
         assert_eq!(kind("X-Autoreply: yes\r\n"), Some("auto-replied"));

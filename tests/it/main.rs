@@ -4,3 +4,4 @@ mod imap;
 mod web;
 mod browser;
 mod attachments;
+mod inspect;
