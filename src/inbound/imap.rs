@@ -23,10 +23,15 @@
 //!
 //! Faults (dropped connection, server restart, wrong password, a transient database error)
 //! end the session; it is re-established with exponential backoff and jitter (1 s doubling to
-//! 5 minutes, reset after a successful login), never in a tight loop. Every network step has a
+//! 5 minutes, reset once a session got through a whole pass), never in a tight loop. Content
+//! that is not a mail message is quarantined by the pipeline like any other unreadable mail;
+//! a message the *server* fails on (it kills the session each time it is read) is narrowed
+//! down by strikes and then left in the folder with an error in the log (see
+//! [`Source::strike`]), so it cannot block the messages behind it. Every network step has a
 //! timeout, so a silently dead connection is noticed too. On shutdown the batch in hand is
 //! committed and moved before the source returns. The password never reaches a log line.
 
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -35,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use async_imap::extensions::idle::IdleResponse;
+use async_imap::types::UnsolicitedResponse;
 use futures::TryStreamExt;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -100,7 +106,16 @@ type Session = async_imap::Session<Conn>;
 /// Reads `mailbox` until `shutdown` turns true (or its sender is dropped). Returns only then:
 /// every fault is logged and followed by a reconnect.
 pub async fn run(pipeline: Pipeline, mailbox: ImapConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let mut source = Source { pipeline, mb: mailbox, shutdown, closed: false, backoff: BACKOFF_MIN };
+    let mut source = Source {
+        pipeline,
+        mb: mailbox,
+        shutdown,
+        closed: false,
+        backoff: BACKOFF_MIN,
+        in_hand: Vec::new(),
+        strikes: HashMap::new(),
+        skipped: HashSet::new(),
+    };
     source.run().await
 }
 
@@ -119,6 +134,20 @@ struct Source {
     /// The shutdown sender is gone: treated as a shutdown.
     closed: bool,
     backoff: Duration,
+    /// UIDs fetched but not yet filed: the ones to blame when the session dies.
+    in_hand: Vec<(u32, u32)>,
+    /// (UIDVALIDITY, UID) -> how many sessions died while the message was in hand.
+    strikes: HashMap<(u32, u32), u32>,
+    /// Messages the server fails on every time, even alone: left where they are.
+    skipped: HashSet<(u32, u32)>,
+}
+
+/// Messages of one pass done so far, for the progress line.
+struct Progress {
+    done: usize,
+    total: usize,
+    started: Instant,
+    shown: bool,
 }
 
 /// A batch whose transaction runs on a blocking thread while the next one is fetched.
@@ -134,14 +163,38 @@ impl Source {
             if self.stopping() {
                 return Ok(());
             }
+            self.in_hand.clear();
             match self.session().await {
                 Ok(()) => return Ok(()),
                 Err(e) => tracing::error!(mailbox = %label, error = %format!("{e:#}"), "IMAP session ended"),
             }
+            self.strike();
             let delay = self.next_backoff();
             tracing::info!(mailbox = %label, seconds = delay.as_secs_f32(), "reconnecting to IMAP after a pause");
             if self.pause(delay).await {
                 return Ok(());
+            }
+        }
+    }
+
+    /// Blames the messages in hand for a session that died. A server restart strikes a batch
+    /// once; a message the server cannot deliver (Dovecot drops the connection on a message
+    /// file it cannot read) strikes again and again. From two strikes on, its batch is read one
+    /// message at a time; a message that kills the session alone three times is skipped (left
+    /// in the folder, logged), so one bad message never blocks the mailbox.
+    fn strike(&mut self) {
+        let alone = self.in_hand.len() == 1;
+        for key in std::mem::take(&mut self.in_hand) {
+            let n = self.strikes.entry(key).or_insert(0);
+            *n += 1;
+            if alone && *n >= 3 && self.skipped.insert(key) {
+                tracing::error!(
+                    mailbox = %self.mb.label,
+                    folder = %self.mb.folder,
+                    uidvalidity = key.0,
+                    uid = key.1,
+                    "the server fails every time it delivers this message; it is left in the folder for a person to look at"
+                );
             }
         }
     }
@@ -192,7 +245,6 @@ impl Source {
         if known.is_none_or(|k| k.uidvalidity != uidvalidity) {
             self.save_checkpoint(Checkpoint { uidvalidity, last_uid: 0 }).await?;
         }
-        self.backoff = BACKOFF_MIN;
         tracing::info!(
             mailbox = %self.mb.label,
             host = %self.mb.host,
@@ -205,6 +257,9 @@ impl Source {
         // After a (re)connect everything still in the folder is read: it is either new or was
         // committed but not yet moved when the last session ended.
         let mut highest = self.pass(&mut s, caps, 1, uidvalidity).await?;
+        // Only a session that got through a whole pass counts as recovered: a server that
+        // drops every session half-way still sees the backoff grow.
+        self.backoff = BACKOFF_MIN;
         loop {
             if self.stopping() {
                 break;
@@ -226,13 +281,29 @@ impl Source {
     }
 
     /// Waits in IDLE until the server reports a change, the renewal time, or shutdown.
+    ///
+    /// Mail that arrives while a pass runs is announced (`* N EXISTS`) in the answer to some
+    /// other command, or just before IDLE's continuation, where async-imap files it among the
+    /// unsolicited responses; waiting then would sleep through it. So those are checked before
+    /// and right after entering IDLE.
     async fn idle(&mut self, s: Session) -> anyhow::Result<Session> {
+        let announced = s.unsolicited_responses.clone();
+        let arrived = || {
+            let mut new = false;
+            while let Ok(r) = announced.try_recv() {
+                new |= matches!(r, UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_));
+            }
+            new
+        };
+        if arrived() {
+            return Ok(s);
+        }
         let mut handle = s.idle();
         within("IDLE", handle.init()).await?;
-        let response = {
+        if !arrived() {
             let (wait, stop) = handle.wait_with_timeout(IDLE_RENEW);
             tokio::pin!(wait);
-            tokio::select! {
+            let response = tokio::select! {
                 r = &mut wait => r.context("connection lost during IDLE")?,
                 changed = self.shutdown.changed() => {
                     if changed.is_err() {
@@ -242,62 +313,89 @@ impl Source {
                     drop(stop);
                     within("IDLE interrupt", wait.as_mut()).await?
                 }
+            };
+            if let IdleResponse::NewData(data) = &response {
+                tracing::debug!(mailbox = %self.mb.label, response = ?data.parsed(), "IDLE woke up");
             }
-        };
-        if let IdleResponse::NewData(data) = &response {
-            tracing::debug!(mailbox = %self.mb.label, response = ?data.parsed(), "IDLE woke up");
         }
         within("DONE", handle.done()).await
     }
 
     /// Processes every message with a UID of at least `from`; returns the highest UID settled
-    /// (or `from - 1` when there was none).
+    /// (or `from - 1` when there was none). Batch N+1 is fetched while batch N commits.
     async fn pass(&mut self, s: &mut Session, caps: Caps, from: u32, uidvalidity: u32) -> anyhow::Result<u32> {
         // NOOP first, so the server's view includes mail that arrived since the last command.
         within("NOOP", s.noop()).await?;
         let found = within("UID SEARCH", s.uid_search(format!("UID {from}:*"))).await?;
         // "n:*" always includes the highest UID, even below n (RFC 3501 6.4.8).
-        let mut uids: Vec<u32> = found.into_iter().filter(|&u| u >= from).collect();
+        let mut uids: Vec<u32> =
+            found.into_iter().filter(|&u| u >= from && !self.skipped.contains(&(uidvalidity, u))).collect();
         uids.sort_unstable();
         let mut highest = from.saturating_sub(1);
         if uids.is_empty() {
             return Ok(highest);
         }
-        let total = uids.len();
-        let started = Instant::now();
-        let backlog = total > self.mb.batch_size as usize;
-        if backlog {
-            tracing::info!(mailbox = %self.mb.label, total, "reading a backlog");
+        let mut progress = Progress {
+            done: 0,
+            total: uids.len(),
+            started: Instant::now(),
+            shown: uids.len() > self.mb.batch_size as usize,
+        };
+        if progress.shown {
+            tracing::info!(mailbox = %self.mb.label, total = progress.total, "reading a backlog");
         }
-        let mut done = 0;
         let mut in_flight: Option<InFlight> = None;
         for chunk in uids.chunks(self.mb.batch_size.max(1) as usize) {
-            let fetched = self.fetch(s, chunk, uidvalidity).await?;
-            if let Some(batch) = in_flight.take() {
-                done += batch.uids.len();
-                highest = highest.max(self.finish(s, caps, batch).await?);
-                if backlog {
-                    self.progress(done, total, started);
+            let suspect = chunk.iter().any(|&u| self.strikes.get(&(uidvalidity, u)).is_some_and(|&n| n >= 2));
+            let pieces: Vec<&[u32]> = if suspect { chunk.chunks(1).collect() } else { vec![chunk] };
+            for piece in pieces {
+                if suspect && let Some(batch) = in_flight.take() {
+                    // One message in hand at a time, so a failure names its message.
+                    highest = highest.max(self.complete(s, caps, batch, &mut progress).await?);
+                    if self.stopping() {
+                        return Ok(highest);
+                    }
                 }
-                if self.stopping() {
-                    return Ok(highest);
+                self.in_hand =
+                    in_flight.iter().flat_map(|b| b.uids.iter()).chain(piece).map(|&u| (uidvalidity, u)).collect();
+                let fetched = self.fetch(s, piece, uidvalidity).await?;
+                if let Some(batch) = in_flight.take() {
+                    highest = highest.max(self.complete(s, caps, batch, &mut progress).await?);
+                    if self.stopping() {
+                        return Ok(highest);
+                    }
                 }
-            }
-            if !fetched.is_empty() {
-                in_flight = Some(self.start_batch(fetched, uidvalidity));
+                if !fetched.is_empty() {
+                    in_flight = Some(self.start_batch(fetched, uidvalidity));
+                }
             }
         }
         if let Some(batch) = in_flight.take() {
-            done += batch.uids.len();
-            highest = highest.max(self.finish(s, caps, batch).await?);
-            if backlog {
-                self.progress(done, total, started);
-            }
+            highest = highest.max(self.complete(s, caps, batch, &mut progress).await?);
+        }
+        self.in_hand.clear();
+        Ok(highest)
+    }
+
+    /// [`Source::finish`] plus the progress line.
+    async fn complete(
+        &mut self,
+        s: &mut Session,
+        caps: Caps,
+        batch: InFlight,
+        p: &mut Progress,
+    ) -> anyhow::Result<u32> {
+        let n = batch.uids.len();
+        let highest = self.finish(s, caps, batch).await?;
+        p.done += n;
+        if p.shown {
+            self.progress(p.done, p.total, p.started);
         }
         Ok(highest)
     }
 
-    /// `UID FETCH` of one batch, in UID order; UIDs expunged meanwhile are simply absent.
+    /// One `UID FETCH` of the whole messages in `uids` (sorted), in UID order; UIDs expunged
+    /// meanwhile are simply absent.
     async fn fetch(&self, s: &mut Session, uids: &[u32], uidvalidity: u32) -> anyhow::Result<Vec<(u32, Vec<u8>)>> {
         let set = uid_set(uids);
         let fetches: Vec<async_imap::types::Fetch> =
@@ -309,14 +407,7 @@ impl Source {
                 let uid = f.uid.filter(|u| uids.binary_search(u).is_ok())?;
                 let raw = match f.body() {
                     Some(b) => b.to_vec(),
-                    // Unique per message, so the pipeline quarantines each one (it has no
-                    // sender) instead of taking the second for a duplicate of the first.
-                    None => format!(
-                        "X-Ticketgate-Imap-Error: the server sent no body for UID {uid} \
-                         (UIDVALIDITY {uidvalidity}) of {}/{}\r\n\r\n",
-                        self.mb.label, self.mb.folder
-                    )
-                    .into_bytes(),
+                    None => self.placeholder(uid, uidvalidity, "the server sent no body"),
                 };
                 Some((uid, raw))
             })
@@ -324,6 +415,16 @@ impl Source {
         out.sort_by_key(|(uid, _)| *uid);
         out.dedup_by_key(|(uid, _)| *uid);
         Ok(out)
+    }
+
+    /// Stands in for a message whose content cannot be had: it has no sender, so the pipeline
+    /// quarantines it, and it is unique per message, so the next one is no "duplicate" of it.
+    fn placeholder(&self, uid: u32, uidvalidity: u32, why: &str) -> Vec<u8> {
+        format!(
+            "X-Ticketgate-Imap-Error: {why}: UID {uid} (UIDVALIDITY {uidvalidity}) of {}/{} on {}\r\n\r\n",
+            self.mb.label, self.mb.folder, self.mb.host
+        )
+        .into_bytes()
     }
 
     /// Hands a fetched batch to the pipeline on a blocking thread; the checkpoint follows its
@@ -586,7 +687,16 @@ mod tests {
         let config = crate::config::Config::default();
         let db = crate::store::Db::open(&dir.path().join("t.sqlite")).unwrap();
         let pipeline = Pipeline::new(Arc::new(config), crate::signing::Keyring::new(vec![vec![1; 32]]), db);
-        let mut s = Source { pipeline, mb: ImapConfig::default(), shutdown: rx, closed: false, backoff: BACKOFF_MIN };
+        let mut s = Source {
+            pipeline,
+            mb: ImapConfig::default(),
+            shutdown: rx,
+            closed: false,
+            backoff: BACKOFF_MIN,
+            in_hand: Vec::new(),
+            strikes: HashMap::new(),
+            skipped: HashSet::new(),
+        };
         let mut last = Duration::ZERO;
         for i in 0..12 {
             let d = s.next_backoff();

@@ -16,6 +16,8 @@ const LONG: Duration = Duration::from_secs(60);
 
 /// A pipeline on a fresh data dir; unknown senders may open tickets, so any test sender works.
 fn pipeline(dir: &Path) -> Pipeline {
+    // The source's log lines, shown for failing tests.
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let toml = AppConfig::new()
         .without_web()
         .set("data_dir", dir.to_string_lossy().into_owned())
@@ -327,4 +329,63 @@ fn sigkill_during_a_backlog_loses_and_duplicates_nothing() {
     assert_eq!(app.query_i64("SELECT count(*) FROM messages WHERE via = 'mail'"), n as i64, "each posted once");
     assert_eq!(app.query_i64("SELECT count(DISTINCT message_id) FROM messages WHERE via = 'mail'"), n as i64);
     assert_eq!(app.query_i64("SELECT count(*) FROM tickets"), n as i64);
+}
+
+#[test]
+fn shutdown_mid_backlog_leaves_the_mailbox_consistent() {
+    let ca = TestCa::new();
+    let dovecot = Dovecot::start(&ca);
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path());
+    let n = 1000;
+    for i in 0..n {
+        let id = format!("{}@customer.test", unique(&format!("term{i}")));
+        dovecot.drop_message(SUPPORT.0, "INBOX", &mail("customer@example.test", &id, &format!("Term {i}"), ""));
+    }
+    let mut mb = mailbox(&dovecot, ImapTls::Starttls, "support", SUPPORT, "INBOX");
+    mb.batch_size = 20;
+    let source = Running::start(&p, mb);
+    wait_until("the backlog under way", LONG, || count(&p, "SELECT count(*) FROM processed") > 0);
+    source.stop();
+
+    // Every committed message was filed, and everything filed was committed.
+    let stored: std::collections::HashSet<String> = p
+        .db()
+        .with(|c| {
+            let mut st = c.prepare("SELECT '<' || message_id || '>' FROM messages WHERE via = 'mail'")?;
+            let ids = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            Ok(ids)
+        })
+        .unwrap();
+    let inbox = dovecot.message_ids(SUPPORT.0, "INBOX");
+    let processed = dovecot.message_ids(SUPPORT.0, "Processed");
+    assert!(!stored.is_empty());
+    assert!(inbox.len() + processed.len() == n, "no message lost or copied");
+    assert!(inbox.iter().all(|id| !stored.contains(id)), "a committed message was left in INBOX");
+    assert!(processed.iter().all(|id| stored.contains(id)), "a message was filed without its commit");
+    assert_eq!(stored.len(), processed.len());
+}
+
+#[test]
+fn a_message_the_server_fails_on_does_not_block_the_others() {
+    let ca = TestCa::new();
+    let dovecot = Dovecot::start(&ca);
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path());
+    for i in 0..10 {
+        let id = format!("{}@customer.test", unique("around"));
+        let raw = mail("customer@example.test", &id, &format!("Around {i}"), "");
+        if i == 4 {
+            // Dovecot drops the connection whenever it reads this file.
+            dovecot.drop_unreadable(SUPPORT.0, "INBOX", &raw);
+        } else {
+            dovecot.drop_message(SUPPORT.0, "INBOX", &raw);
+        }
+    }
+    let source = Running::start(&p, mailbox(&dovecot, ImapTls::PlainInsecure, "support", SUPPORT, "INBOX"));
+    wait_until("the others processed", LONG, || dovecot.messages(SUPPORT.0, "Processed") == 9);
+    assert!(source.is_running());
+    source.stop();
+    assert_eq!(dovecot.messages(SUPPORT.0, "INBOX"), 1, "the bad one is left for a person");
+    assert_eq!(count(&p, "SELECT count(*) FROM tickets"), 9);
 }

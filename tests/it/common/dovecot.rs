@@ -221,6 +221,16 @@ impl Dovecot {
     /// Puts a message straight into `folder` ("INBOX" or another) of `user` as a Maildir file:
     /// about a hundred times faster than LMTP, for big backlogs. The folder must exist.
     pub fn drop_message(&self, user: &str, folder: &str, raw: &[u8]) {
+        self.drop_file(user, folder, raw, true);
+    }
+
+    /// Like [`Dovecot::drop_message`], but the file belongs to root with mode 0600: Dovecot
+    /// (which reads mail as `nobody`) fails to FETCH it ("Internal error occurred").
+    pub fn drop_unreadable(&self, user: &str, folder: &str, raw: &[u8]) {
+        self.drop_file(user, folder, raw, false);
+    }
+
+    fn drop_file(&self, user: &str, folder: &str, raw: &[u8], readable: bool) {
         let (local, domain) = user.split_once('@').expect("user is an address");
         let mut maildir = self.dir.path().join("mail").join(domain).join(local).join("Maildir");
         if folder != "INBOX" {
@@ -231,8 +241,12 @@ impl Dovecot {
         // Dovecot reads LF line ends in Maildir files and serves CRLF
         let lf: Vec<u8> = raw.iter().copied().filter(|&b| b != b'\r').collect();
         std::fs::write(&tmp, lf).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
-        chmod(&tmp, 0o644);
-        std::os::unix::fs::chown(&tmp, Some(self.mail_owner.0), Some(self.mail_owner.1)).expect("chown");
+        if readable {
+            chmod(&tmp, 0o644);
+            std::os::unix::fs::chown(&tmp, Some(self.mail_owner.0), Some(self.mail_owner.1)).expect("chown");
+        } else {
+            chmod(&tmp, 0o600);
+        }
         std::fs::rename(&tmp, maildir.join("new").join(&name)).expect("rename into new/");
     }
 
