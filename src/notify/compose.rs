@@ -79,8 +79,10 @@ pub fn references(thread: &[String], recipient_latest: Option<&str>, parent: Opt
 
 fn mailbox(name: &str, addr: &str) -> Result<Mailbox, ComposeError> {
     let address: Address = addr.parse().map_err(|_| ComposeError::Address(addr.to_string()))?;
-    let name = name.trim();
-    Ok(Mailbox::new((!name.is_empty()).then(|| name.to_string()), address))
+    // lettre panics on a display name holding CR or LF, so names go through
+    // the same one-line cleaning as subjects.
+    let shown = name.chars().any(|c| !c.is_control() && !c.is_whitespace());
+    Ok(Mailbox::new(shown.then(|| crate::actions::clean_subject(name)), address))
 }
 
 fn bracketed(ids: &[String]) -> String {

@@ -312,3 +312,6 @@ fn file_line(name: &str, size: u64, refused: Option<&str>) -> FileLine {
         refused: refused.map(|code| crate::policy::attachments::reason_text(code).to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests;

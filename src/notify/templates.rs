@@ -148,7 +148,11 @@ pub fn human_size(bytes: u64) -> String {
         format!("{} KB", bytes.div_ceil(KB))
     } else {
         let tenths = (bytes * 10).div_ceil(MB);
-        if tenths.is_multiple_of(10) { format!("{} MB", tenths / 10) } else { format!("{}.{} MB", tenths / 10, tenths % 10) }
+        if tenths.is_multiple_of(10) {
+            format!("{} MB", tenths / 10)
+        } else {
+            format!("{}.{} MB", tenths / 10, tenths % 10)
+        }
     }
 }
 

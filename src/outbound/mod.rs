@@ -22,7 +22,7 @@ pub mod transport;
 
 use std::collections::{HashSet, VecDeque};
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -81,16 +81,26 @@ pub async fn run(db: Db, config: Arc<Config>, mut shutdown: watch::Receiver<bool
     let concurrency = config.outbound.concurrency.max(1);
     let backoff = Backoff::new(&config.outbound);
     let from: Arc<str> = config.support.address.as_str().into();
-    let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
+    // Ids handed to the transport and not yet recorded. Only this loop
+    // touches the set, and only between two reads of the outbox: an id
+    // leaves it after its outcome is committed, so the next read already sees
+    // the new state and can never pick the mail up a second time.
+    let mut in_flight: HashSet<i64> = HashSet::new();
     let (done_tx, done_rx) = mpsc::unbounded_channel();
-    let recorder = tokio::spawn(record(db.clone(), backoff, done_rx, in_flight.clone()));
+    let (recorded_tx, mut recorded_rx) = mpsc::unbounded_channel::<Vec<i64>>();
+    let recorder = tokio::spawn(record(db.clone(), backoff, done_rx, recorded_tx));
     let mut queue: VecDeque<Due> = VecDeque::new();
     let mut running = JoinSet::new();
     tracing::info!(transport = ?config.outbound.transport, concurrency, "outbound worker started");
 
     while !*shutdown.borrow() {
+        while let Ok(ids) = recorded_rx.try_recv() {
+            ids.iter().for_each(|id| {
+                in_flight.remove(id);
+            });
+        }
         if queue.is_empty() && running.len() < concurrency {
-            match fetch(&db, &in_flight).await {
+            match fetch(&db, &mut in_flight).await {
                 Ok(rows) => queue.extend(rows),
                 Err(e) => tracing::warn!("reading the outbox: {e}"),
             }
@@ -127,12 +137,10 @@ pub async fn run(db: Db, config: Arc<Config>, mut shutdown: watch::Receiver<bool
 }
 
 /// Due rows that are not already being delivered; marks them in flight.
-async fn fetch(db: &Db, in_flight: &Arc<Mutex<HashSet<i64>>>) -> crate::store::Result<Vec<Due>> {
-    let skip = in_flight.lock().unwrap_or_else(|e| e.into_inner()).len();
-    let now = crate::clock::now();
-    let rows = db.run(move |c| outbox::due(c, now, BATCH + skip)).await?;
-    let mut set = in_flight.lock().unwrap_or_else(|e| e.into_inner());
-    Ok(rows.into_iter().filter(|r| set.insert(r.id)).take(BATCH).collect())
+async fn fetch(db: &Db, in_flight: &mut HashSet<i64>) -> crate::store::Result<Vec<Due>> {
+    let (now, limit) = (crate::clock::now(), BATCH + in_flight.len());
+    let rows = db.run(move |c| outbox::due(c, now, limit)).await?;
+    Ok(rows.into_iter().filter(|r| in_flight.insert(r.id)).take(BATCH).collect())
 }
 
 /// Writes outcomes as they come, several per transaction when they queue up.
@@ -140,7 +148,7 @@ async fn record(
     db: Db,
     backoff: Backoff,
     mut done: mpsc::UnboundedReceiver<Outcome>,
-    in_flight: Arc<Mutex<HashSet<i64>>>,
+    recorded: mpsc::UnboundedSender<Vec<i64>>,
 ) {
     while let Some(first) = done.recv().await {
         let mut batch = vec![first];
@@ -166,10 +174,8 @@ async fn record(
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        let mut set = in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        for o in batch.iter() {
-            set.remove(&o.row.id);
-        }
+        // The worker loop may have stopped listening during shutdown.
+        let _ = recorded.send(batch.iter().map(|o| o.row.id).collect());
     }
 }
 

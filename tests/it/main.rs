@@ -5,3 +5,4 @@ mod web;
 mod browser;
 mod attachments;
 mod inspect;
+mod outbound;

@@ -1,0 +1,172 @@
+//! Outbound throughput: notifications rendered (askama + lettre), queued (one transaction per
+//! ticket change, as the pipeline does) and delivered by the worker to the local capture SMTP
+//! server (the test harness's aiosmtpd `capture_smtp.py`, which fsyncs every message).
+//!
+//! `cargo bench --bench outbound` (optional: `BENCH_TICKETS=1000`). Prints one line per figure.
+
+#[path = "../tests/it/common/mod.rs"]
+#[allow(dead_code, unused_imports)]
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ticketgate::config::{Config, Secret, TlsMode, Transport};
+use ticketgate::lifecycle::{Event, Role};
+use ticketgate::notify::{self, Notifier};
+use ticketgate::signing::Keyring;
+use ticketgate::store::tickets::{self, NewMessage, Via};
+use ticketgate::store::users::{self, NewUser};
+use ticketgate::store::{Db, outbox};
+
+use common::{Capture, SUPPORT, TestCa};
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    db: Db,
+    team: i64,
+    member: users::User,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = Db::open(&dir.path().join("bench.sqlite")).expect("db");
+    let (team, member) = db
+        .write(|c| {
+            let team = users::create_team(c, "Acme", 0)?;
+            let mk = |email: &str, role, team| {
+                users::create_user(
+                    c,
+                    &NewUser { email, name: "Bench User", role, team_id: team, password_hash: None },
+                    0,
+                )
+            };
+            let member = mk("member@acme.test", Role::Member, Some(team))?;
+            mk("agent@example.test", Role::Staff, None)?;
+            Ok::<_, ticketgate::store::StoreError>((team, users::by_id(c, member)?))
+        })
+        .expect("users");
+    Setup { _dir: dir, db, team, member }
+}
+
+/// Opens `tickets` tickets, one transaction each; every opening queues two mails (the
+/// acknowledgement and the staff notification). Returns the number of mails queued.
+fn open_tickets(s: &Setup, config: &Config, keys: &Keyring, tickets_n: usize, tag: &str) -> usize {
+    let body = "The printer on the second floor prints every page twice.\n\nIt started after the update.\n".repeat(3);
+    for i in 0..tickets_n {
+        s.db.write(|c| {
+            let now = ticketgate::clock::now();
+            let n = Notifier { config, keys, now };
+            let t = tickets::create(c, s.team, s.member.id, &format!("Printer {tag} {i}"), "bench", now)?;
+            let mid = format!("bench.{tag}.{i}@acme.test");
+            let m = tickets::add_message(
+                c,
+                &NewMessage {
+                    ticket_id: t,
+                    author_id: Some(s.member.id),
+                    author_role: Role::Member,
+                    via: Via::Mail,
+                    event: Event::Opened,
+                    body: &body,
+                    message_id: Some(&mid),
+                    raw: None,
+                },
+                now,
+            )?;
+            notify::ticket_event(c, &n, &tickets::get(c, t)?, Some(m), Event::Opened, Some(&s.member))
+        })
+        .expect("open ticket");
+    }
+    tickets_n * 2
+}
+
+fn pending(db: &Db) -> usize {
+    db.with(|c| outbox::list(c, 1_000_000)).expect("list").iter().filter(|e| e.state != "sent").count()
+}
+
+/// Runs the worker until the outbox is empty; returns the elapsed time.
+fn deliver(db: &Db, config: &Config) -> Duration {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let start = Instant::now();
+    let task = rt.spawn(ticketgate::outbound::run(db.clone(), Arc::new(config.clone()), rx));
+    while pending(db) > 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let elapsed = start.elapsed();
+    stop.send(true).expect("stop");
+    rt.block_on(task).expect("join").expect("worker");
+    elapsed
+}
+
+fn config(ca: &TestCa, capture: &Capture, tls: TlsMode, concurrency: usize) -> Config {
+    let mut c = Config::default();
+    c.support.address = SUPPORT.0.into();
+    c.outbound.transport = Transport::Smtp;
+    c.outbound.concurrency = concurrency;
+    c.outbound.smtp.host = "localhost".into();
+    c.outbound.smtp.port = if tls == TlsMode::Implicit { capture.smtps_port() } else { capture.smtp_port() };
+    c.outbound.smtp.tls = tls;
+    c.outbound.smtp.ca_file = Some(ca.ca_pem());
+    if tls != TlsMode::PlainInsecure {
+        c.outbound.smtp.username = SUPPORT.0.into();
+        c.outbound.smtp.password = Secret(SUPPORT.1.into());
+    }
+    c
+}
+
+fn rate(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn main() {
+    let tickets_n: usize = std::env::var("BENCH_TICKETS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let keys = Keyring::new(vec![vec![5; 32]]);
+    let ca = TestCa::new();
+    let capture = Capture::start(&ca);
+
+    for (label, tls, concurrency) in [
+        ("starttls+auth, concurrency 4", TlsMode::Starttls, 4),
+        ("starttls+auth, concurrency 8", TlsMode::Starttls, 8),
+        ("implicit tls+auth, concurrency 8", TlsMode::Implicit, 8),
+        ("plain, concurrency 8", TlsMode::PlainInsecure, 8),
+    ] {
+        let cfg = config(&ca, &capture, tls, concurrency);
+        let before = capture.messages().len();
+
+        // Render + queue, then deliver the backlog.
+        let s = setup();
+        let start = Instant::now();
+        let mails = open_tickets(&s, &cfg, &keys, tickets_n, "a");
+        let queued_in = start.elapsed();
+        let delivered_in = deliver(&s.db, &cfg);
+        println!(
+            "{label}: rendered+queued {mails} mails in {:.2} s = {:.0}/s; delivered the backlog in {:.2} s = {:.0}/s",
+            queued_in.as_secs_f64(),
+            rate(mails, queued_in),
+            delivered_in.as_secs_f64(),
+            rate(mails, delivered_in)
+        );
+
+        // Both at once: the worker runs while ticket changes queue mail.
+        let s = setup();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let start = Instant::now();
+        let task = rt.spawn(ticketgate::outbound::run(s.db.clone(), Arc::new(cfg.clone()), rx));
+        let mails = open_tickets(&s, &cfg, &keys, tickets_n, "b");
+        while pending(&s.db) > 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let total = start.elapsed();
+        stop.send(true).expect("stop");
+        rt.block_on(task).expect("join").expect("worker");
+        println!(
+            "{label}: rendered, queued and delivered {mails} mails end to end in {:.2} s = {:.0}/s",
+            total.as_secs_f64(),
+            rate(mails, total)
+        );
+        let got = capture.messages().len() - before;
+        assert_eq!(got, 2 * mails, "the capture server has every mail once");
+    }
+}

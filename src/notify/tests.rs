@@ -1,0 +1,306 @@
+//! Who gets which mail, and what the mail's headers say.
+
+use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
+use rusqlite::Connection;
+
+use super::*;
+use crate::lifecycle::{Role, Status};
+use crate::store::outbox::Entry;
+use crate::store::testing;
+use crate::store::tickets::{NewMessage, Via};
+use crate::store::users::NewUser;
+
+struct People {
+    member: User,
+    admin: User,
+    other_member: User,
+    agent: User,
+}
+
+fn user(c: &Connection, email: &str, name: &str, role: Role, team: Option<i64>) -> User {
+    let id = users::create_user(c, &NewUser { email, name, role, team_id: team, password_hash: None }, 0).unwrap();
+    users::by_id(c, id).unwrap()
+}
+
+fn people(c: &Connection) -> People {
+    let team = users::create_team(c, "Acme", 0).unwrap();
+    let p = People {
+        member: user(c, "member@acme.test", "Mia Member", Role::Member, Some(team)),
+        admin: user(c, "admin@acme.test", "Ada Admin", Role::Admin, Some(team)),
+        other_member: user(c, "other@acme.test", "", Role::Member, Some(team)),
+        agent: user(c, "agent@support.test", "Sam Agent", Role::Staff, None),
+    };
+    user(c, "off@support.test", "", Role::Staff, None);
+    users::set_disabled(c, "off@support.test", true).unwrap();
+    user(c, "bouncy@support.test", "", Role::Staff, None);
+    users::set_bouncing(c, "bouncy@support.test", Some("550 no such user")).unwrap();
+    p
+}
+
+fn config() -> Config {
+    let mut c = Config::default();
+    c.support.address = "support@help.test".into();
+    c.support.public_url = "https://portal.test".into();
+    c
+}
+
+fn keys() -> Keyring {
+    Keyring::new(vec![vec![7; 32]])
+}
+
+/// Posts a message as `author` and runs the notification for it.
+fn post(c: &Connection, n: &Notifier, ticket: i64, author: &User, event: Event, body: &str, mid: &str) -> i64 {
+    let message = tickets::add_message(
+        c,
+        &NewMessage {
+            ticket_id: ticket,
+            author_id: Some(author.id),
+            author_role: author.role,
+            via: Via::Mail,
+            event,
+            body,
+            message_id: Some(mid),
+            raw: None,
+        },
+        n.now,
+    )
+    .unwrap();
+    let status = crate::lifecycle::transition(Some(tickets::get(c, ticket).unwrap().status), event).status;
+    tickets::set_status(c, ticket, status, n.now).unwrap();
+    let t = tickets::get(c, ticket).unwrap();
+    ticket_event(c, n, &t, Some(message), event, Some(author)).unwrap();
+    message
+}
+
+/// Outbox rows after `since` (an id), oldest first, as (kind, recipient).
+fn queued(c: &Connection, since: i64) -> Vec<(String, String)> {
+    let mut rows: Vec<Entry> = outbox::list(c, 1000).unwrap().into_iter().filter(|e| e.id > since).collect();
+    rows.reverse();
+    rows.into_iter().map(|e| (e.kind, e.recipient)).collect()
+}
+
+fn last_id(c: &Connection) -> i64 {
+    outbox::list(c, 1).unwrap().first().map(|e| e.id).unwrap_or(0)
+}
+
+fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+#[test]
+fn recipients_follow_the_life_cycle() {
+    let (db, _d) = testing::db();
+    let (config, keys) = (config(), keys());
+    db.write(|c| {
+        let p = people(c);
+        let n = Notifier { config: &config, keys: &keys, now: 1000 };
+        let t = tickets::create(c, p.member.team_id.unwrap(), p.member.id, "Printer", "support", 1000)?;
+
+        post(c, &n, t, &p.member, Event::Opened, "It is broken", "m1@acme.test");
+        assert_eq!(
+            queued(c, 0),
+            pairs(&[("ack", "member@acme.test"), ("new_ticket", "agent@support.test")]),
+            "the opener is acknowledged; disabled and bouncing staff get nothing"
+        );
+
+        let mark = last_id(c);
+        post(c, &n, t, &p.agent, Event::StaffResponded, "Try this", "s1@help.test");
+        assert_eq!(queued(c, mark), pairs(&[("response", "member@acme.test"), ("response", "admin@acme.test")]));
+
+        let mark = last_id(c);
+        post(c, &n, t, &p.admin, Event::CustomerReplied, "Still broken", "a1@acme.test");
+        assert_eq!(
+            queued(c, mark),
+            pairs(&[("customer_update", "member@acme.test"), ("customer_update", "agent@support.test")]),
+            "the author (admin) is left out; a teammate who is neither opener nor admin hears nothing"
+        );
+
+        let mark = last_id(c);
+        tickets::set_status(c, t, Status::Closed, 1000)?;
+        ticket_event(c, &n, &tickets::get(c, t)?, None, Event::Closed, Some(&p.member))?;
+        assert_eq!(queued(c, mark), pairs(&[("closed", "admin@acme.test"), ("closed", "agent@support.test")]));
+
+        let mark = last_id(c);
+        tickets::set_internal_ref(c, t, "CRM-1", 1000)?;
+        ticket_event(c, &n, &tickets::get(c, t)?, None, Event::Updated, Some(&p.agent))?;
+        assert_eq!(queued(c, mark), pairs(&[("updated", "member@acme.test"), ("updated", "admin@acme.test")]));
+
+        let mark = last_id(c);
+        post(c, &n, t, &p.other_member, Event::CustomerReplied, "Again", "o1@acme.test");
+        assert_eq!(
+            queued(c, mark),
+            pairs(&[
+                ("reopened", "member@acme.test"),
+                ("reopened", "admin@acme.test"),
+                ("reopened", "agent@support.test")
+            ]),
+            "a reply after Close is a reopening, even with an update in between"
+        );
+        let mark = last_id(c);
+        post(c, &n, t, &p.member, Event::CustomerReplied, "More", "m2@acme.test");
+        assert!(queued(c, mark).iter().all(|(k, _)| k == "customer_update"));
+
+        users::set_bouncing(c, "admin@acme.test", Some("gone"))?;
+        let mark = last_id(c);
+        post(c, &n, t, &p.agent, Event::StaffResponded, "Fixed?", "s2@help.test");
+        assert_eq!(queued(c, mark), pairs(&[("response", "member@acme.test")]), "bouncing admins are skipped");
+        Ok::<_, crate::store::StoreError>(())
+    })
+    .unwrap();
+}
+
+fn header_text(m: &mail_parser::Message, name: &str) -> Option<String> {
+    m.header_raw(name).map(|v| v.trim().to_string())
+}
+
+fn ids(v: &HeaderValue) -> Vec<String> {
+    v.as_text_list().map(|l| l.iter().map(|s| s.to_string()).collect()).unwrap_or_default()
+}
+
+#[test]
+fn headers_thread_the_mail_and_point_back_at_the_recipient() {
+    let (db, _d) = testing::db();
+    let (config, keys) = (config(), keys());
+    db.write(|c| {
+        let p = people(c);
+        let n = Notifier { config: &config, keys: &keys, now: 1000 };
+        let t = tickets::create(c, p.member.team_id.unwrap(), p.member.id, "Printer on fire", "support", 1000)?;
+        post(c, &n, t, &p.member, Event::Opened, "It is broken", "root@acme.test");
+        let n = Notifier { now: 1001, ..n };
+        let mark = last_id(c);
+        let reply = post(c, &n, t, &p.agent, Event::StaffResponded, "Unplug it.\nThen wait.", "s1@help.test");
+        let rows: Vec<Entry> = outbox::list(c, 100)?.into_iter().filter(|e| e.id > mark).collect();
+        let to_member = rows.iter().find(|e| e.recipient == "member@acme.test").unwrap();
+        let raw = outbox::raw(c, to_member.id)?;
+        let m = MessageParser::default().parse(&raw).unwrap();
+
+        assert_eq!(m.message_id(), Some(to_member.message_id.as_str()), "the stored id is the header's");
+        assert!(to_member.message_id.ends_with("@help.test"));
+        assert_eq!(m.subject(), Some("Re: [#1] Printer on fire"));
+        assert_eq!(ids(m.in_reply_to()), vec!["s1@help.test"], "replies to the message notified about");
+        let refs = ids(m.references());
+        assert_eq!(refs.first().map(String::as_str), Some("root@acme.test"), "References start at the root");
+        assert_eq!(refs.last().map(String::as_str), Some("s1@help.test"), "and end with the parent");
+
+        let reply_to = m.reply_to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap().to_string();
+        let tag = crate::address::tag_of(&reply_to, "support@help.test").unwrap();
+        assert_eq!(
+            crate::route::token::verify(&keys, tag),
+            Ok(crate::route::token::Token { ticket: t, user: p.member.id }),
+            "Reply-To carries the recipient's own token"
+        );
+        let from = m.from().and_then(|a| a.first()).unwrap();
+        assert_eq!((from.name(), from.address()), (Some("Support"), Some("support@help.test")));
+        assert_eq!(header_text(&m, "Auto-Submitted").as_deref(), Some("auto-generated"));
+        assert_eq!(header_text(&m, "X-Auto-Response-Suppress").as_deref(), Some("All"));
+        assert_eq!(header_text(&m, "Thread-Topic").as_deref(), Some("Printer on fire"));
+        assert_eq!(m.content_type().map(|ct| (ct.ctype(), ct.subtype())), Some(("multipart", Some("alternative"))));
+
+        let text = m.body_text(0).unwrap().replace("\r\n", "\n");
+        let html = m.body_html(0).unwrap();
+        assert!(text.contains("Unplug it.\nThen wait.") && html.contains("Unplug it.<br"), "{html}");
+        assert!(text.contains("Reply to this email"));
+        let href = html.split("data-testid=\"deep-link\" href=\"").nth(1).unwrap().split('"').next().unwrap();
+        let token = href.strip_prefix("https://portal.test/l/").unwrap();
+        let link = Link::verify(&keys, token, 1001).unwrap();
+        assert_eq!((link.ticket, link.message, link.user), (t, reply, p.member.id));
+        assert_eq!(link.expires, 1001 + 30 * 86_400);
+        assert!(text.contains(href), "the text part has the same link");
+
+        // The staff's notification of the opening thread onto the customer's mail too.
+        let first_staff = outbox::list(c, 100)?.into_iter().find(|e| e.kind == "new_ticket").unwrap();
+        let m = MessageParser::default().parse(&outbox::raw(c, first_staff.id)?).unwrap().into_owned();
+        assert_eq!(m.subject(), Some("[#1] Printer on fire"));
+        assert_eq!(ids(m.in_reply_to()), vec!["root@acme.test"]);
+        Ok::<_, crate::store::StoreError>(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn user_input_never_adds_headers() {
+    let (db, _d) = testing::db();
+    let (config, keys) = (config(), keys());
+    db.write(|c| {
+        let team = users::create_team(c, "Acme", 0)?;
+        let evil = user(c, "evil@acme.test", "Eve\r\nBcc: victim@else.test", Role::Member, Some(team));
+        user(c, "agent@support.test", "Sam\nX-Injected: 1", Role::Staff, None);
+        let n = Notifier { config: &config, keys: &keys, now: 5 };
+        let subject = "Hi\r\nBcc: victim@else.test\r\nX-Injected: yes";
+        let t = tickets::create(c, team, evil.id, subject, "support", 5)?;
+        post(c, &n, t, &evil, Event::Opened, "body\r\n.\r\nRCPT TO:<x@y>", "bad\r\nBcc: v@x.test");
+        for e in outbox::list(c, 10)? {
+            let raw = outbox::raw(c, e.id)?;
+            let head = String::from_utf8_lossy(&raw);
+            let head = head.split("\r\n\r\n").next().unwrap();
+            for line in head.split("\r\n") {
+                assert!(!line.starts_with("Bcc:") && !line.starts_with("X-Injected"), "{e:?}: {line}");
+                assert!(!line.contains('\n') && !line.contains('\r'));
+            }
+            let m = MessageParser::default().parse(&raw).unwrap();
+            assert_eq!(m.subject(), Some("[#1] Hi Bcc: victim@else.test X-Injected: yes"));
+            assert!(m.header_raw("Bcc").is_none() && m.header_raw("X-Injected").is_none());
+            assert!(m.in_reply_to().is_empty(), "a Message-ID with a line break is never used");
+        }
+        Ok::<_, crate::store::StoreError>(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn notices_are_rate_limited_and_stay_out_of_the_thread() {
+    let (db, _d) = testing::db();
+    let (config, keys) = (config(), keys());
+    db.write(|c| {
+        let p = people(c);
+        let n = Notifier { config: &config, keys: &keys, now: 10_000 };
+        let unknown = Notice::UnknownSender { subject: "Hello?" };
+        assert!(notice(c, &n, "Stranger@Else.test", &unknown, Some("q1@else.test"))?);
+        assert!(!notice(c, &n, "stranger@else.test", &unknown, Some("q2@else.test"))?, "one per interval");
+        let later = Notifier { now: 10_000 + 3600, ..n };
+        assert!(notice(c, &later, "stranger@else.test", &unknown, None)?);
+        assert!(!notice(c, &n, "bouncy@support.test", &unknown, None)?, "never to a bouncing address");
+
+        let t = tickets::create(c, p.member.team_id.unwrap(), p.member.id, "Files", "support", 10_000)?;
+        post(c, &n, t, &p.member, Event::Opened, "see attached", "f1@acme.test");
+        let ticket = tickets::get(c, t)?;
+        let files = vec![Checked {
+            filename: "run.exe".into(),
+            size: 2048,
+            detected: None,
+            accepted: false,
+            reason: Some(crate::policy::attachments::EXTENSION_NOT_ALLOWED.into()),
+        }];
+        let refused = Notice::RefusedAttachments { ticket: &ticket, files: &files };
+        assert!(notice(c, &n, "member@acme.test", &refused, Some("f1@acme.test"))?);
+        let row = outbox::list(c, 1)?.remove(0);
+        assert_eq!((row.kind.as_str(), row.ticket_id), ("notice", Some(t)));
+        assert!(!tickets::thread_message_ids(c, t)?.contains(&row.message_id), "notices are not in the thread");
+        let m = MessageParser::default().parse(&outbox::raw(c, row.id)?).unwrap().into_owned();
+        assert_eq!(m.subject(), Some("[#1] Attachments refused: Files"));
+        assert_eq!(header_text(&m, "Auto-Submitted").as_deref(), Some("auto-replied"));
+        let text = m.body_text(0).unwrap();
+        assert!(text.contains("run.exe (2 KB): refused. This type of file is not accepted."), "{text}");
+        assert_eq!(ids(m.in_reply_to()), vec!["f1@acme.test"]);
+
+        let first = outbox::list(c, 100)?.into_iter().find(|e| e.recipient == "stranger@else.test").unwrap();
+        let m = MessageParser::default().parse(&outbox::raw(c, first.id)?).unwrap().into_owned();
+        assert_eq!(m.subject(), Some("No ticket was created: Hello?"));
+        assert_eq!(m.reply_to().and_then(|a| a.first()).and_then(|a| a.address()), Some("support@help.test"));
+        assert!(!m.body_html(0).unwrap().contains("deep-link"), "no link for someone without an account");
+        Ok::<_, crate::store::StoreError>(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn references_keep_root_own_and_newest() {
+    let thread: Vec<String> = (0..20).map(|i| format!("m{i}@x.test")).collect();
+    let refs = compose::references(&thread, Some("m3@x.test"), Some("m19@x.test"));
+    assert_eq!(refs.first().map(String::as_str), Some("m0@x.test"));
+    assert!(refs.contains(&"m3@x.test".to_string()));
+    assert_eq!(refs.last().map(String::as_str), Some("m19@x.test"));
+    assert_eq!(refs.len(), 1 + 1 + compose::REFERENCES_TAIL);
+    let refs = compose::references(&["bad id@x".into(), "ok@x.test".into()], None, Some("p@x.test"));
+    assert_eq!(refs, vec!["ok@x.test".to_string(), "p@x.test".to_string()]);
+}

@@ -1,0 +1,394 @@
+//! Outbound mail against the real capture SMTP server (STARTTLS/implicit TLS + AUTH, faults on
+//! demand): threading headers of every mail on a ticket, outages, 4xx and 5xx replies, and a
+//! `kill -9` of the real binary in the middle of delivery.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mail_parser::MessageParser;
+use ticketgate::config::{Config, TlsMode, Transport};
+use ticketgate::lifecycle::{Event, Role};
+use ticketgate::notify::{self, Notifier};
+use ticketgate::signing::Keyring;
+use ticketgate::store::tickets::{self, NewMessage, Via};
+use ticketgate::store::users::{self, NewUser, User};
+use ticketgate::store::{Db, outbox};
+
+use crate::common::{App, AppConfig, Capture, Captured, SUPPORT, TestCa, wait_until};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn smtp_config(data: &Path, ca: &TestCa, port: u16, tls: TlsMode) -> Config {
+    let mut c = Config::default();
+    c.data_dir = data.to_path_buf();
+    c.support.address = SUPPORT.0.into();
+    c.support.public_url = "https://portal.example.test".into();
+    c.outbound.transport = Transport::Smtp;
+    c.outbound.eml_dir = data.join("outbox");
+    c.outbound.retry_base_seconds = 1;
+    c.outbound.retry_max_seconds = 1;
+    c.outbound.smtp.host = "localhost".into();
+    c.outbound.smtp.port = port;
+    c.outbound.smtp.tls = tls;
+    c.outbound.smtp.ca_file = Some(ca.ca_pem());
+    c.outbound.smtp.username = SUPPORT.0.into();
+    c.outbound.smtp.password = ticketgate::config::Secret(SUPPORT.1.into());
+    c.outbound.smtp.timeout_seconds = 10;
+    c
+}
+
+/// The delivery worker on its own runtime, as `serve` runs it.
+struct Worker {
+    rt: tokio::runtime::Runtime,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Worker {
+    fn start(db: &Db, config: &Config) -> Worker {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let task = rt.spawn(ticketgate::outbound::run(db.clone(), Arc::new(config.clone()), rx));
+        Worker { rt, stop, task }
+    }
+
+    fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.rt.block_on(self.task).unwrap().unwrap();
+    }
+}
+
+struct Cast {
+    member: User,
+    admin: User,
+    agent: User,
+    team: i64,
+}
+
+fn cast(db: &Db) -> Cast {
+    db.write(|c| {
+        let team = users::create_team(c, "Acme", 0)?;
+        let mk = |email: &str, name: &str, role, team| {
+            let id = users::create_user(c, &NewUser { email, name, role, team_id: team, password_hash: None }, 0)?;
+            users::by_id(c, id)
+        };
+        Ok::<_, ticketgate::store::StoreError>(Cast {
+            member: mk("mia@acme.test", "Mia Member", Role::Member, Some(team))?,
+            admin: mk("ada@acme.test", "Ada Admin", Role::Admin, Some(team))?,
+            agent: mk("sam@example.test", "Sam Agent", Role::Staff, None)?,
+            team,
+        })
+    })
+    .unwrap()
+}
+
+/// A message by `author` with the status change and notifications, in one transaction.
+fn act(db: &Db, n: &Notifier, ticket: i64, author: &User, event: Event, body: &str, mid: Option<&str>) {
+    db.write(|c| {
+        let message = match mid {
+            Some(mid) => Some(tickets::add_message(
+                c,
+                &NewMessage {
+                    ticket_id: ticket,
+                    author_id: Some(author.id),
+                    author_role: author.role,
+                    via: Via::Mail,
+                    event,
+                    body,
+                    message_id: Some(mid),
+                    raw: None,
+                },
+                n.now,
+            )?),
+            None => None,
+        };
+        let t = tickets::get(c, ticket)?;
+        let status = ticketgate::lifecycle::transition(Some(t.status), event).status;
+        tickets::set_status(c, ticket, status, n.now)?;
+        notify::ticket_event(c, n, &tickets::get(c, ticket)?, message, event, Some(author))
+    })
+    .unwrap();
+}
+
+fn new_ticket(db: &Db, n: &Notifier, who: &Cast, subject: &str, root: &str) -> i64 {
+    let t = db.write(|c| tickets::create(c, who.team, who.member.id, subject, "support", n.now)).unwrap();
+    act(db, n, t, &who.member, Event::Opened, "The printer is on fire.", Some(root));
+    t
+}
+
+fn outbox_ids(db: &Db) -> Vec<(i64, String, String)> {
+    let rows = db.with(|c| outbox::list(c, 10_000)).unwrap();
+    rows.into_iter().map(|e| (e.id, e.message_id, e.state)).collect()
+}
+
+fn all_sent(db: &Db) -> bool {
+    outbox_ids(db).iter().all(|(_, _, s)| s == "sent")
+}
+
+fn message_id(m: &Captured) -> String {
+    MessageParser::default().parse(&m.eml).and_then(|p| p.message_id().map(String::from)).unwrap_or_default()
+}
+
+fn list(v: &mail_parser::HeaderValue) -> Vec<String> {
+    v.as_text_list().map(|l| l.iter().map(|s| s.to_string()).collect()).unwrap_or_default()
+}
+
+#[test]
+fn every_mail_on_a_ticket_threads_onto_the_customers_first_message() {
+    let ca = TestCa::new();
+    let capture = Capture::start(&ca);
+    let data = tempfile::tempdir().unwrap();
+    let config = smtp_config(data.path(), &ca, capture.smtp_port(), TlsMode::Starttls);
+    let db = Db::open(&data.path().join("t.sqlite")).unwrap();
+    let keys = Keyring::new(vec![vec![3; 32]]);
+    let who = cast(&db);
+    let n = Notifier { config: &config, keys: &keys, now: ticketgate::clock::now() };
+
+    let at = |k: i64| Notifier { now: n.now + k, ..n };
+    let t = new_ticket(&db, &n, &who, "Printer on fire", "root.1@acme.test");
+    act(&db, &at(1), t, &who.agent, Event::StaffResponded, "Unplug it.", Some("web.a1@example.test"));
+    act(&db, &at(2), t, &who.member, Event::CustomerReplied, "Done, still smoking.", Some("c2@acme.test"));
+    act(&db, &at(3), t, &who.agent, Event::Closed, "", None);
+    act(&db, &at(4), t, &who.admin, Event::CustomerReplied, "It is back!", Some("c3@acme.test"));
+    act(&db, &at(5), t, &who.agent, Event::StaffResponded, "Replacing it.", Some("web.a2@example.test"));
+
+    let worker = Worker::start(&db, &config);
+    wait_until("every mail sent", LONG, || all_sent(&db));
+    worker.stop();
+
+    let stored = db.with(|c| outbox::list(c, 100)).unwrap();
+    let captured = capture.messages();
+    assert_eq!(captured.len(), stored.len(), "one delivery per queued mail");
+    let thread = db.with(|c| tickets::thread_message_ids(c, t)).unwrap();
+    println!("thread of ticket #{t} (oldest first): {thread:?}");
+    let mut known: HashSet<String> =
+        ["root.1@acme.test", "web.a1@example.test", "c2@acme.test", "c3@acme.test", "web.a2@example.test"]
+            .map(String::from)
+            .into();
+    known.extend(stored.iter().map(|e| e.message_id.clone()));
+    for m in &captured {
+        let p = MessageParser::default().parse(&m.eml).unwrap();
+        let id = p.message_id().unwrap().to_string();
+        let row = stored.iter().find(|e| e.message_id == id).expect("the sent id is the stored id");
+        let (irt, refs) = (list(p.in_reply_to()), list(p.references()));
+        println!(
+            "{:<16} to {:<18} Message-ID <{id}>\n    In-Reply-To {irt:?}\n    References  {refs:?}",
+            row.kind, row.recipient
+        );
+        assert_eq!(m.rcpt_tos(), vec![row.recipient.clone()]);
+        assert_eq!(m.envelope["auth_login"].as_str(), Some(SUPPORT.0), "AUTH was used");
+        assert_eq!(m.envelope["tls"].as_bool(), Some(true), "STARTTLS was used");
+        assert_eq!(refs.first().map(String::as_str), Some("root.1@acme.test"), "{id}: root first");
+        assert_eq!(irt.len(), 1);
+        assert_eq!(refs.last(), irt.first(), "{id}: References end with the parent");
+        assert!(refs.iter().all(|r| known.contains(r) && *r != id), "{id}: only ids of this thread");
+        assert!(p.subject().unwrap().contains(&format!("[#{t}]")));
+    }
+    let irt_of = |kind: &str, to: &str| {
+        let row = stored.iter().find(|e| e.kind == kind && e.recipient == to).unwrap();
+        let m = captured.iter().find(|m| message_id(m) == row.message_id).unwrap();
+        list(MessageParser::default().parse(&m.eml).unwrap().in_reply_to())
+    };
+    assert_eq!(irt_of("ack", "mia@acme.test"), vec!["root.1@acme.test"]);
+    assert_eq!(irt_of("customer_update", "sam@example.test"), vec!["c2@acme.test"]);
+    assert_eq!(irt_of("reopened", "sam@example.test"), vec!["c3@acme.test"]);
+    let closed_row = stored.iter().find(|e| e.kind == "closed" && e.recipient == "mia@acme.test").unwrap();
+    let previous = stored
+        .iter()
+        .filter(|e| e.recipient == "mia@acme.test" && e.id < closed_row.id)
+        .max_by_key(|e| e.id)
+        .map(|e| e.message_id.clone());
+    assert_eq!(
+        irt_of("closed", "mia@acme.test"),
+        previous.into_iter().collect::<Vec<_>>(),
+        "a Close without a message replies to the recipient's own newest mail"
+    );
+}
+
+#[test]
+fn implicit_tls_works_too() {
+    let ca = TestCa::new();
+    let capture = Capture::start(&ca);
+    let data = tempfile::tempdir().unwrap();
+    let config = smtp_config(data.path(), &ca, capture.smtps_port(), TlsMode::Implicit);
+    let db = Db::open(&data.path().join("t.sqlite")).unwrap();
+    let keys = Keyring::new(vec![vec![3; 32]]);
+    let who = cast(&db);
+    let n = Notifier { config: &config, keys: &keys, now: ticketgate::clock::now() };
+    new_ticket(&db, &n, &who, "Hello", "root.2@acme.test");
+    let worker = Worker::start(&db, &config);
+    wait_until("sent", LONG, || all_sent(&db));
+    worker.stop();
+    let got = capture.messages();
+    assert_eq!(got.len(), 2, "ack + staff notification");
+    assert!(got.iter().all(|m| m.envelope["auth_login"].as_str() == Some(SUPPORT.0)));
+}
+
+#[test]
+fn an_outage_then_recovery_delivers_every_mail_exactly_once() {
+    let ca = TestCa::new();
+    let capture = Capture::start(&ca);
+    capture.set_faults("refuse\n");
+    wait_until("capture refusing", LONG, || !capture.listening());
+    let data = tempfile::tempdir().unwrap();
+    let config = smtp_config(data.path(), &ca, capture.smtp_port(), TlsMode::Starttls);
+    let db = Db::open(&data.path().join("t.sqlite")).unwrap();
+    let keys = Keyring::new(vec![vec![3; 32]]);
+    let who = cast(&db);
+    let n = Notifier { config: &config, keys: &keys, now: ticketgate::clock::now() };
+    for i in 0..8 {
+        new_ticket(&db, &n, &who, &format!("Outage {i}"), &format!("root.o{i}@acme.test"));
+    }
+    let worker = Worker::start(&db, &config);
+    let failed_twice =
+        || db.with(|c| outbox::list(c, 100)).unwrap().iter().all(|e| e.attempts >= 2 && e.state == "pending");
+    wait_until("every mail tried twice while the server is down", LONG, failed_twice);
+    let rows = db.with(|c| outbox::list(c, 100)).unwrap();
+    assert!(rows.iter().all(|e| e.last_error.as_deref().is_some_and(|s| !s.is_empty())), "{rows:?}");
+    capture.set_faults("");
+    wait_until("every mail sent after the server is back", LONG, || all_sent(&db));
+    worker.stop();
+
+    let sent: HashSet<String> = outbox_ids(&db).into_iter().map(|(_, id, _)| id).collect();
+    let got: Vec<String> = capture.messages().iter().map(message_id).collect();
+    assert_eq!(got.len(), sent.len(), "no mail delivered twice");
+    assert_eq!(got.into_iter().collect::<HashSet<_>>(), sent, "every mail delivered");
+}
+
+#[test]
+fn temporary_failures_are_retried_until_accepted() {
+    let ca = TestCa::new();
+    let capture = Capture::start(&ca);
+    capture.set_faults("tempfail DATA 2\ntempfail RCPT 1\n");
+    let data = tempfile::tempdir().unwrap();
+    let config = smtp_config(data.path(), &ca, capture.smtp_port(), TlsMode::Starttls);
+    let db = Db::open(&data.path().join("t.sqlite")).unwrap();
+    let keys = Keyring::new(vec![vec![3; 32]]);
+    let who = cast(&db);
+    let n = Notifier { config: &config, keys: &keys, now: ticketgate::clock::now() };
+    let t = db.write(|c| tickets::create(c, who.team, who.member.id, "One mail", "support", n.now)).unwrap();
+    act(&db, &n, t, &who.agent, Event::StaffResponded, "Only Mia hears of this", Some("only@example.test"));
+    let worker = Worker::start(&db, &config);
+    wait_until("sent", LONG, || all_sent(&db));
+    worker.stop();
+    let rows = db.with(|c| outbox::list(c, 10)).unwrap();
+    let attempts: i64 = rows.iter().map(|e| e.attempts).sum();
+    assert_eq!(attempts, rows.len() as i64 + 3, "three refusals (4xx), then each accepted once: {rows:?}");
+    assert_eq!(capture.messages().len(), rows.len());
+    assert_eq!(capture.faults().trim(), "", "every injected failure was met");
+}
+
+#[test]
+fn permanent_failures_are_recorded_on_the_ticket_and_not_retried() {
+    let ca = TestCa::new();
+    let capture = Capture::start(&ca);
+    capture.set_faults("permfail RCPT 1\n");
+    let data = tempfile::tempdir().unwrap();
+    let config = smtp_config(data.path(), &ca, capture.smtp_port(), TlsMode::Starttls);
+    let db = Db::open(&data.path().join("t.sqlite")).unwrap();
+    let keys = Keyring::new(vec![vec![3; 32]]);
+    let who = cast(&db);
+    db.write(|c| users::set_bouncing(c, "ada@acme.test", Some("test"))).unwrap();
+    let n = Notifier { config: &config, keys: &keys, now: ticketgate::clock::now() };
+    let t = db.write(|c| tickets::create(c, who.team, who.member.id, "Refused", "support", n.now)).unwrap();
+    act(&db, &n, t, &who.agent, Event::StaffResponded, "first", Some("p1@example.test"));
+    let worker = Worker::start(&db, &config);
+    wait_until("the mail failed", LONG, || outbox_ids(&db).iter().any(|(_, _, s)| s == "failed"));
+    // A second mail goes through: the worker carried on, and had time to retry the first if it would.
+    act(&db, &n, t, &who.agent, Event::StaffResponded, "second", Some("p2@example.test"));
+    wait_until("the second mail sent", LONG, || outbox_ids(&db).iter().any(|(_, _, s)| s == "sent"));
+
+    let rows = db.with(|c| outbox::list(c, 10)).unwrap();
+    let failed = rows.iter().find(|e| e.state == "failed").unwrap();
+    assert_eq!(failed.attempts, 1, "a 5xx is not retried");
+    assert!(failed.last_error.as_deref().unwrap().contains("550"), "{failed:?}");
+    let notes = db.with(|c| tickets::events(c, t)).unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].kind, "delivery_failed");
+    assert!(notes[0].detail.contains("mia@acme.test") && notes[0].detail.contains("550"), "{notes:?}");
+    assert_eq!(capture.messages().len(), 1);
+
+    // `ticketgate outbox list|retry`: the operator sees it and sends it again.
+    let mut out = Vec::new();
+    ticketgate::outbound::list(&db, &mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.lines().any(|l| l.contains("failed") && l.contains("mia@acme.test") && l.contains("550")), "{out}");
+    assert_eq!(ticketgate::outbound::retry(&db, Some(failed.id)).unwrap(), 1);
+    assert_eq!(ticketgate::outbound::retry(&db, Some(failed.id + 100)).unwrap(), 0);
+    wait_until("the retried mail sent", LONG, || all_sent(&db));
+    worker.stop();
+    let got: Vec<String> = capture.messages().iter().map(message_id).collect();
+    assert!(got.contains(&failed.message_id), "the retry keeps the Message-ID");
+}
+
+#[test]
+fn a_deadline_turns_temporary_failures_into_a_recorded_failure() {
+    let ca = TestCa::new();
+    let capture = Capture::start(&ca);
+    capture.set_faults("tempfail MAIL\n");
+    let data = tempfile::tempdir().unwrap();
+    let mut config = smtp_config(data.path(), &ca, capture.smtp_port(), TlsMode::Starttls);
+    config.outbound.retry_deadline_minutes = 0;
+    let db = Db::open(&data.path().join("t.sqlite")).unwrap();
+    let keys = Keyring::new(vec![vec![3; 32]]);
+    let who = cast(&db);
+    let n = Notifier { config: &config, keys: &keys, now: ticketgate::clock::now() };
+    let t = new_ticket(&db, &n, &who, "Deadline", "root.d@acme.test");
+    let worker = Worker::start(&db, &config);
+    wait_until("both failed", LONG, || outbox_ids(&db).iter().all(|(_, _, s)| s == "failed"));
+    worker.stop();
+    let notes = db.with(|c| tickets::events(c, t)).unwrap();
+    assert_eq!(notes.len(), 2);
+    assert!(notes.iter().all(|n| n.detail.contains("gave up after 1 attempts")), "{notes:?}");
+}
+
+/// `ticketgate serve` delivering to the capture server is killed with SIGKILL while the server
+/// holds messages at DATA; after the restart every mail is there, and the only repeats are
+/// mails the server had already accepted when the process died, recognisable by Message-ID.
+#[test]
+fn kill_9_mid_delivery_loses_nothing() {
+    let ca = TestCa::new();
+    let capture = Capture::start(&ca);
+    capture.set_faults("delay DATA 1\n");
+    let config = AppConfig::new()
+        .without_web()
+        .set("outbound.transport", "smtp")
+        .set("outbound.retry_base_seconds", 1)
+        .set("outbound.retry_max_seconds", 1)
+        .set("outbound.concurrency", 2)
+        .set("outbound.smtp.host", "localhost")
+        .set("outbound.smtp.port", capture.smtp_port() as i64)
+        .set("outbound.smtp.tls", "starttls")
+        .set("outbound.smtp.ca_file", ca.ca_pem().to_string_lossy().into_owned())
+        .set("outbound.smtp.username", SUPPORT.0)
+        .env("TICKETGATE_OUTBOUND__SMTP__PASSWORD", SUPPORT.1);
+    let mut app = App::start(config);
+    let db = Db::open(&app.data_dir().join("ticketgate.sqlite")).unwrap();
+    let who = cast(&db);
+    let (cfg, keys) = (Config::default(), Keyring::new(vec![vec![3; 32]]));
+    let n = Notifier { config: &cfg, keys: &keys, now: ticketgate::clock::now() };
+    for i in 0..10 {
+        new_ticket(&db, &n, &who, &format!("Kill {i}"), &format!("root.k{i}@acme.test"));
+    }
+    let queued = outbox_ids(&db).len();
+    wait_until("some mail delivered", LONG, || !capture.messages().is_empty());
+    app.kill9();
+    let before_restart = outbox_ids(&db).iter().filter(|(_, _, s)| s == "sent").count();
+    assert!(before_restart < queued, "killed mid-delivery ({before_restart} of {queued} sent)");
+    capture.set_faults("");
+    app.restart();
+    wait_until("every mail sent after the restart", LONG, || all_sent(&db));
+
+    let stored: HashSet<String> = outbox_ids(&db).into_iter().map(|(_, id, _)| id).collect();
+    let mut copies: BTreeMap<String, usize> = BTreeMap::new();
+    for m in capture.messages() {
+        *copies.entry(message_id(&m)).or_default() += 1;
+    }
+    println!("queued {queued}, sent before the kill {before_restart}, copies per Message-ID: {copies:?}");
+    assert_eq!(copies.keys().cloned().collect::<HashSet<_>>(), stored, "nothing lost, nothing foreign");
+    let repeats = copies.values().filter(|n| **n > 1).count();
+    assert!(repeats <= 2, "at most the mails in flight at the kill repeat (concurrency): {copies:?}");
+    assert!(copies.values().all(|n| *n <= 2), "{copies:?}");
+}
