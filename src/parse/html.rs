@@ -22,13 +22,20 @@
 //!   line of underscores, exactly as Outlook's own text part renders them; trim
 //!   cuts there when a header block (`From:` / `Von:` …) follows.
 //!
-//! Never panics and never allocates more than a small multiple of the input.
+//! Never panics; time and output stay linear in the input (nesting beyond
+//! 256 elements is ignored, quote prefixes stop at 8 `>`).
 
 /// No-break spaces: content while converting, plain spaces in the output.
 const NO_BREAK_SPACES: [char; 2] = ['\u{a0}', '\u{202f}'];
 
 /// A line of underscores: how Outlook renders its reply separator as text.
 pub const SEPARATOR: &str = "________________________________";
+
+/// Deepest element nesting that is interpreted; deeper start tags are
+/// ignored, which keeps hostile nesting from costing quadratic time.
+const MAX_NESTING: usize = 256;
+/// Most `>` written before a quoted line, however deep the quote.
+const MAX_QUOTE_PREFIX: usize = 8;
 
 /// Elements whose start and end break the line.
 const BLOCKS: &[&str] = &[
@@ -125,6 +132,9 @@ enum Effect {
 
 fn open(w: &mut Writer, stack: &mut Vec<(String, Effect)>, tag: &Tag) {
     let name = tag.name.as_str();
+    if stack.len() >= MAX_NESTING && !matches!(name, "br" | "hr") {
+        return;
+    }
     let class = tag.attr("class").unwrap_or_default().to_ascii_lowercase();
     let id = tag.attr("id").unwrap_or_default().to_ascii_lowercase();
     let style: String =
@@ -216,11 +226,10 @@ fn close(w: &mut Writer, stack: &mut Vec<(String, Effect)>, name: &str) {
 /// Skips past the end tag of a raw-text or dropped element (`</name>`), or to
 /// the end of input when it is never closed; `<head>` also ends at `<body>`.
 fn skip_element<'a>(rest: &'a str, name: &str) -> &'a str {
-    let lower = rest.to_ascii_lowercase();
     let close = format!("</{name}");
     let end = match name {
-        "head" => [lower.find(&close), lower.find("<body")].into_iter().flatten().min(),
-        _ => lower.find(&close),
+        "head" => [find_ci(rest, &close), find_ci(rest, "<body")].into_iter().flatten().min(),
+        _ => find_ci(rest, &close),
     };
     match end {
         Some(i) => {
@@ -229,6 +238,13 @@ fn skip_element<'a>(rest: &'a str, name: &str) -> &'a str {
         }
         None => "",
     }
+}
+
+/// Byte offset of the first ASCII-case-insensitive match of `needle` (which
+/// starts with `<`), scanning `hay` once.
+fn find_ci(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    hay.match_indices('<').map(|(i, _)| i).find(|&i| h.get(i..i + n.len()).is_some_and(|w| w.eq_ignore_ascii_case(n)))
 }
 
 /// One start or end tag.
@@ -434,7 +450,7 @@ impl Writer {
                 blank_run = 0;
             }
             if *depth > 0 {
-                out.push_str(&">".repeat(*depth));
+                out.push_str(&">".repeat((*depth).min(MAX_QUOTE_PREFIX)));
                 if !line.is_empty() {
                     out.push(' ');
                 }
@@ -615,6 +631,9 @@ mod tests {
         assert_eq!(to_text("<p class='x"), "");
         assert_eq!(to_text("<head><meta charset=utf-8><body>hi"), "hi");
         assert_eq!(to_text("<script>never closed"), "");
+        assert_eq!(to_text("<STYLE>a{}</Style >x<Script>y</SCRIPT>z"), "xz");
+        let deep = format!("{}deep{}", "<blockquote>".repeat(1000), "</p>".repeat(1000));
+        assert_eq!(to_text(&deep), format!("{} deep", ">".repeat(MAX_QUOTE_PREFIX)));
         assert_eq!(to_text("x &#xD800; &#99999999999; y"), "x &#xD800; &#99999999999; y");
     }
 }

@@ -302,9 +302,11 @@ fn body_text(msg: &mail_parser::Message) -> (String, Vec<u32>) {
     if !text.trim().is_empty() {
         return (text, Vec::new());
     }
-    let html = render(&msg.html_body);
-    if !html.trim().is_empty() {
-        return (html, Vec::new());
+    if msg.html_body != msg.text_body {
+        let html = render(&msg.html_body);
+        if !html.trim().is_empty() {
+            return (html, Vec::new());
+        }
     }
     let unsplit =
         |p: &mail_parser::MessagePart| p.content_type().is_some_and(|c| c.ctype().eq_ignore_ascii_case("multipart"));

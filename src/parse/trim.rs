@@ -47,13 +47,14 @@ const SEPARATORS: &[&str] = &[
 ];
 
 /// Outlook header block labels per language: the `From` label, then the
-/// other labels of that language. A colon follows each (French puts a space
-/// before it). `*From:*` is how some clients render the bold label as text.
+/// other labels of that language (a label is a word, optionally followed
+/// by a short one: Spanish Outlook writes `Enviado el:`). A colon follows
+/// each (French puts a space before it). `*From:*` is how some clients render the bold label as text.
 const HEADER_BLOCKS: &[(&str, &[&str])] = &[
     ("from", &["sent", "date", "to", "cc", "subject"]),
     ("von", &["gesendet", "datum", "an", "cc", "betreff"]),
     ("de", &["envoyé", "date", "à", "a", "cc", "objet"]),
-    ("de", &["enviado", "fecha", "para", "cc", "asunto"]),
+    ("de", &["enviado", "enviado el", "fecha", "para", "cc", "asunto"]),
     ("van", &["verzonden", "datum", "aan", "cc", "onderwerp"]),
 ];
 /// How many lines after the `From` line the other labels are looked for.
@@ -114,7 +115,7 @@ static RULES: LazyLock<Rules> = LazyLock::new(|| {
         attributions: build(whole_line(ATTRIBUTIONS)),
         signatures: build(whole_line(SIGNATURES)),
         underscores: build(whole_line(&[UNDERSCORES])),
-        header_label: build(r"(?i)^\s*\*?([\p{L}]{1,12})\s?:\*?(\s|$)".to_string()),
+        header_label: build(r"(?i)^\s*\*?(\p{L}{1,12}(?: \p{L}{1,3})?)\s?:\*?(\s|$)".to_string()),
     }
 });
 
@@ -250,6 +251,7 @@ mod tests {
             "Von: Jane Doe <jane@example.com>\nGesendet: Montag, 5. Januar 2026 10:02\nAn: Support\nBetreff: Drucker",
             "De : Jane Doe <jane@example.com>\nEnvoyé : lundi 5 janvier 2026 10:02\nÀ : Support\nObjet : Imprimante",
             "De: Jane Doe <jane@example.com>\nEnviado: lunes, 5 de enero de 2026 10:02\nPara: Soporte\nAsunto: Impresora",
+            "De: Jane Doe [mailto:jane@example.com]\nEnviado el: lunes, 5 de enero de 2026 10:02\nPara: Soporte\nCC: Otro\nAsunto: Impresora",
             "Van: Jane Doe <jane@example.com>\nVerzonden: maandag 5 januari 2026 10:02\nAan: Support\nOnderwerp: Printer",
             "*From:* Jane Doe <jane@example.com>\n*Sent:* Monday\n*To:* Support\n*Subject:* Printer",
         ] {
