@@ -401,11 +401,15 @@ fn unflow(text: &str, delsp: bool) -> String {
 /// message (transfer encoding only). Falls back to what mail-parser decoded
 /// when the raw part cannot be decoded.
 ///
-/// Line breaks of text sent as 7bit, 8bit or quoted-printable belong to the
+/// Line breaks of text (and of attached messages) sent as 7bit, 8bit or
+/// quoted-printable belong to the
 /// transport (an MTA or a Maildir may store them as LF, IMAP serves CRLF), so
 /// they are given in MIME's canonical form, CRLF: the same message gives the
 /// same file however it arrived. Base64 keeps the sender's bytes exactly.
 fn part_bytes(msg: &mail_parser::Message, part: &mail_parser::MessagePart) -> Vec<u8> {
+    if part.is_message() && part.encoding != Encoding::Base64 {
+        return crlf(part.contents());
+    }
     if !part.is_text() {
         return part.contents().to_vec();
     }

@@ -80,6 +80,7 @@ const SIGNATURES: &[&str] = &[
     r"von meinem \S.{0,40} gesendet",
     r"gesendet von (meinem \S.{0,40}|outlook|mail) ?(für \S.{0,30})?",
     r"outlook für (ios|android) (herunterladen|beziehen)",
+    r"holen sie sich outlook für (ios|android)",
     r"envoyé de mon \S.{0,60}",
     r"envoyé (à partir|depuis) de? ?\S.{0,60}",
     r"(télécharger|obtenir) outlook pour (ios|android)",
@@ -113,7 +114,8 @@ static RULES: LazyLock<Rules> = LazyLock::new(|| {
     Rules {
         separators: build(whole_line(SEPARATORS)),
         attributions: build(whole_line(ATTRIBUTIONS)),
-        signatures: build(whole_line(SIGNATURES)),
+        // Outlook mobile glues its link to the line: `Get Outlook for iOS<https://aka.ms/o0ukef>`.
+        signatures: build(whole_line(&[&format!(r"(?:{})(?:\s*<\S+>)?", SIGNATURES.join("|"))])),
         underscores: build(whole_line(&[UNDERSCORES])),
         header_label: build(r"(?i)^\s*\*?(\p{L}{1,12}(?: \p{L}{1,3})?)\s?:\*?(\s|$)".to_string()),
     }
@@ -305,6 +307,8 @@ mod tests {
             "Verzonden vanaf mijn iPhone",
             "Get Outlook for iOS",
             "Get Outlook for Android",
+            "Get Outlook for iOS<https://aka.ms/o0ukef>",
+            "Holen Sie sich Outlook für Android <https://aka.ms/AAb9ysg>",
         ] {
             let t = format!("Works now.\n\n{sig}\n\n> On Mon wrote\n> x\n");
             assert_eq!(new_text(&t), "Works now.", "{sig}");

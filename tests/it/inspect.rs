@@ -157,7 +157,6 @@ fn golden_fixtures_in_lf_and_crlf() {
 
 /// A line with exactly the contract's types (extra keys are allowed).
 #[derive(Debug, Deserialize)]
-#[allow(dead_code)] // the fields are read by serde, which is the check
 struct Line {
     file: String,
     message_id: Option<String>,
@@ -171,11 +170,8 @@ struct Line {
 
 #[derive(Debug, Deserialize)]
 struct Attachment {
-    #[allow(dead_code)]
     filename: String,
-    #[allow(dead_code)]
     size: u64,
-    #[allow(dead_code)]
     detected: Option<String>,
     accepted: bool,
     reason: Option<String>,
@@ -216,7 +212,11 @@ fn every_line_keeps_the_contract() {
             assert!(AUTO_CODES.contains(&auto.as_str()), "{}: unknown auto code {auto}", file.display());
         }
         for a in &line.attachments {
-            assert_eq!(a.accepted, a.reason.is_none(), "{}: a reason exactly when refused", file.display());
+            let at = format!("{}: {}", file.display(), a.filename);
+            assert_eq!(a.accepted, a.reason.is_none(), "{at}: a reason exactly when refused");
+            assert!(!a.filename.is_empty() && !a.filename.contains(['/', '\\']), "{at}: sanitised name");
+            assert!(a.detected.as_deref().is_none_or(|d| d.contains('/')), "{at}: detected is a MIME type");
+            assert!(!a.accepted || a.size <= 15 * 1024 * 1024, "{at}: accepted within the default size cap");
         }
     }
     assert!(errors > 0, "the fixtures include messages that cannot be parsed");
