@@ -395,3 +395,26 @@ fn a_message_the_server_fails_on_does_not_block_the_others() {
     assert_eq!(dovecot.messages(SUPPORT.0, "INBOX"), 1, "the bad one is left for a person");
     assert_eq!(count(&p, "SELECT count(*) FROM tickets"), 9);
 }
+
+#[test]
+fn without_move_and_idle_it_copies_expunges_and_polls() {
+    let ca = TestCa::new();
+    // Advertised after login instead of Dovecot's full list: no MOVE, no IDLE.
+    let dovecot = Dovecot::start_with(&ca, "imap_capability = IMAP4rev1 SASL-IR LITERAL+ ID ENABLE UIDPLUS\n");
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path());
+    for i in 0..30 {
+        let id = format!("{}@customer.test", unique("nomove"));
+        dovecot.drop_message(SUPPORT.0, "INBOX", &mail("customer@example.test", &id, &format!("No move {i}"), ""));
+    }
+    let mut mb = mailbox(&dovecot, ImapTls::Implicit, "support", SUPPORT, "INBOX");
+    mb.batch_size = 7;
+    let source = Running::start(&p, mb);
+    wait_until("the backlog filed", LONG, || dovecot.messages(SUPPORT.0, "Processed") == 30);
+    let id = format!("{}@customer.test", unique("polled"));
+    dovecot.deliver("customer@example.test", SUPPORT.0, &mail("customer@example.test", &id, "Polled", ""));
+    wait_until("new mail found by polling", LONG, || dovecot.messages(SUPPORT.0, "Processed") == 31);
+    source.stop();
+    assert_eq!(dovecot.messages(SUPPORT.0, "INBOX"), 0, "copied and expunged");
+    assert_eq!(count(&p, "SELECT count(*) FROM messages WHERE via = 'mail'"), 31);
+}

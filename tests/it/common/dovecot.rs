@@ -48,6 +48,12 @@ pub struct Dovecot {
 impl Dovecot {
     /// Starts Dovecot with the three standard users; returns once IMAP greets.
     pub fn start(ca: &TestCa) -> Dovecot {
+        Dovecot::start_with(ca, "")
+    }
+
+    /// [`Dovecot::start`] with `extra` appended to `dovecot.conf`, e.g.
+    /// `imap_capability = IMAP4rev1 UIDPLUS` to hide MOVE and IDLE from clients.
+    pub fn start_with(ca: &TestCa, extra: &str) -> Dovecot {
         require(&[DOVECOT]);
         // short: Dovecot's unix sockets live under it (108-byte limit)
         let dir = tempfile::Builder::new().prefix("tg-dv").tempdir_in("/tmp").expect("temp dir");
@@ -67,7 +73,7 @@ impl Dovecot {
         std::fs::write(d.join("users"), users).expect("write users");
         chmod(&d.join("users"), 0o644);
         let conf = d.join("dovecot.conf");
-        std::fs::write(&conf, config(d, &ports, ca, uid, gid)).expect("write dovecot.conf");
+        std::fs::write(&conf, config(d, &ports, ca, uid, gid) + extra).expect("write dovecot.conf");
         let mut dovecot = Dovecot { dir, ports, conf, ca_pem: ca.ca_pem(), mail_owner: (uid, gid), child: None };
         dovecot.launch();
         for (user, _) in [SUPPORT, CUSTOMER, STAFF] {
