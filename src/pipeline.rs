@@ -191,10 +191,11 @@ impl Pipeline {
         source: &str,
         now: i64,
     ) -> Result<Outcome, StoreError> {
-        tx.execute_batch("SAVEPOINT message")?;
+        // Cached statements: execute_batch would parse these anew for every message.
+        tx.prepare_cached("SAVEPOINT message")?.execute([])?;
         match self.process(tx, raw, parsed, source, now) {
             Ok(o) => {
-                tx.execute_batch("RELEASE message")?;
+                tx.prepare_cached("RELEASE message")?.execute([])?;
                 Ok(o)
             }
             Err(e) if e.is_transient() => Err(e),

@@ -55,7 +55,9 @@ const MIGRATIONS: &[&str] = &[
         created_at  INTEGER NOT NULL
     );
     CREATE INDEX messages_ticket ON messages(ticket_id, id);
-    CREATE INDEX messages_message_id ON messages(message_id) WHERE message_id IS NOT NULL;
+    -- Not a partial index: with `message_id = ?` SQLite would re-prepare the
+    -- statement on every binding to prove the parameter is not NULL.
+    CREATE INDEX messages_message_id ON messages(message_id);
     CREATE INDEX messages_author ON messages(author_id);
     CREATE TABLE attachments (
         id          INTEGER PRIMARY KEY,
