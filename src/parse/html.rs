@@ -425,7 +425,7 @@ impl Writer {
         let shown = text.trim();
         let target = href.strip_prefix("mailto:").unwrap_or(&href);
         let useless = href.is_empty() || href.starts_with('#') || href.to_ascii_lowercase().starts_with("javascript:");
-        if !useless && !shown.eq_ignore_ascii_case(target) && !shown.eq_ignore_ascii_case(&href) {
+        if !useless && bare_url(shown) != bare_url(target) {
             if shown.is_empty() {
                 self.text(target);
             } else {
@@ -460,6 +460,15 @@ impl Writer {
         }
         out.trim_matches('\n').to_string()
     }
+}
+
+/// A URL as people write it: lower case, without the scheme, `www.` or a
+/// trailing slash, so `www.x.test` and `https://www.x.test/` are the same.
+fn bare_url(url: &str) -> String {
+    let lower = url.trim().to_lowercase();
+    let rest = ["https://", "http://", "mailto:"].iter().find_map(|p| lower.strip_prefix(p)).unwrap_or(&lower);
+    let rest = rest.strip_prefix("www.").unwrap_or(rest);
+    rest.trim_end_matches('/').to_string()
 }
 
 /// HTML 4 names for U+00A0..=U+00FF, in code point order.
@@ -589,6 +598,8 @@ mod tests {
         assert_eq!(to_text(r#"<a href="https://x.test">https://x.test</a>"#), "https://x.test");
         assert_eq!(to_text(r#"<a href="mailto:a@b.test">a@b.test</a>"#), "a@b.test");
         assert_eq!(to_text(r##"<a href="#top">top</a>"##), "top");
+        assert_eq!(to_text(r#"<a href="https://www.x.test/">www.x.test</a>"#), "www.x.test");
+        assert_eq!(to_text(r#"<a href="https://x.test/a"><img src="b.png"></a>"#), "https://x.test/a");
     }
 
     #[test]

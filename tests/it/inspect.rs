@@ -31,12 +31,18 @@ fn fixtures() -> PathBuf {
 /// `ticketgate inspect ARGS`, with the built-in configuration (no
 /// `TICKETGATE_*` overrides from the environment running the tests).
 fn inspect(args: &[&Path], stdin: Option<&[u8]>) -> (i32, Vec<Value>) {
+    inspect_with(args, stdin, &[])
+}
+
+/// [`inspect`] with configuration overrides from the environment.
+fn inspect_with(args: &[&Path], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> (i32, Vec<Value>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ticketgate"));
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("TICKETGATE_") {
             cmd.env_remove(key);
         }
     }
+    cmd.envs(env.iter().copied());
     cmd.arg("inspect").args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
     let mut child = cmd.spawn().expect("ticketgate runs");
@@ -280,4 +286,19 @@ fn directories_are_read_recursively_in_name_order_without_dot_files() {
         })
         .collect();
     assert_eq!(files, ["a/cur/1.eml", "a/new/2.eml", "b.eml"]);
+}
+
+#[test]
+fn messages_over_the_size_limit_are_not_read_whole() {
+    let limit = MAIL.len() - 1;
+    let env = [("TICKETGATE_LIMITS__MAX_MESSAGE_BYTES", limit.to_string())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, lines) = inspect_with(&[Path::new("-")], Some(MAIL), &env);
+    assert_eq!(status, 0, "the file was read; the message is reported");
+    assert_eq!(lines[0]["error"], "message_too_large");
+    assert_eq!(lines[0]["body"], Value::Null);
+    let env = [("TICKETGATE_LIMITS__MAX_MESSAGE_BYTES", MAIL.len().to_string())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_, lines) = inspect_with(&[Path::new("-")], Some(MAIL), &env);
+    assert_eq!(lines[0]["error"], Value::Null, "exactly the limit is fine");
 }
