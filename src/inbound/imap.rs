@@ -255,14 +255,25 @@ impl Source {
         );
 
         // After a (re)connect everything still in the folder is read: it is either new or was
-        // committed but not yet moved when the last session ended.
-        let mut highest = self.pass(&mut s, caps, 1, uidvalidity).await?;
-        // Only a session that got through a whole pass counts as recovered: a server that
-        // drops every session half-way still sees the backoff grow.
-        self.backoff = BACKOFF_MIN;
+        // committed but not yet moved when the last session ended. A pass that found mail is
+        // followed by another at once, so mail that came in meanwhile is not left to IDLE.
+        let mut highest: u32 = 0;
+        let mut first = true;
         loop {
+            let reached = self.pass(&mut s, caps, highest.saturating_add(1), uidvalidity).await?;
+            if first {
+                // Only a session that got through a whole pass counts as recovered: a server
+                // that drops every session half-way still sees the backoff grow.
+                self.backoff = BACKOFF_MIN;
+                first = false;
+            }
+            let progressed = reached > highest;
+            highest = highest.max(reached);
             if self.stopping() {
                 break;
+            }
+            if progressed {
+                continue;
             }
             if caps.idle && self.mb.idle {
                 s = self.idle(s).await?;
@@ -272,7 +283,6 @@ impl Source {
             if self.stopping() {
                 break;
             }
-            highest = highest.max(self.pass(&mut s, caps, highest + 1, uidvalidity).await?);
         }
         // Best effort: the server cleans up a vanished client as well.
         let _ = tokio::time::timeout(Duration::from_secs(5), s.logout()).await;
@@ -324,6 +334,10 @@ impl Source {
     /// Processes every message with a UID of at least `from`; returns the highest UID settled
     /// (or `from - 1` when there was none). Batch N+1 is fetched while batch N commits.
     async fn pass(&mut self, s: &mut Session, caps: Caps, from: u32, uidvalidity: u32) -> anyhow::Result<u32> {
+        // What the server volunteered so far (EXPUNGEs of our own moves, mostly) is covered by
+        // the search below. Emptying the bounded channel leaves room for an EXISTS that comes
+        // after it, which [`Source::idle`] looks for.
+        while s.unsolicited_responses.try_recv().is_ok() {}
         // NOOP first, so the server's view includes mail that arrived since the last command.
         within("NOOP", s.noop()).await?;
         let found = within("UID SEARCH", s.uid_search(format!("UID {from}:*"))).await?;
