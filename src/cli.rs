@@ -320,8 +320,14 @@ fn user(db: &Db, c: UserCommand) -> anyhow::Result<i32> {
 }
 
 fn outbox(db: &Db, c: OutboxCommand) -> anyhow::Result<()> {
-    let _ = (db, c);
-    bail!("the outbox commands are not available in this build")
+    match c {
+        OutboxCommand::List => crate::outbound::list(db, &mut std::io::stdout().lock()),
+        OutboxCommand::Retry { id } => {
+            let n = crate::outbound::retry(db, id)?;
+            println!("{n} mail(s) queued for delivery now");
+            Ok(())
+        }
+    }
 }
 
 /// The given password, or one read from the terminal (echo off) or a line of standard input.

@@ -22,6 +22,16 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
     if !config.maildir.path.as_os_str().is_empty() {
         tasks.spawn(crate::inbound::maildir::run(pipeline.clone(), shutdown.clone()));
     }
+    for mailbox in &config.imap {
+        tasks.spawn(crate::inbound::imap::run(pipeline.clone(), mailbox.clone(), shutdown.clone()));
+    }
+    tasks.spawn(crate::outbound::run(pipeline.db().clone(), config.clone(), shutdown.clone()));
+    if !config.web.listen.is_empty() {
+        let listener = tokio::net::TcpListener::bind(&config.web.listen)
+            .await
+            .with_context(|| format!("web.listen = {:?}: cannot listen there", config.web.listen))?;
+        tasks.spawn(crate::web::run(pipeline.clone(), listener, shutdown.clone()));
+    }
 
     tokio::spawn(async move {
         wait_for_signal().await;
