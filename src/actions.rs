@@ -100,10 +100,8 @@ pub fn set_reference(tx: &Connection, env: &Env, ticket: Ticket, author: &User, 
 
 /// Adds attachments without a message text (an update: the status stays).
 pub fn attach(tx: &Connection, env: &Env, ticket: Ticket, author: &User, uploads: &[Upload]) -> Result<Posted> {
-    let body = format!(
-        "Attached: {}",
-        uploads.iter().map(|u| u.checked.filename.as_str()).collect::<Vec<_>>().join(", ")
-    );
+    let body =
+        format!("Attached: {}", uploads.iter().map(|u| u.checked.filename.as_str()).collect::<Vec<_>>().join(", "));
     let post = Post { author, body: &body, via: Via::Web, message_id: None, raw: None, attachments: uploads };
     write_post(tx, env, ticket, &post, Event::Updated)
 }
@@ -193,15 +191,15 @@ mod tests {
     pub(crate) fn fixture(c: &Connection) -> (User, User, User) {
         let team = users::create_team(c, "Acme", 0).unwrap();
         let mk = |email: &str, role, team| {
-            let id = users::create_user(
-                c,
-                &NewUser { email, name: "", role, team_id: team, password_hash: None },
-                0,
-            )
-            .unwrap();
+            let id = users::create_user(c, &NewUser { email, name: "", role, team_id: team, password_hash: None }, 0)
+                .unwrap();
             users::by_id(c, id).unwrap()
         };
-        (mk("member@acme.test", Role::Member, Some(team)), mk("admin@acme.test", Role::Admin, Some(team)), mk("agent@support.test", Role::Staff, None))
+        (
+            mk("member@acme.test", Role::Member, Some(team)),
+            mk("admin@acme.test", Role::Admin, Some(team)),
+            mk("agent@support.test", Role::Staff, None),
+        )
     }
 
     #[test]
@@ -213,7 +211,8 @@ mod tests {
         db.write(|tx| {
             let (member, _admin, staff) = fixture(tx);
             let env = Env { config: &config, keys: &keys, blobs: &blobs, now: 100 };
-            let post = |author, body| Post { author, body, via: Via::Web, message_id: None, raw: None, attachments: &[] };
+            let post =
+                |author, body| Post { author, body, via: Via::Web, message_id: None, raw: None, attachments: &[] };
             let p = open(tx, &env, member.team_id.unwrap(), "  Printer\r\nBcc: x ", "web", &post(&member, "broken"))?;
             assert_eq!(p.ticket.subject, "Printer Bcc: x");
             assert_eq!(p.ticket.status, Status::WaitingForSupport);

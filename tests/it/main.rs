@@ -1,8 +1,14 @@
+//! The single integration-test binary (one link on a 2-core machine), one
+//! module per area. `common` is the harness: real Dovecot, Postfix and an
+//! SMTP capture server on 127.0.0.1, and the real `ticketgate` binary.
 
 mod common;
-mod imap;
-mod web;
-mod browser;
+
 mod attachments;
+mod browser;
+mod imap;
 mod inspect;
+mod maildir;
 mod outbound;
+mod pipeline;
+mod web;
