@@ -16,9 +16,12 @@
 //! - [`Dovecot`]: IMAP (plain + STARTTLS), IMAPS, LMTP and a SASL auth port for Postfix. Users
 //!   come from a passwd-file: [`SUPPORT`], [`CUSTOMER`], [`STAFF`] (login = address), more with
 //!   [`Dovecot::add_user`] at run time. Mail in: [`Dovecot::deliver`] (LMTP, as an MTA would),
-//!   [`Dovecot::drop_message`] (a Maildir file, fast, for big backlogs), [`Dovecot::doveadm`] for
-//!   anything else (counting, deleting folders). [`Dovecot::restart`] for outage tests. No
-//!   folders are auto-created: the code under test must create what it needs.
+//!   [`Dovecot::drop_message`] (a Maildir file, fast, for big backlogs), [`Dovecot::save`],
+//!   [`Dovecot::drop_unreadable`] (a file Dovecot fails on), [`Dovecot::doveadm`] for anything
+//!   else (counting, deleting folders). [`Dovecot::restart`] for outage tests,
+//!   [`Dovecot::start_with`] for extra settings (e.g. hiding MOVE/IDLE with
+//!   `imap_capability`). No folders are auto-created: the code under test must create what it
+//!   needs.
 //! - [`Capture`]: an SMTP server (our own `capture_smtp.py`, aiosmtpd) with STARTTLS, implicit
 //!   TLS and AUTH PLAIN/LOGIN, storing each message as `.eml` + `.json` envelope
 //!   ([`Capture::messages`]); faults at run time with [`Capture::set_faults`] (see the script's
@@ -29,6 +32,8 @@
 //! - [`App`]: the `ticketgate` binary with a generated config in a temp dir: start, wait for
 //!   readiness by polling, `kill -9`, restart, and [`App::db`] for SQLite assertions.
 //! - [`wait_until`]: poll a condition (never a fixed sleep, never a timed assertion).
+//!
+//! `selftest.rs` checks the harness itself (`cargo test --test it common::`, ~15 s).
 //!
 //! Typical use:
 //! ```ignore
