@@ -555,17 +555,7 @@ fn entity(name: &str) -> Option<String> {
             None => num.parse().ok()?,
         };
         // Windows-1252 code points sent as numbers (`&#146;`) mean the 1252 glyph.
-        let code = match code {
-            0x80 => 0x20ac,
-            0x91 => 0x2018,
-            0x92 => 0x2019,
-            0x93 => 0x201c,
-            0x94 => 0x201d,
-            0x96 => 0x2013,
-            0x97 => 0x2014,
-            c => c,
-        };
-        return char::from_u32(code).filter(|c| *c != '\0').map(String::from);
+        return char::from_u32(code).filter(|c| *c != '\0').map(|c| super::windows_1252(c).to_string());
     }
     if let Some(i) = LATIN1.iter().position(|n| *n == name) {
         return char::from_u32(0xa0 + i as u32).map(String::from);

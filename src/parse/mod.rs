@@ -215,7 +215,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
         from,
         from_name,
         recipients,
-        subject: msg.subject().map(cap).unwrap_or_default(),
+        subject: msg.subject().map(|s| cap(&c1_as_windows_1252(s))).unwrap_or_default(),
         date: msg.date().map(|d| d.to_timestamp()),
         in_reply_to: ids(msg.in_reply_to()),
         references: ids(msg.references()),
@@ -293,7 +293,7 @@ fn body_text(msg: &mail_parser::Message) -> (String, Vec<u32>) {
                 PartType::Html(h) => Some(html::to_text(h)),
                 _ => None,
             })
-            .map(|t| t.replace("\r\n", "\n").replace('\r', "\n").trim_matches('\n').to_string())
+            .map(|t| c1_as_windows_1252(&t.replace("\r\n", "\n").replace('\r', "\n")).trim_matches('\n').to_string())
             .filter(|t| !t.trim().is_empty())
             .collect();
         texts.join("\n\n")
@@ -363,6 +363,30 @@ fn lenient_base64(raw: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&bytes[1..chunk.len().max(1)]);
     }
     out
+}
+
+/// Text labelled ISO-8859-1 or ASCII is very often Windows-1252 (curly
+/// quotes, dashes, €), which decodes to C1 control characters that never
+/// belong in mail text; like browsers (WHATWG), read them as Windows-1252.
+fn c1_as_windows_1252(s: &str) -> String {
+    if s.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c)) {
+        s.chars().map(windows_1252).collect()
+    } else {
+        s.to_string()
+    }
+}
+
+/// The Windows-1252 glyph for a C1 control character; any other character,
+/// and the five C1 codes 1252 leaves undefined, unchanged.
+pub(crate) fn windows_1252(c: char) -> char {
+    const GLYPHS: [char; 32] = [
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž', '\u{8f}', '\u{90}', '‘',
+        '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}', 'ž', 'Ÿ',
+    ];
+    match c as u32 {
+        code @ 0x80..=0x9f => GLYPHS[code as usize - 0x80],
+        _ => c,
+    }
 }
 
 fn is_flowed(c: &mail_parser::ContentType) -> bool {
@@ -514,6 +538,14 @@ mod tests {
         assert_eq!(lenient_base64(b"QQ"), b"A");
         assert_eq!(lenient_base64(b"QUI"), b"AB");
         assert_eq!(lenient_base64(b"Q"), b"");
+    }
+
+    #[test]
+    fn mislabelled_windows_1252_is_read_as_such() {
+        let raw = b"From: a@example.com\nSubject: =?iso-8859-1?Q?=93quoted=94?=\nContent-Type: text/plain; charset=iso-8859-1\n\n\x93Hi\x94 \x80 5 \x96 caf\xe9\n";
+        let p = parse(raw).expect("parses");
+        assert_eq!(p.subject, "“quoted”");
+        assert_eq!(p.text, "“Hi” € 5 – café");
     }
 
     #[test]
