@@ -4,7 +4,24 @@
 //! from headers so hostile mail cannot blow up memory or the database.
 //!
 //! A message that cannot be parsed at all yields [`ParseError`], which the
-//! pipeline turns into a quarantine entry with that reason.
+//! pipeline turns into a quarantine entry with that reason (see [`parse`] for
+//! what counts: empty input, binary data, text without mail headers).
+//! Anything else, however broken its MIME, parses as far as it goes.
+//!
+//! Decisions:
+//! - **Body** ([`Parsed::text`]): the text/plain alternative when there is
+//!   one, else the HTML converted by [`html::to_text`]; inline text parts of
+//!   multipart/mixed are joined; images never count as text; RFC 3676
+//!   `format=flowed` is unwrapped; line endings are `\n`; C1 control
+//!   characters from mislabelled ISO-8859-1 are read as Windows-1252. When
+//!   broken MIME leaves no body, the unnamed parts it produced are the body.
+//!   [`Parsed::body`] is that text trimmed by [`trim::new_text`].
+//! - **Attachments**: every non-body part, inline images and attached
+//!   messages (`.eml`) included, so that the policy decides and the sender
+//!   learns what was refused; none for `multipart/report` (bounces, read
+//!   receipts), whose parts are machine-readable and read by
+//!   [`crate::policy::auto::bounce`]. Bytes are the sender's file: text is not
+//!   re-encoded to UTF-8, and line breaks of non-base64 text are CRLF.
 
 pub mod html;
 pub mod trim;
