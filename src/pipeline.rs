@@ -404,14 +404,14 @@ impl Pipeline {
         if let Some(ticket) = self.referenced_ticket(tx, p)? {
             facts.referenced = Some((ticket, may_act(&tickets::get(tx, ticket)?)));
         }
-        if let Some(n) = token::ticket_in_subject(&p.subject) {
-            if let Ok(ticket) = tickets::get(tx, n) {
-                let participant = match sender {
-                    Some(u) => tickets::is_participant(tx, n, u.id)?,
-                    None => false,
-                };
-                facts.tagged = Some((n, may_act(&ticket) || participant));
-            }
+        if let Some(n) = token::ticket_in_subject(&p.subject)
+            && let Ok(ticket) = tickets::get(tx, n)
+        {
+            let participant = match sender {
+                Some(u) => tickets::is_participant(tx, n, u.id)?,
+                None => false,
+            };
+            facts.tagged = Some((n, may_act(&ticket) || participant));
         }
         Ok(facts)
     }
@@ -429,7 +429,7 @@ impl Pipeline {
         let Some(b) = p.bounce.as_ref() else { return Ok(Vec::new()) };
         let Some(original) = b.original_message_id.as_deref() else { return Ok(Vec::new()) };
         let Some((ticket, recipient)) = tickets::sent_notification(tx, original)? else { return Ok(Vec::new()) };
-        if !b.permanent || !b.recipients.iter().any(|r| *r == recipient) {
+        if !b.permanent || !b.recipients.contains(&recipient) {
             return Ok(Vec::new());
         }
         let why = format!("a notification to {recipient} bounced permanently");
