@@ -37,7 +37,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 /// Lines that start quoted history outright (whole line, case-insensitive).
-const SEPARATORS: &[&str] = &[
+pub const SEPARATORS: &[&str] = &[
     // -----Original Message----- and translations.
     r"-{2,}\s*(original message|ursprüngliche nachricht|originalnachricht|message d'origine|mensaje original|oorspronkelijk bericht)\s*-{2,}",
     // Forward markers: Gmail, Thunderbird, Outlook.
@@ -50,7 +50,7 @@ const SEPARATORS: &[&str] = &[
 /// other labels of that language (a label is a word, optionally followed
 /// by a short one: Spanish Outlook writes `Enviado el:`). A colon follows
 /// each (French puts a space before it). `*From:*` is how some clients render the bold label as text.
-const HEADER_BLOCKS: &[(&str, &[&str])] = &[
+pub const HEADER_BLOCKS: &[(&str, &[&str])] = &[
     ("from", &["sent", "date", "to", "cc", "subject"]),
     ("von", &["gesendet", "datum", "an", "cc", "betreff"]),
     ("de", &["envoyé", "date", "à", "a", "cc", "objet"]),
@@ -63,7 +63,7 @@ const HEADER_BLOCK_SPAN: usize = 8;
 const HEADER_BLOCK_MIN: usize = 2;
 
 /// Attribution lines (whole line or two joined lines, case-insensitive).
-const ATTRIBUTIONS: &[&str] = &[
+pub const ATTRIBUTIONS: &[&str] = &[
     r"on\s.{4,250}\swrote\s?:",
     r"am\s.{4,250}\sschrieb\s.{0,250}:",
     r"le\s.{4,250}\sa\s+écrit\s?:",
@@ -73,7 +73,7 @@ const ATTRIBUTIONS: &[&str] = &[
 ];
 
 /// Signature lines of mobile apps and mail clients (whole line, case-insensitive).
-const SIGNATURES: &[&str] = &[
+pub const SIGNATURES: &[&str] = &[
     r"sent from my \S.{0,60}",
     r"sent from (outlook|mail|yahoo mail)( for \S.{0,30})?",
     r"get outlook for (ios|android)",
