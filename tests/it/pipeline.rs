@@ -228,6 +228,11 @@ fn unknown_senders_are_quarantined_or_enrolled_when_allowed() {
     assert_eq!(w.count("SELECT count(*) FROM tickets"), 0);
     let kept: Vec<u8> = w.db(|c| c.query_row("SELECT raw FROM quarantine", [], |r| r.get(0)).unwrap());
     assert_eq!(kept, raw, "the quarantine keeps the whole message");
+    let notices = "SELECT count(*) FROM outbox WHERE kind = 'notice' AND recipient = 'new@fresh.test'";
+    assert_eq!(w.count(notices), 1, "the stranger is told, politely");
+    let again = mail("new@fresh.test", "support@example.test", "Hi?", "u2@fresh.test", "", "hello?");
+    assert_eq!(w.ingest(&again).quarantine_reason(), Some("unknown_sender"));
+    assert_eq!(w.count(notices), 1, "notices are rate-limited per address");
 
     let open = world_with(|c| c.support.allow_unknown_senders = true);
     assert!(matches!(open.ingest(&raw), Outcome::Opened { .. }));
