@@ -15,6 +15,8 @@
 //!      and at least two more header labels of the same language ([`HEADER_BLOCKS`])
 //!      in the next few lines; the cut moves up over an underscore line
 //!      (Outlook on the web) and blank lines;
+//!    - Outlook's underscore separator line followed by at least three
+//!      `Label: value` lines, in any language;
 //!    - an attribution line `On … wrote:` and its translations ([`ATTRIBUTIONS`]),
 //!      also when wrapped over two lines as Gmail does. It must contain a digit
 //!      (a date or time: every client writes one), which keeps ordinary
@@ -149,6 +151,9 @@ fn history_start(lines: &[&str]) -> Option<usize> {
         if is_header_block(lines, i) {
             return Some(above_separator(lines, i));
         }
+        if r.underscores.is_match(lines[i]) && labelled_lines(&lines[i + 1..]) >= HEADER_BLOCK_MIN + 1 {
+            return Some(i);
+        }
         attribution_len(lines, i).filter(|&n| !answered_inline(&lines[i + n..])).map(|_| i)
     })
 }
@@ -165,6 +170,13 @@ fn above_separator(lines: &[&str], i: usize) -> usize {
 
 fn label(line: &str) -> Option<String> {
     RULES.header_label.captures(line).map(|c| c[1].to_lowercase())
+}
+
+/// How many of the first lines after blank ones look like `Label: value`:
+/// under Outlook's underscore separator that is a header block in any
+/// language (`Da:` / `Inviato:` / `A:` / `Oggetto:`).
+fn labelled_lines(after: &[&str]) -> usize {
+    after.iter().skip_while(|l| l.trim().is_empty()).take(HEADER_BLOCK_SPAN).filter(|l| label(l).is_some()).count()
 }
 
 fn is_header_block(lines: &[&str], i: usize) -> bool {
@@ -233,8 +245,11 @@ mod tests {
             "Le lun. 5 janv. 2026 à 10:02, Jane Doe <jane@example.com> a écrit :",
             "El lun, 5 ene 2026 a las 10:02, Jane Doe (<jane@example.com>) escribió:",
             "Op ma 5 jan. 2026 om 10:02 schreef Jane Doe <jane@example.com>:",
+            "Le lun. 5 janv. 2026 à 10:02, Jane Doe <jane@example.com> a\nécrit :",
+            "El lun, 5 ene 2026 a las 10:02, Jane Doe (<jane@example.com>)\nescribió:",
+            "Op 5 jan. 2026 om 10:02 heeft Jane Doe <jane@example.com> het volgende geschreven:",
         ] {
-            let t = format!("New text.\r\n\r\n{attr}\r\n> old\r\n");
+            let t = format!("New text.\r\n\r\n{}\r\n> old\r\n", attr.replace('\n', "\r\n"));
             assert_eq!(new_text(&t), "New text.", "{attr}");
         }
     }
@@ -260,6 +275,14 @@ mod tests {
             let t = format!("Done, see attached.\n\n{block}\n\nOld text without quote marks.\n");
             assert_eq!(new_text(&t), "Done, see attached.", "{block}");
         }
+    }
+
+    #[test]
+    fn underscore_separator_with_a_header_block_in_any_language() {
+        let t = "Grazie, funziona.\n\n________________________________\nDa: Support <support@example.com>\nInviato: lunedì 5 gennaio 2026 10:02\nA: Mario Rossi\nOggetto: Stampante\n\nvecchio";
+        assert_eq!(new_text(t), "Grazie, funziona.");
+        let not_headers = "Totals:\n________________________________\nSum: 5\nthat is all";
+        assert_eq!(new_text(not_headers), not_headers);
     }
 
     #[test]
