@@ -39,9 +39,9 @@ fn main() -> anyhow::Result<()> {
     }
     let seconds: u64 = value("--seconds").and_then(|s| s.parse().ok()).unwrap_or(10);
     let connections: usize = value("--connections").and_then(|s| s.parse().ok()).unwrap_or(4);
-    let dir = value("--dir").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("web-bench")
-    });
+    let dir = value("--dir")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("web-bench"));
     std::fs::create_dir_all(&dir)?;
     let db_path = dir.join("bench.sqlite");
     let db = Db::open(&db_path)?;
@@ -53,11 +53,16 @@ fn main() -> anyhow::Result<()> {
         }
         let started = Instant::now();
         generate(&Db::open(&db_path)?)?;
-        println!("generated {TICKETS} tickets, {} messages in {:.1?}", TICKETS * MESSAGES_PER_TICKET, started.elapsed());
+        println!(
+            "generated {TICKETS} tickets, {} messages in {:.1?}",
+            TICKETS * MESSAGES_PER_TICKET,
+            started.elapsed()
+        );
     }
     let db = Db::open(&db_path)?;
     let (member, staff, rare, medium) = db.with(|c| {
-        let member: i64 = c.query_row("SELECT id FROM users WHERE role = 'member' ORDER BY id LIMIT 1", [], |r| r.get(0))?;
+        let member: i64 =
+            c.query_row("SELECT id FROM users WHERE role = 'member' ORDER BY id LIMIT 1", [], |r| r.get(0))?;
         let staff: i64 = c.query_row("SELECT id FROM users WHERE role = 'staff' LIMIT 1", [], |r| r.get(0))?;
         Ok((member, staff, word(VOCABULARY - 7), word(400)))
     })?;
@@ -72,7 +77,11 @@ fn main() -> anyhow::Result<()> {
         .spawn()?;
     let mut line = String::new();
     BufReader::new(child.stdout.take().ok_or_else(|| anyhow::anyhow!("no stdout"))?).read_line(&mut line)?;
-    let port: u16 = line.trim().strip_prefix("PORT ").and_then(|p| p.parse().ok()).ok_or_else(|| anyhow::anyhow!("server said {line:?}"))?;
+    let port: u16 = line
+        .trim()
+        .strip_prefix("PORT ")
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("server said {line:?}"))?;
 
     let scenarios: Vec<(&str, &str, String)> = vec![
         ("list, member (1,000 tickets)", &member_cookie, "/".into()),
@@ -89,6 +98,7 @@ fn main() -> anyhow::Result<()> {
         ("search two words, staff", &staff_cookie, format!("/?q={medium}+{}", word(401))),
         ("search common word, member", &member_cookie, format!("/?q={medium}")),
         ("search common word, staff", &staff_cookie, format!("/?q={medium}")),
+        ("search very common word, staff", &staff_cookie, format!("/?q={}", word(3))),
     ];
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     println!("\n{connections} connections, {seconds} s per scenario, server pid {}", child.id());
@@ -99,7 +109,11 @@ fn main() -> anyhow::Result<()> {
         match rt.block_on(load(port, cookie, path, connections, Duration::from_secs(seconds))) {
             Ok(r) => println!(
                 "| {name} | `{path}` | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
-                r.rps, r.p(0.50), r.p(0.90), r.p(0.99), r.p(1.0)
+                r.rps,
+                r.p(0.50),
+                r.p(0.90),
+                r.p(0.99),
+                r.p(1.0)
             ),
             Err(e) => {
                 failed = Some(format!("{name}: {e}"));
@@ -141,8 +155,10 @@ fn session(db: &Db, user: i64) -> anyhow::Result<String> {
 
 /// A pronounceable pseudo-word per rank: distinct, tokenised as one FTS term.
 fn word(rank: usize) -> String {
-    const SYL: [&str; 20] =
-        ["ka", "lo", "mi", "ne", "ru", "ta", "po", "si", "ve", "du", "ba", "fe", "go", "hi", "ju", "ly", "mo", "na", "pe", "qu"];
+    const SYL: [&str; 20] = [
+        "ka", "lo", "mi", "ne", "ru", "ta", "po", "si", "ve", "du", "ba", "fe", "go", "hi", "ju", "ly", "mo", "na",
+        "pe", "qu",
+    ];
     let mut n = rank + 20;
     let mut w = String::new();
     while n > 0 {

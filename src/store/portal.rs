@@ -4,7 +4,9 @@
 //! (migration 2) that lets SQLite read one page without sorting the team.
 //!
 //! User text never reaches FTS5 as query syntax: [`fts_query`] quotes every
-//! term.
+//! term. A search looks at the [`SEARCH_HITS`] most recent matching texts
+//! only (newest FTS rows first), so a word that is in half the database costs
+//! the same as a rare one; [`search_truncated`] tells the page to say so.
 
 use rusqlite::Connection;
 use rusqlite::types::Value;
@@ -86,10 +88,8 @@ pub struct Row {
 
 /// The tickets matching `q`, in its order.
 pub fn list(c: &Connection, q: &Listing) -> Result<Vec<Row>> {
-    let mut sql = format!(
-        "SELECT {TICKET_COLUMNS}, tm.name, CASE WHEN u.name = '' THEN u.email ELSE u.name END
-         FROM tickets t JOIN teams tm ON tm.id = t.team_id JOIN users u ON u.id = t.opener_id WHERE 1"
-    );
+    // The page is chosen from `tickets` alone; names are joined for its rows only.
+    let mut sql = "SELECT * FROM tickets t WHERE 1".to_string();
     let mut args: Vec<Value> = Vec::new();
     if let Some(team) = q.team {
         args.push(Value::Integer(team));
@@ -108,7 +108,10 @@ pub fn list(c: &Connection, q: &Listing) -> Result<Vec<Row>> {
         let mut alternatives = Vec::new();
         if let Some(fts) = fts {
             args.push(Value::Text(fts));
-            alternatives.push(format!("t.id IN (SELECT ticket_id FROM search WHERE search MATCH ?{})", args.len()));
+            alternatives.push(format!(
+                "t.id IN (SELECT ticket_id FROM search WHERE search MATCH ?{} ORDER BY rowid DESC LIMIT {SEARCH_HITS})",
+                args.len()
+            ));
         }
         if let Some(n) = number {
             args.push(Value::Integer(n));
@@ -118,12 +121,29 @@ pub fn list(c: &Connection, q: &Listing) -> Result<Vec<Row>> {
     }
     args.push(Value::Integer(q.limit));
     args.push(Value::Integer(q.offset.max(0)));
-    sql.push_str(&format!(" ORDER BY {} LIMIT ?{} OFFSET ?{}", q.sort.order_by(), args.len() - 1, args.len()));
+    let order = q.sort.order_by();
+    sql.push_str(&format!(" ORDER BY {order} LIMIT ?{} OFFSET ?{}", args.len() - 1, args.len()));
+    let sql = format!(
+        "SELECT {TICKET_COLUMNS}, tm.name, CASE WHEN u.name = '' THEN u.email ELSE u.name END
+         FROM ({sql}) t JOIN teams tm ON tm.id = t.team_id JOIN users u ON u.id = t.opener_id ORDER BY {order}"
+    );
     let mut st = c.prepare_cached(&sql)?;
     let rows = st.query_map(rusqlite::params_from_iter(args), |r| {
         Ok(Row { ticket: ticket_row(r)?, team: r.get(9)?, opener: r.get(10)? })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Matching texts (subjects, messages, references) a search looks at, newest first.
+pub const SEARCH_HITS: i64 = 1000;
+
+/// Whether `text` matches more than [`SEARCH_HITS`] texts, so older matches were left out.
+pub fn search_truncated(c: &Connection, text: &str) -> Result<bool> {
+    let Some(fts) = fts_query(text) else { return Ok(false) };
+    let n: i64 = c
+        .prepare_cached("SELECT count(*) FROM (SELECT rowid FROM search WHERE search MATCH ?1 LIMIT ?2)")?
+        .query_row(rusqlite::params![fts, SEARCH_HITS + 1], |r| r.get(0))?;
+    Ok(n > SEARCH_HITS)
 }
 
 /// Most terms taken from one search; the rest are ignored.
@@ -196,6 +216,12 @@ mod tests {
             assert_eq!(search("crm-77", None)?, vec![t2], "the internal reference is searched");
             assert_eq!(search(&format!("#{t3}"), None)?, vec![t3]);
             assert_eq!(search("foo-bar: NEAR(", None)?, Vec::<i64>::new(), "syntax is not interpreted");
+            assert!(!search_truncated(c, "printer")?);
+            for _ in 0..SEARCH_HITS {
+                c.execute("INSERT INTO search(text, ticket_id, kind) VALUES ('printer', ?1, 'message')", [t1])?;
+            }
+            assert!(search_truncated(c, "printer")?);
+            assert_eq!(search("printer", None)?, vec![t1], "only the newest matches are looked at");
             assert_eq!(ids(&Listing { limit: 2, offset: 2, ..base.clone() })?, vec![t2]);
             let row = &list(c, &base)?[0];
             assert_eq!((row.team.as_str(), row.opener.as_str()), ("Acme", "a@acme.test"));

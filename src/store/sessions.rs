@@ -24,7 +24,9 @@ pub fn create(c: &Connection, id_hash: &str, user_id: i64, csrf: &str, now: i64,
 /// The session named by `id_hash` unless it has expired.
 pub fn get(c: &Connection, id_hash: &str, now: i64) -> Result<Option<Session>> {
     Ok(c.prepare_cached("SELECT user_id, csrf, expires_at FROM sessions WHERE id = ?1 AND expires_at > ?2")?
-        .query_row(params![id_hash, now], |r| Ok(Session { user_id: r.get(0)?, csrf: r.get(1)?, expires_at: r.get(2)? }))
+        .query_row(params![id_hash, now], |r| {
+            Ok(Session { user_id: r.get(0)?, csrf: r.get(1)?, expires_at: r.get(2)? })
+        })
         .optional()?)
 }
 

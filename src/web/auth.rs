@@ -240,7 +240,14 @@ fn ttl_seconds(config: &Config) -> i64 {
 
 /// Checks the limit, then the password (argon2, on this blocking thread);
 /// records a failure under both keys, or opens a session.
-fn attempt(db: &Db, config: &Config, email: &str, password: &str, user_key: &str, addr_key: &str) -> Result<Outcome, WebError> {
+fn attempt(
+    db: &Db,
+    config: &Config,
+    email: &str,
+    password: &str,
+    user_key: &str,
+    addr_key: &str,
+) -> Result<Outcome, WebError> {
     let now = clock::now();
     let window = i64::try_from(config.web.login_window_minutes.saturating_mul(60)).unwrap_or(i64::MAX / 2);
     let since = now.saturating_sub(window);
@@ -319,7 +326,9 @@ mod tests {
     fn next_must_be_a_local_path() {
         assert_eq!(local_next("/t/5"), Some("/t/5"));
         assert_eq!(local_next("/l/1.2.3.4.abc?x=1"), Some("/l/1.2.3.4.abc?x=1"));
-        for bad in ["//evil.test/", "http://evil.test/", "https:evil", "/\\evil.test", "\\\\evil", "evil", "", "/a\nb", "/ x"] {
+        for bad in
+            ["//evil.test/", "http://evil.test/", "https:evil", "/\\evil.test", "\\\\evil", "evil", "", "/a\nb", "/ x"]
+        {
             assert_eq!(local_next(bad), None, "{bad:?}");
         }
     }

@@ -98,10 +98,7 @@ async fn security_headers(mut res: Response) -> Response {
 
 async fn stylesheet() -> Response {
     (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
         include_str!("../../templates/web/portal.css"),
     )
         .into_response()
@@ -142,11 +139,9 @@ impl From<askama::Error> for WebError {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let (status, title, text) = match self {
-            WebError::NotFound => (
-                StatusCode::NOT_FOUND,
-                "Not found",
-                "There is nothing here, or it is not yours to see.".to_string(),
-            ),
+            WebError::NotFound => {
+                (StatusCode::NOT_FOUND, "Not found", "There is nothing here, or it is not yours to see.".to_string())
+            }
             WebError::Csrf => (
                 StatusCode::FORBIDDEN,
                 "Form expired",
@@ -191,8 +186,6 @@ fn html(status: StatusCode, t: &impl Template) -> Response {
 }
 
 /// Runs blocking store work (SQLite, fsync, argon2) off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, WebError> + Send + 'static,
-) -> Result<T, WebError> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, WebError> + Send + 'static) -> Result<T, WebError> {
     tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(WebError::Internal(e.to_string())))
 }

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::auth::{self, Viewer, encode};
-use super::view::{self, AttachmentView, Contact, ListRow, MessageView, NewTicket, Nav, NoteView, TicketPage};
+use super::view::{self, AttachmentView, Contact, ListRow, MessageView, Nav, NewTicket, NoteView, TicketPage};
 use super::{WebError, blocking, html, page};
 use crate::actions::{self, Post, Upload};
 use crate::clock;
@@ -45,7 +45,11 @@ pub struct ListQuery {
 }
 
 /// GET /: the viewer's team's tickets (staff: every team, or one).
-pub async fn list(State(pipeline): State<Pipeline>, viewer: Viewer, Query(q): Query<ListQuery>) -> Result<Response, WebError> {
+pub async fn list(
+    State(pipeline): State<Pipeline>,
+    viewer: Viewer,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, WebError> {
     let staff = viewer.user.role.is_staff();
     let status = Status::parse(&q.status);
     let sort = Sort::parse(&q.sort).unwrap_or_default();
@@ -62,15 +66,19 @@ pub async fn list(State(pipeline): State<Pipeline>, viewer: Viewer, Query(q): Qu
     };
     let db = pipeline.db().clone();
     let own_team = viewer.user.team_id;
-    let (mut rows, teams, heading) = blocking(move || {
+    let (mut rows, teams, heading, truncated) = blocking(move || {
         Ok(db.with(|c| {
             let rows = portal::list(c, &listing)?;
+            let truncated = match &listing.search {
+                Some(text) => portal::search_truncated(c, text)?,
+                None => false,
+            };
             let teams = if staff { users::teams(c)? } else { Vec::new() };
             let heading = match own_team {
                 Some(t) if !staff => format!("Tickets of {}", users::team(c, t)?.name),
                 _ => "All tickets".to_string(),
             };
-            Ok((rows, teams, heading))
+            Ok((rows, teams, heading, truncated))
         })?)
     })
     .await?;
@@ -78,7 +86,12 @@ pub async fn list(State(pipeline): State<Pipeline>, viewer: Viewer, Query(q): Qu
     rows.truncate(PAGE_SIZE as usize);
     let link = |p: i64| {
         let mut s = format!("/?page={p}");
-        for (k, v) in [("q", search.as_str()), ("status", q.status.as_str()), ("sort", q.sort.as_str()), ("team", q.team.as_str())] {
+        for (k, v) in [
+            ("q", search.as_str()),
+            ("status", q.status.as_str()),
+            ("sort", q.sort.as_str()),
+            ("team", q.team.as_str()),
+        ] {
             if !v.is_empty() {
                 s.push_str(&format!("&{k}={}", encode(v)));
             }
@@ -109,6 +122,7 @@ pub async fn list(State(pipeline): State<Pipeline>, viewer: Viewer, Query(q): Qu
         prev: (page > 1).then(|| link(page - 1)),
         next: (more && page < MAX_PAGE).then(|| link(page + 1)),
         filtered: !search.is_empty() || status.is_some(),
+        truncated: truncated.then_some(portal::SEARCH_HITS),
     };
     Ok(html(StatusCode::OK, &list))
 }
@@ -124,7 +138,11 @@ fn visible(c: &rusqlite::Connection, user: &User, id: i64) -> Result<Ticket, Web
 }
 
 /// GET /t/{id}.
-pub async fn ticket(State(pipeline): State<Pipeline>, viewer: Viewer, Path(id): Path<String>) -> Result<Response, WebError> {
+pub async fn ticket(
+    State(pipeline): State<Pipeline>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
     let id = parse_id(&id)?;
     let page = ticket_page(&pipeline, viewer, id, String::new(), None).await?;
     Ok(html(StatusCode::OK, &page))
@@ -304,11 +322,21 @@ pub async fn reply(
         p.db().write(|tx| {
             let env = p.env(clock::now());
             let mut ticket = visible(tx, &user, id)?;
-            let uploads: Vec<Upload> =
-                checked.into_iter().zip(&form.files).map(|(checked, part)| Upload { checked, bytes: &part.bytes }).collect();
+            let uploads: Vec<Upload> = checked
+                .into_iter()
+                .zip(&form.files)
+                .map(|(checked, part)| Upload { checked, bytes: &part.bytes })
+                .collect();
             let mut anchor = None;
             if !body.is_empty() {
-                let post = Post { author: &user, body: &body, via: Via::Web, message_id: None, raw: None, attachments: &uploads };
+                let post = Post {
+                    author: &user,
+                    body: &body,
+                    via: Via::Web,
+                    message_id: None,
+                    raw: None,
+                    attachments: &uploads,
+                };
                 let posted = actions::reply(tx, &env, ticket, &post)?;
                 anchor = Some(posted.message);
                 ticket = posted.ticket;
@@ -410,7 +438,15 @@ pub async fn new_page(State(pipeline): State<Pipeline>, viewer: Viewer) -> Resul
     let Some(team) = viewer.user.team_id else { return Ok(staff_cannot_open(&viewer)) };
     let team = team_name(&pipeline, team).await?;
     let (max_size, extensions) = limits(&pipeline);
-    let p = NewTicket { nav: viewer.nav(), team, subject: String::new(), body: String::new(), error: None, max_size, extensions };
+    let p = NewTicket {
+        nav: viewer.nav(),
+        team,
+        subject: String::new(),
+        body: String::new(),
+        error: None,
+        max_size,
+        extensions,
+    };
     Ok(html(StatusCode::OK, &p))
 }
 
@@ -461,9 +497,13 @@ pub async fn create(State(pipeline): State<Pipeline>, viewer: Viewer, mp: Multip
     let user = viewer.user.clone();
     let id = blocking(move || {
         p.db().write(|tx| {
-            let uploads: Vec<Upload> =
-                checked.into_iter().zip(&form.files).map(|(checked, part)| Upload { checked, bytes: &part.bytes }).collect();
-            let post = Post { author: &user, body: &body, via: Via::Web, message_id: None, raw: None, attachments: &uploads };
+            let uploads: Vec<Upload> = checked
+                .into_iter()
+                .zip(&form.files)
+                .map(|(checked, part)| Upload { checked, bytes: &part.bytes })
+                .collect();
+            let post =
+                Post { author: &user, body: &body, via: Via::Web, message_id: None, raw: None, attachments: &uploads };
             Ok::<_, WebError>(actions::open(tx, &p.env(clock::now()), team, &subject, "web", &post)?.ticket.id)
         })
     })
@@ -475,7 +515,8 @@ pub async fn create(State(pipeline): State<Pipeline>, viewer: Viewer, mp: Multip
 pub async fn contact(State(pipeline): State<Pipeline>, headers: HeaderMap) -> Result<Response, WebError> {
     let nav = auth::viewer(&pipeline, &headers).await?.map(|v| v.nav()).unwrap_or_else(Nav::anonymous);
     let s = &pipeline.config().support;
-    let p = Contact { nav, support: s.address.clone(), sales: s.sales_contact.clone(), billing: s.billing_contact.clone() };
+    let p =
+        Contact { nav, support: s.address.clone(), sales: s.sales_contact.clone(), billing: s.billing_contact.clone() };
     Ok(html(StatusCode::OK, &p))
 }
 
@@ -533,6 +574,9 @@ mod tests {
             content_disposition("a\"b\\c.pdf"),
             "attachment; filename=\"a_b_c.pdf\"; filename*=UTF-8''a%22b%5Cc.pdf"
         );
-        assert_eq!(content_disposition("Grüße.txt"), "attachment; filename=\"Gr__e.txt\"; filename*=UTF-8''Gr%C3%BC%C3%9Fe.txt");
+        assert_eq!(
+            content_disposition("Grüße.txt"),
+            "attachment; filename=\"Gr__e.txt\"; filename*=UTF-8''Gr%C3%BC%C3%9Fe.txt"
+        );
     }
 }

@@ -92,6 +92,8 @@ pub struct List {
     pub prev: Option<String>,
     pub next: Option<String>,
     pub filtered: bool,
+    /// Set when the search matched more texts than it looks at.
+    pub truncated: Option<i64>,
 }
 
 pub struct AttachmentView {
@@ -164,7 +166,9 @@ pub struct Time {
 
 pub fn time(unix: i64) -> Time {
     match chrono::DateTime::from_timestamp(unix, 0) {
-        Some(d) => Time { iso: d.format("%Y-%m-%dT%H:%M:%SZ").to_string(), text: d.format("%Y-%m-%d %H:%M UTC").to_string() },
+        Some(d) => {
+            Time { iso: d.format("%Y-%m-%dT%H:%M:%SZ").to_string(), text: d.format("%Y-%m-%d %H:%M UTC").to_string() }
+        }
         None => Time { iso: String::new(), text: "?".into() },
     }
 }
@@ -267,8 +271,14 @@ mod tests {
             parts("see https://x.test/a?b=1&c=2. then"),
             vec![("see ".into(), false), ("https://x.test/a?b=1&c=2".into(), true), (". then".into(), false)]
         );
-        assert_eq!(parts("javascript:alert(1) data:text/html,x"), vec![("javascript:alert(1) data:text/html,x".into(), false)]);
-        assert_eq!(parts("<http://a.test/\">x"), vec![("<".into(), false), ("http://a.test/".into(), true), ("\">x".into(), false)]);
+        assert_eq!(
+            parts("javascript:alert(1) data:text/html,x"),
+            vec![("javascript:alert(1) data:text/html,x".into(), false)]
+        );
+        assert_eq!(
+            parts("<http://a.test/\">x"),
+            vec![("<".into(), false), ("http://a.test/".into(), true), ("\">x".into(), false)]
+        );
         assert_eq!(parts("http://"), vec![("http://".into(), false)]);
     }
 

@@ -35,11 +35,33 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Stri
         payload.len()
     );
     s.write_all(req.as_bytes()).expect("send to chromedriver");
+    // chromedriver keeps the connection open: read the head, then Content-Length bytes.
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read from chromedriver");
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP response") + 4;
+    let mut chunk = [0u8; 64 * 1024];
+    let split = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut chunk).expect("read from chromedriver");
+        assert!(n > 0, "chromedriver closed the connection mid-response");
+        raw.extend_from_slice(&chunk[..n]);
+    };
     let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
     let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status");
+    let length =
+        head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok());
+    match length {
+        Some(len) => {
+            while raw.len() < split + len {
+                let n = s.read(&mut chunk).expect("read from chromedriver");
+                assert!(n > 0, "chromedriver closed the connection mid-body");
+                raw.extend_from_slice(&chunk[..n]);
+            }
+        }
+        None => {
+            s.read_to_end(&mut raw).expect("read from chromedriver");
+        }
+    }
     let mut body = raw[split..].to_vec();
     if head.contains("transfer-encoding: chunked") {
         body = dechunk(&body);
@@ -175,7 +197,6 @@ fn cli(app: &App, args: &[&str]) {
         .arg("--config")
         .arg(app.config_path())
         .args(args)
-        .env("TICKETGATE_NEW_PASSWORD", PASSWORD)
         .output()
         .expect("run ticketgate");
     assert!(out.status.success(), "ticketgate {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -197,7 +218,8 @@ fn deep_link_for(outbox: &Path, to: &str) -> Option<String> {
     for e in entries.flatten() {
         let raw = std::fs::read(e.path()).ok()?;
         let msg = mail_parser::MessageParser::default().parse(&raw)?;
-        let addressed = msg.to().and_then(|a| a.first()).and_then(|a| a.address()).is_some_and(|a| a.eq_ignore_ascii_case(to));
+        let addressed =
+            msg.to().and_then(|a| a.first()).and_then(|a| a.address()).is_some_and(|a| a.eq_ignore_ascii_case(to));
         if !addressed {
             continue;
         }
@@ -220,7 +242,22 @@ fn a_customer_follows_a_notification_link_and_works_the_ticket_in_chromium() {
     let app = App::start(AppConfig::new());
     let base = app.web_url().expect("the portal is on");
     cli(&app, &["team", "add", "Acme"]);
-    cli(&app, &["user", "add", "jane@acme.test", "--role", "member", "--team", "Acme", "--name", "Jane"]);
+    cli(
+        &app,
+        &[
+            "user",
+            "add",
+            "jane@acme.test",
+            "--role",
+            "member",
+            "--team",
+            "Acme",
+            "--name",
+            "Jane",
+            "--password",
+            PASSWORD,
+        ],
+    );
 
     deliver(
         &app.data_dir().join("inbox"),
@@ -249,7 +286,10 @@ fn a_customer_follows_a_notification_link_and_works_the_ticket_in_chromium() {
     let anchor = landed.split('#').nth(1).unwrap_or_else(|| panic!("landed without an anchor: {landed}")).to_string();
     assert!(anchor.starts_with('m'), "{landed}");
     assert!(browser.text(&format!("#{anchor}")).contains("The printer in room 4 is on fire."));
-    assert_eq!(browser.text("h1").trim_start_matches('#').split_once(' ').map(|(_, s)| s.to_string()), Some("Printer on fire".into()));
+    assert_eq!(
+        browser.text("h1").trim_start_matches('#').split_once(' ').map(|(_, s)| s.to_string()),
+        Some("Printer on fire".into())
+    );
     let ticket_url = landed.split('#').next().unwrap_or_default().to_string();
 
     // Reply with an attachment.
@@ -277,5 +317,8 @@ fn a_customer_follows_a_notification_link_and_works_the_ticket_in_chromium() {
     println!("screenshot: {}", shot.display());
     let ticket: i64 = ticket_url.rsplit('/').next().and_then(|s| s.parse().ok()).expect("ticket id");
     assert_eq!(app.query_i64(&format!("SELECT count(*) FROM messages WHERE ticket_id = {ticket}")), 3);
-    assert_eq!(app.query_i64(&format!("SELECT count(*) FROM attachments WHERE ticket_id = {ticket} AND refused IS NULL")), 1);
+    assert_eq!(
+        app.query_i64(&format!("SELECT count(*) FROM attachments WHERE ticket_id = {ticket} AND refused IS NULL")),
+        1
+    );
 }

@@ -73,9 +73,17 @@ fn world_with(f: impl FnOnce(&mut Config)) -> World {
             let env = pipeline.env(1_000);
             let jane = users::by_id(tx, member)?;
             let agent = users::by_id(tx, staff)?;
-            let p = actions::open(tx, &env, jane.team_id.unwrap(), "Printer on fire", "web", &post(&jane, "It burns <b>bright</b>"))?;
+            let p = actions::open(
+                tx,
+                &env,
+                jane.team_id.unwrap(),
+                "Printer on fire",
+                "web",
+                &post(&jane, "It burns <b>bright</b>"),
+            )?;
             let env = pipeline.env(2_000);
-            let a = actions::reply(tx, &env, p.ticket, &post(&agent, "See https://help.example.test/fire?x=1&y=2 now"))?;
+            let a =
+                actions::reply(tx, &env, p.ticket, &post(&agent, "See https://help.example.test/fire?x=1&y=2 now"))?;
             Ok::<_, StoreError>((a.ticket.id, a.message))
         })
         .unwrap();
@@ -141,7 +149,13 @@ impl World {
         self.send(r.body(Body::from(body.join("&"))).unwrap()).await
     }
 
-    async fn multipart(&self, path: &str, who: Option<&Client>, fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> Resp {
+    async fn multipart(
+        &self,
+        path: &str,
+        who: Option<&Client>,
+        fields: &[(&str, &str)],
+        files: &[(&str, &[u8])],
+    ) -> Resp {
         let (ct, body) = multipart_body(fields, files);
         let mut r = Request::post(path).header(header::CONTENT_TYPE, ct);
         if let Some(c) = who {
@@ -178,9 +192,7 @@ impl Resp {
 }
 
 fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
 fn multipart_body(fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
@@ -205,7 +217,8 @@ fn multipart_body(fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> (String, 
 }
 
 /// A small but real PDF (magic bytes and trailer), which the attachment policy accepts.
-const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n\
+const PDF: &[u8] =
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n\
 trailer<</Root 1 0 R>>\n%%EOF\n";
 
 #[tokio::test]
@@ -228,7 +241,10 @@ async fn every_response_carries_the_security_headers_and_no_script() {
         assert_eq!(r.headers[header::REFERRER_POLICY], "no-referrer", "{path}");
         assert_eq!(r.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{path}");
         assert!(!r.body.contains("<script"), "{path} has no script");
-        assert!(!r.body.contains("onclick=") && !r.body.contains("style=\""), "{path} has no inline handlers or styles");
+        assert!(
+            !r.body.contains("onclick=") && !r.body.contains("style=\""),
+            "{path} has no inline handlers or styles"
+        );
     }
     assert_eq!(w.get("/nowhere", None).await.status, StatusCode::NOT_FOUND);
     let css = w.get("/static/portal.css", None).await;
@@ -245,7 +261,8 @@ async fn anonymous_visitors_are_sent_to_login_and_change_nothing() {
     }
     assert_eq!(w.get(&format!("/t/{t}"), None).await.location(), format!("/login?next=%2Ft%2F{t}"));
     let before = w.messages(t).len();
-    let r = w.multipart(&format!("/t/{t}/reply"), None, &[("csrf", "x"), ("body", "hi"), ("action", "close")], &[]).await;
+    let r =
+        w.multipart(&format!("/t/{t}/reply"), None, &[("csrf", "x"), ("body", "hi"), ("action", "close")], &[]).await;
     assert!(r.is_login_redirect());
     let r = w.form(&format!("/t/{t}/reference"), None, &[("csrf", "x"), ("reference", "R")]).await;
     assert!(r.is_login_redirect());
@@ -361,7 +378,14 @@ async fn the_authorization_matrix() {
     assert_eq!(w.get(&format!("/t/{}", t + 1000), Some(&eve)).await.body, page.body, "same as a missing ticket");
     assert!(!w.get("/", Some(&eve)).await.body.contains("Printer"));
     assert!(!w.get("/?q=printer", Some(&eve)).await.body.contains("Printer"), "search stays in the team");
-    let r = w.multipart(&format!("/t/{t}/reply"), Some(&eve), &[("csrf", &eve.csrf), ("body", "mine now"), ("action", "close")], &[]).await;
+    let r = w
+        .multipart(
+            &format!("/t/{t}/reply"),
+            Some(&eve),
+            &[("csrf", &eve.csrf), ("body", "mine now"), ("action", "close")],
+            &[],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = w.form(&format!("/t/{t}/reference"), Some(&eve), &[("csrf", &eve.csrf), ("reference", "X")]).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
@@ -386,7 +410,14 @@ async fn forms_without_the_session_token_change_nothing() {
     let jane = w.session(w.member);
     let boss = w.session(w.admin);
     for csrf in ["", "forged", &boss.csrf] {
-        let r = w.multipart(&format!("/t/{t}/reply"), Some(&jane), &[("csrf", csrf), ("body", "x"), ("action", "close")], &[]).await;
+        let r = w
+            .multipart(
+                &format!("/t/{t}/reply"),
+                Some(&jane),
+                &[("csrf", csrf), ("body", "x"), ("action", "close")],
+                &[],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{csrf:?}");
         let r = w.form(&format!("/t/{t}/reference"), Some(&jane), &[("csrf", csrf), ("reference", "R")]).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
@@ -395,7 +426,8 @@ async fn forms_without_the_session_token_change_nothing() {
     }
     assert_eq!(w.messages(t).len(), 2);
     assert_eq!(w.ticket_row(t).status, Status::WaitingForCustomer);
-    let tickets: i64 = w.pipeline.db().with(|c| Ok(c.query_row("SELECT count(*) FROM tickets", [], |r| r.get(0))?)).unwrap();
+    let tickets: i64 =
+        w.pipeline.db().with(|c| Ok(c.query_row("SELECT count(*) FROM tickets", [], |r| r.get(0))?)).unwrap();
     assert_eq!(tickets, 1);
 }
 
@@ -424,9 +456,16 @@ async fn the_ticket_page_escapes_bodies_and_links_urls_safely() {
         })
         .unwrap();
     let page = w.get(&format!("/t/{}", w.ticket), Some(&jane)).await;
-    assert!(page.body.contains("It burns &#60;b&#62;bright&#60;/b&#62;") || page.body.contains("It burns &lt;b&gt;"), "{}", page.body);
+    assert!(
+        page.body.contains("It burns &#60;b&#62;bright&#60;/b&#62;") || page.body.contains("It burns &lt;b&gt;"),
+        "{}",
+        page.body
+    );
     assert!(!page.body.contains("<b>bright"));
-    assert!(page.body.contains("<a href=\"https://help.example.test/fire?x=1&#38;y=2\" rel=\"nofollow noopener noreferrer\">"));
+    assert!(
+        page.body
+            .contains("<a href=\"https://help.example.test/fire?x=1&#38;y=2\" rel=\"nofollow noopener noreferrer\">")
+    );
     assert!(page.body.contains(&format!("id=\"m{}\"", w.answer)), "messages are anchors for deep links");
     assert!(page.body.contains("invoice.exe") && page.body.contains("This type of file is not accepted."));
     assert!(page.body.contains("550 no such user"), "notes are shown");
@@ -440,14 +479,17 @@ async fn send_close_and_reopen_follow_the_life_cycle() {
     let (jane, agent) = (w.session(w.member), w.session(w.staff));
     let path = format!("/t/{t}/reply");
     // Close with text: the text is posted, then the ticket closes.
-    let r = w.multipart(&path, Some(&jane), &[("csrf", &jane.csrf), ("body", "Thanks, fixed"), ("action", "close")], &[]).await;
+    let r = w
+        .multipart(&path, Some(&jane), &[("csrf", &jane.csrf), ("body", "Thanks, fixed"), ("action", "close")], &[])
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let msgs = w.messages(t);
     assert_eq!(msgs.last().unwrap().body, "Thanks, fixed");
     assert_eq!(r.location(), format!("/t/{t}#m{}", msgs.last().unwrap().id));
     assert_eq!(w.ticket_row(t).status, Status::Closed);
     // Send on a closed ticket reopens it for support.
-    let r = w.multipart(&path, Some(&jane), &[("csrf", &jane.csrf), ("body", "It is back"), ("action", "send")], &[]).await;
+    let r =
+        w.multipart(&path, Some(&jane), &[("csrf", &jane.csrf), ("body", "It is back"), ("action", "send")], &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(w.ticket_row(t).status, Status::WaitingForSupport);
     // Staff answer: waiting for the customer.
@@ -474,7 +516,12 @@ async fn attachments_upload_download_and_refusal() {
     let (jane, boss, eve) = (w.session(w.member), w.session(w.admin), w.session(w.other));
     let path = format!("/t/{t}/reply");
     let r = w
-        .multipart(&path, Some(&jane), &[("csrf", &jane.csrf), ("body", "the report"), ("action", "send")], &[("../../Report Q3.pdf", PDF)])
+        .multipart(
+            &path,
+            Some(&jane),
+            &[("csrf", &jane.csrf), ("body", "the report"), ("action", "send")],
+            &[("../../Report Q3.pdf", PDF)],
+        )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let files = w.pipeline.db().with(|c| tickets::attachments(c, t)).unwrap();
@@ -494,20 +541,37 @@ async fn attachments_upload_download_and_refusal() {
     assert_eq!(w.get(&format!("/t/{}/a/{}", t + 1, a.id), Some(&boss)).await.status, StatusCode::NOT_FOUND);
     // Attach without text: an update; the status stays.
     let before = w.ticket_row(t).status;
-    let r = w.multipart(&path, Some(&boss), &[("csrf", &boss.csrf), ("body", ""), ("action", "send")], &[("notes.txt", b"plain notes\n")]).await;
+    let r = w
+        .multipart(
+            &path,
+            Some(&boss),
+            &[("csrf", &boss.csrf), ("body", ""), ("action", "send")],
+            &[("notes.txt", b"plain notes\n")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(w.ticket_row(t).status, before);
     assert!(w.messages(t).last().unwrap().body.contains("notes.txt"));
     // A refused file: nothing is posted, the reason is shown and the text kept.
     let n = w.messages(t).len();
     let r = w
-        .multipart(&path, Some(&jane), &[("csrf", &jane.csrf), ("body", "keep this draft"), ("action", "send")], &[("run.exe", b"MZ\x90\x00")])
+        .multipart(
+            &path,
+            Some(&jane),
+            &[("csrf", &jane.csrf), ("body", "keep this draft"), ("action", "send")],
+            &[("run.exe", b"MZ\x90\x00")],
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("run.exe was not accepted") && r.body.contains("keep this draft"), "{}", r.body);
     assert_eq!(w.messages(t).len(), n);
     let r = w
-        .multipart(&path, Some(&jane), &[("csrf", &jane.csrf), ("body", "fake"), ("action", "send")], &[("fake.pdf", b"not a pdf at all")])
+        .multipart(
+            &path,
+            Some(&jane),
+            &[("csrf", &jane.csrf), ("body", "fake"), ("action", "send")],
+            &[("fake.pdf", b"not a pdf at all")],
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "magic bytes must agree");
 }
@@ -518,14 +582,28 @@ async fn uploads_over_the_limit_are_refused_with_413() {
     let jane = w.session(w.member);
     let big = vec![b'a'; 1024 + 1024 * 1024 + 10];
     let r = w
-        .multipart(&format!("/t/{}/reply", w.ticket), Some(&jane), &[("csrf", &jane.csrf), ("body", "x"), ("action", "send")], &[("big.txt", &big)])
+        .multipart(
+            &format!("/t/{}/reply", w.ticket),
+            Some(&jane),
+            &[("csrf", &jane.csrf), ("body", "x"), ("action", "send")],
+            &[("big.txt", &big)],
+        )
         .await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(w.messages(w.ticket).len(), 2);
     let r = w
-        .multipart(&format!("/t/{}/reply", w.ticket), Some(&jane), &[("csrf", &jane.csrf), ("body", "x"), ("action", "send")], &[("small.txt", &[b'a'; 2000])])
+        .multipart(
+            &format!("/t/{}/reply", w.ticket),
+            Some(&jane),
+            &[("csrf", &jane.csrf), ("body", "x"), ("action", "send")],
+            &[("small.txt", &[b'a'; 2000])],
+        )
         .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "over max_bytes but inside the body limit: refused by policy");
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "over max_bytes but inside the body limit: refused by policy"
+    );
 }
 
 #[tokio::test]
@@ -533,7 +611,8 @@ async fn the_internal_reference_is_saved_and_searchable() {
     let w = world();
     let t = w.ticket;
     let boss = w.session(w.admin);
-    let r = w.form(&format!("/t/{t}/reference"), Some(&boss), &[("csrf", &boss.csrf), ("reference", "  PO-4711 ")]).await;
+    let r =
+        w.form(&format!("/t/{t}/reference"), Some(&boss), &[("csrf", &boss.csrf), ("reference", "  PO-4711 ")]).await;
     assert_eq!(r.location(), format!("/t/{t}"));
     assert_eq!(w.ticket_row(t).internal_ref, "PO-4711");
     assert_eq!(w.ticket_row(t).status, Status::WaitingForCustomer, "an update keeps the status");
@@ -550,10 +629,24 @@ async fn the_list_filters_sorts_searches_and_pages() {
         .write(|tx| {
             for i in 0..60 {
                 let env = w.pipeline.env(10_000 + i);
-                actions::open(tx, &env, jane_user.team_id.unwrap(), &format!("Batch {i:02}"), "web", &post(&jane_user, "lorem"))?;
+                actions::open(
+                    tx,
+                    &env,
+                    jane_user.team_id.unwrap(),
+                    &format!("Batch {i:02}"),
+                    "web",
+                    &post(&jane_user, "lorem"),
+                )?;
             }
             let env = w.pipeline.env(20_000);
-            let p = actions::open(tx, &env, jane_user.team_id.unwrap(), "Aardvark", "web", &post(&jane_user, "zebra-crossing: NEAR(\"x"))?;
+            let p = actions::open(
+                tx,
+                &env,
+                jane_user.team_id.unwrap(),
+                "Aardvark",
+                "web",
+                &post(&jane_user, "zebra-crossing: NEAR(\"x"),
+            )?;
             actions::close(tx, &env, p.ticket, &jane_user)?;
             Ok::<_, StoreError>(())
         })
@@ -571,7 +664,12 @@ async fn the_list_filters_sorts_searches_and_pages() {
     let closed = w.get("/?status=closed", Some(&jane)).await;
     assert!(closed.body.contains("Aardvark") && !closed.body.contains("Batch"));
     let by_status = w.get("/?sort=status", Some(&jane)).await;
-    assert!(by_status.body.contains("Batch 59") && !by_status.body.contains("Printer") && !by_status.body.contains("Aardvark"), "waiting for support first");
+    assert!(
+        by_status.body.contains("Batch 59")
+            && !by_status.body.contains("Printer")
+            && !by_status.body.contains("Aardvark"),
+        "waiting for support first"
+    );
     let by_status = w.get("/?sort=status&page=2", Some(&jane)).await;
     assert!(pos(&by_status.body, "Batch 00") < pos(&by_status.body, "Printer on fire"));
     assert!(pos(&by_status.body, "Printer on fire") < pos(&by_status.body, "Aardvark"), "closed last");
@@ -581,11 +679,18 @@ async fn the_list_filters_sorts_searches_and_pages() {
     assert_eq!(found.status, StatusCode::OK, "search syntax is quoted, never an error");
     assert!(found.body.contains("Aardvark") && !found.body.contains("Batch"));
     let body_hit = w.get("/?q=burns", Some(&jane)).await;
-    assert!(body_hit.body.contains("Printer on fire") && !body_hit.body.contains("Batch"), "message bodies are searched");
+    assert!(
+        body_hit.body.contains("Printer on fire") && !body_hit.body.contains("Batch"),
+        "message bodies are searched"
+    );
     let none = w.get("/?q=nothingmatches", Some(&jane)).await;
     assert!(none.body.contains("No ticket matches."));
     let next = w.get("/?q=lorem&sort=subject", Some(&jane)).await;
-    assert!(next.body.contains("/?page=2&amp;q=lorem&amp;sort=subject") || next.body.contains("/?page=2&#38;q=lorem&#38;sort=subject"), "paging keeps the filters");
+    assert!(
+        next.body.contains("/?page=2&amp;q=lorem&amp;sort=subject")
+            || next.body.contains("/?page=2&#38;q=lorem&#38;sort=subject"),
+        "paging keeps the filters"
+    );
 }
 
 #[tokio::test]
@@ -596,12 +701,20 @@ async fn customers_open_tickets_staff_do_not() {
     assert_eq!(form.status, StatusCode::OK);
     assert!(form.body.contains("Acme"));
     let r = w
-        .multipart("/new", Some(&boss), &[("csrf", &boss.csrf), ("subject", "VPN down\r\nBcc: x"), ("body", "since noon")], &[("log.txt", b"log\n")])
+        .multipart(
+            "/new",
+            Some(&boss),
+            &[("csrf", &boss.csrf), ("subject", "VPN down\r\nBcc: x"), ("body", "since noon")],
+            &[("log.txt", b"log\n")],
+        )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let id: i64 = r.location().trim_start_matches("/t/").parse().unwrap();
     let t = w.ticket_row(id);
-    assert_eq!((t.subject.as_str(), t.status, t.opener_id, t.source.as_str()), ("VPN down Bcc: x", Status::WaitingForSupport, w.admin, "web"));
+    assert_eq!(
+        (t.subject.as_str(), t.status, t.opener_id, t.source.as_str()),
+        ("VPN down Bcc: x", Status::WaitingForSupport, w.admin, "web")
+    );
     assert_eq!(w.pipeline.db().with(|c| tickets::attachments(c, id)).unwrap().len(), 1);
     let r = w.multipart("/new", Some(&boss), &[("csrf", &boss.csrf), ("subject", ""), ("body", "x")], &[]).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -633,7 +746,9 @@ async fn deep_links_check_signature_expiry_login_and_team() {
             assert!(!r.body.contains("Printer") && !r.body.contains(&format!("/t/{}", w.ticket)), "{}", r.body);
         }
     }
-    assert!(w.get(&format!("/l/{}", Link { expires: now - 1, ..link }.token(keys)), None).await.body.contains("expired"));
+    assert!(
+        w.get(&format!("/l/{}", Link { expires: now - 1, ..link }.token(keys)), None).await.body.contains("expired")
+    );
     // Logged in: to the ticket, scrolled to the response, for anyone who may see it.
     for user in [w.member, w.admin, w.staff] {
         let r = w.get(&path, Some(&w.session(user))).await;
