@@ -17,7 +17,7 @@
 //! message is then filed as processed even if it had been quarantined: the quarantine row in
 //! the database is what counts.)
 //!
-//! The folder's UIDVALIDITY and the highest committed UID are checkpointed in SQLite
+//! The folder's UIDVALIDITY and the highest committed UID are checkpointed in SQLite after each pass
 //! ([`crate::store::imap`]). A new UIDVALIDITY (folder recreated, server migrated) starts again
 //! from UID 1; the pipeline's deduplication makes that safe.
 //!
@@ -367,6 +367,7 @@ impl Source {
                     // One message in hand at a time, so a failure names its message.
                     highest = highest.max(self.complete(s, caps, batch, &mut progress).await?);
                     if self.stopping() {
+                        self.record(uidvalidity, highest).await;
                         return Ok(highest);
                     }
                 }
@@ -376,11 +377,12 @@ impl Source {
                 if let Some(batch) = in_flight.take() {
                     highest = highest.max(self.complete(s, caps, batch, &mut progress).await?);
                     if self.stopping() {
+                        self.record(uidvalidity, highest).await;
                         return Ok(highest);
                     }
                 }
                 if !fetched.is_empty() {
-                    in_flight = Some(self.start_batch(fetched, uidvalidity));
+                    in_flight = Some(self.start_batch(fetched));
                 }
             }
         }
@@ -388,6 +390,7 @@ impl Source {
             highest = highest.max(self.complete(s, caps, batch, &mut progress).await?);
         }
         self.in_hand.clear();
+        self.record(uidvalidity, highest).await;
         Ok(highest)
     }
 
@@ -441,22 +444,12 @@ impl Source {
         .into_bytes()
     }
 
-    /// Hands a fetched batch to the pipeline on a blocking thread; the checkpoint follows its
-    /// commit.
-    fn start_batch(&self, fetched: Vec<(u32, Vec<u8>)>, uidvalidity: u32) -> InFlight {
+    /// Hands a fetched batch to the pipeline on a blocking thread.
+    fn start_batch(&self, fetched: Vec<(u32, Vec<u8>)>) -> InFlight {
         let (uids, raws): (Vec<u32>, Vec<Vec<u8>>) = fetched.into_iter().unzip();
         let pipeline = self.pipeline.clone();
-        let (label, folder) = (self.mb.label.clone(), self.mb.folder.clone());
-        let last_uid = uids.iter().copied().max().unwrap_or(0);
-        let job = tokio::task::spawn_blocking(move || {
-            let outcomes = pipeline.ingest_batch(&raws, &label)?;
-            let cp = Checkpoint { uidvalidity, last_uid };
-            if let Err(e) = pipeline.db().write(|tx| checkpoint::save(tx, &label, &folder, cp)) {
-                // Only a lag: those messages are read again and found to be duplicates.
-                tracing::warn!(mailbox = %label, error = %e, "could not save the IMAP checkpoint");
-            }
-            Ok(outcomes)
-        });
+        let label = self.mb.label.clone();
+        let job = tokio::task::spawn_blocking(move || pipeline.ingest_batch(&raws, &label));
         InFlight { uids, job }
     }
 
@@ -492,6 +485,15 @@ impl Source {
     async fn load_checkpoint(&self) -> anyhow::Result<Option<Checkpoint>> {
         let (label, folder) = (self.mb.label.clone(), self.mb.folder.clone());
         Ok(self.pipeline.db().run(move |c| checkpoint::load(c, &label, &folder)).await?)
+    }
+
+    /// Checkpoints the highest UID of a pass. Once per pass, not per batch (each write is a
+    /// durable commit); a failure or a crash before it only means a lag, and a lagging
+    /// checkpoint is harmless: every session starts with a pass over the whole folder.
+    async fn record(&self, uidvalidity: u32, last_uid: u32) {
+        if let Err(e) = self.save_checkpoint(Checkpoint { uidvalidity, last_uid }).await {
+            tracing::warn!(mailbox = %self.mb.label, error = %format!("{e:#}"), "could not save the IMAP checkpoint");
+        }
     }
 
     async fn save_checkpoint(&self, cp: Checkpoint) -> anyhow::Result<()> {
