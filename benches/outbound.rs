@@ -11,13 +11,14 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ticketgate::config::{Config, Secret, TlsMode, Transport};
+use ticketgate::config::{Config, Secret, TlsMode, Transport as TransportKind};
 use ticketgate::lifecycle::{Event, Role};
 use ticketgate::notify::{self, Notifier};
+use ticketgate::outbound::transport::Transport;
 use ticketgate::signing::Keyring;
+use ticketgate::store::Db;
 use ticketgate::store::tickets::{self, NewMessage, Via};
 use ticketgate::store::users::{self, NewUser};
-use ticketgate::store::{Db, outbox};
 
 use common::{Capture, SUPPORT, TestCa};
 
@@ -29,7 +30,9 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let dir = tempfile::tempdir().expect("temp dir");
+    // The database stays on the real disk (CARGO_TARGET_TMPDIR), whatever TMPDIR says: its
+    // fsyncs are part of what is measured.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let db = Db::open(&dir.path().join("bench.sqlite")).expect("db");
     let (team, member) = db
         .write(|c| {
@@ -80,8 +83,17 @@ fn open_tickets(s: &Setup, config: &Config, keys: &Keyring, tickets_n: usize, ta
     tickets_n * 2
 }
 
-fn pending(db: &Db) -> usize {
-    db.with(|c| outbox::list(c, 1_000_000)).expect("list").iter().filter(|e| e.state != "sent").count()
+/// Mails not yet sent (one indexed count, so polling costs the worker little).
+fn pending(db: &Db) -> i64 {
+    let c = rusqlite::Connection::open(db.path()).expect("open");
+    c.query_row("SELECT count(*) FROM outbox WHERE state = 'pending'", [], |r| r.get(0)).expect("count")
+}
+
+/// Polls until the outbox is empty.
+fn drained(db: &Db) {
+    while pending(db) > 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Runs the worker until the outbox is empty; returns the elapsed time.
@@ -90,9 +102,7 @@ fn deliver(db: &Db, config: &Config) -> Duration {
     let (stop, rx) = tokio::sync::watch::channel(false);
     let start = Instant::now();
     let task = rt.spawn(ticketgate::outbound::run(db.clone(), Arc::new(config.clone()), rx));
-    while pending(db) > 0 {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    drained(db);
     let elapsed = start.elapsed();
     stop.send(true).expect("stop");
     rt.block_on(task).expect("join").expect("worker");
@@ -102,7 +112,7 @@ fn deliver(db: &Db, config: &Config) -> Duration {
 fn config(ca: &TestCa, capture: &Capture, tls: TlsMode, concurrency: usize) -> Config {
     let mut c = Config::default();
     c.support.address = SUPPORT.0.into();
-    c.outbound.transport = Transport::Smtp;
+    c.outbound.transport = TransportKind::Smtp;
     c.outbound.concurrency = concurrency;
     c.outbound.smtp.host = "localhost".into();
     c.outbound.smtp.port = if tls == TlsMode::Implicit { capture.smtps_port() } else { capture.smtp_port() };
@@ -115,6 +125,35 @@ fn config(ca: &TestCa, capture: &Capture, tls: TlsMode, concurrency: usize) -> C
     c
 }
 
+/// The transport alone (no rendering, no database): what the capture server and lettre allow.
+fn ceiling(ca: &TestCa, capture: &Capture, mails: usize) {
+    let cfg = config(ca, capture, TlsMode::Starttls, 8);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    // lettre's connection pool starts a task when built: it needs the runtime.
+    let transport = Arc::new(rt.block_on(async { Transport::from_config(&cfg.outbound) }).expect("transport"));
+    let raw = b"From: <support@example.test>\r\nTo: <agent@example.test>\r\nSubject: ceiling\r\nMessage-ID: <c@example.test>\r\n\r\nHello.\r\n".to_vec();
+    let start = Instant::now();
+    rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for task in 0..8 {
+            let (transport, raw) = (transport.clone(), raw.clone());
+            tasks.spawn(async move {
+                for _ in (task..mails).step_by(8) {
+                    transport.send(SUPPORT.0, "agent@example.test", "c@example.test", &raw).await.expect("send");
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        transport.shutdown().await;
+    });
+    let took = start.elapsed();
+    println!(
+        "transport ceiling (lettre alone, starttls+auth, 8 connections): {mails} mails in {:.2} s = {:.0}/s",
+        took.as_secs_f64(),
+        rate(mails, took)
+    );
+}
+
 fn rate(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
@@ -124,6 +163,13 @@ fn main() {
     let keys = Keyring::new(vec![vec![5; 32]]);
     let ca = TestCa::new();
     let capture = Capture::start(&ca);
+
+    println!(
+        "capture server files under {} (TMPDIR; tmpfs makes its per-message fsyncs free); database under {}",
+        std::env::temp_dir().display(),
+        env!("CARGO_TARGET_TMPDIR")
+    );
+    ceiling(&ca, &capture, tickets_n * 2);
 
     for (label, tls, concurrency) in [
         ("starttls+auth, concurrency 4", TlsMode::Starttls, 4),
@@ -155,9 +201,7 @@ fn main() {
         let start = Instant::now();
         let task = rt.spawn(ticketgate::outbound::run(s.db.clone(), Arc::new(cfg.clone()), rx));
         let mails = open_tickets(&s, &cfg, &keys, tickets_n, "b");
-        while pending(&s.db) > 0 {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        drained(&s.db);
         let total = start.elapsed();
         stop.send(true).expect("stop");
         rt.block_on(task).expect("join").expect("worker");

@@ -9,6 +9,7 @@ mod browser;
 mod imap;
 mod inspect;
 mod maildir;
+mod full_loop;
 mod outbound;
 mod pipeline;
 mod web;

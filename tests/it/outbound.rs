@@ -367,7 +367,8 @@ fn kill_9_mid_delivery_loses_nothing() {
     let mut app = App::start(config);
     let db = Db::open(&app.data_dir().join("ticketgate.sqlite")).unwrap();
     let who = cast(&db);
-    let (cfg, keys) = (Config::default(), Keyring::new(vec![vec![3; 32]]));
+    let (mut cfg, keys) = (Config::default(), Keyring::new(vec![vec![3; 32]]));
+    cfg.support.address = SUPPORT.0.into();
     let n = Notifier { config: &cfg, keys: &keys, now: ticketgate::clock::now() };
     for i in 0..10 {
         new_ticket(&db, &n, &who, &format!("Kill {i}"), &format!("root.k{i}@acme.test"));
