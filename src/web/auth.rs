@@ -203,7 +203,10 @@ pub async fn login(
     let config = pipeline.shared_config();
     let db = pipeline.db().clone();
     let (user_key, addr_key) = (format!("user:{email}"), format!("addr:{addr}"));
-    let outcome = blocking(move || attempt(&db, &config, &email, &form.password, &user_key, &addr_key)).await?;
+    // A session this browser already had is ended by a new login (no session fixation).
+    let previous = cookie(&headers, SESSION_COOKIE).map(|t| crate::parse::sha256_hex(t.as_bytes()));
+    let outcome =
+        blocking(move || attempt(&db, &config, &email, &form.password, &user_key, &addr_key, previous)).await?;
     let email = crate::address::normalize(&form.email);
     match outcome {
         Outcome::LoggedIn { token } => {
@@ -247,6 +250,7 @@ fn attempt(
     password: &str,
     user_key: &str,
     addr_key: &str,
+    previous: Option<String>,
 ) -> Result<Outcome, WebError> {
     let now = clock::now();
     let window = i64::try_from(config.web.login_window_minutes.saturating_mul(60)).unwrap_or(i64::MAX / 2);
@@ -279,6 +283,9 @@ fn attempt(
             (Some((u, _)), true) => {
                 sessions::purge(tx, now, since)?;
                 sessions::clear_failures(tx, user_key)?;
+                if let Some(previous) = &previous {
+                    sessions::delete(tx, previous)?;
+                }
                 let id = crate::parse::sha256_hex(token.as_bytes());
                 let csrf = crate::signing::random_token();
                 sessions::create(tx, &id, u.id, &csrf, now, now.saturating_add(ttl_seconds(config)))?;

@@ -278,10 +278,18 @@ async fn anonymous_visitors_are_sent_to_login_and_change_nothing() {
 
 /// Logs in through the form; returns the response to the POST.
 async fn login_as(w: &World, email: &str, password: &str, next: &str, addr: &str) -> Resp {
+    login_with(w, email, password, next, addr, None).await
+}
+
+/// [`login_as`] from a browser that may hold a session cookie already.
+async fn login_with(w: &World, email: &str, password: &str, next: &str, addr: &str, had: Option<&Client>) -> Resp {
     let page = w.get("/login", None).await;
     let csrf = page.csrf_field();
     let cookie = page.cookies().into_iter().find(|c| c.starts_with("tg_login=")).expect("login cookie");
-    let cookie = cookie.split(';').next().unwrap().to_string();
+    let mut cookie = cookie.split(';').next().unwrap().to_string();
+    if let Some(c) = had {
+        cookie = format!("{cookie}; {}", c.cookie);
+    }
     let body = format!("csrf={}&email={}&password={}&next={}", enc(&csrf), enc(email), enc(password), enc(next));
     let mut req = Request::post("/login")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -309,6 +317,12 @@ async fn login_sets_a_locked_down_session_cookie_and_honours_local_next_only() {
     let list = w.get("/", Some(&jane)).await;
     assert_eq!(list.status, StatusCode::OK);
     assert!(list.body.contains("Printer on fire"));
+    // Logging in again replaces the session: the old cookie stops working.
+    let again = login_with(&w, "jane@acme.test", PASSWORD, "/", "10.0.0.1:5000", Some(&jane)).await;
+    let renewed = session_cookie(&again);
+    assert_ne!(renewed.cookie, jane.cookie);
+    assert!(w.get("/", Some(&jane)).await.is_login_redirect(), "the previous session ended");
+    assert_eq!(w.get("/", Some(&renewed)).await.status, StatusCode::OK);
 
     for bad in ["//evil.test/x", "http://evil.test/", "/\\evil.test", "https:evil.test"] {
         let r = login_as(&w, "jane@acme.test", PASSWORD, bad, "10.0.0.1:5000").await;
