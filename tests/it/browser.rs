@@ -82,9 +82,20 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The chromedriver process, killed on drop (also when start-up fails half-way).
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A chromedriver process and one browser session, both ended on drop.
 struct Browser {
-    driver: Child,
+    // Dropped after the session is deleted in `Drop for Browser`.
+    _driver: Driver,
     port: u16,
     session: String,
     _ports: PortBlock,
@@ -101,12 +112,14 @@ impl Browser {
         }
         let ports = PortBlock::new(1);
         let port = ports.port(0);
-        let driver = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
+        let driver = Driver(
+            Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start chromedriver"),
+        );
         wait_until("chromedriver ready", Duration::from_secs(30), || {
             TcpStream::connect(("127.0.0.1", port)).is_ok() && http(port, "GET", "/status", None).0 == 200
         });
@@ -131,7 +144,7 @@ impl Browser {
         assert_eq!(status, 200, "new WebDriver session: {body}");
         let v: Value = serde_json::from_str(&body).expect("json");
         let session = v["value"]["sessionId"].as_str().expect("a session id").to_string();
-        Browser { driver, port, session, _ports: ports, _profile: profile }
+        Browser { _driver: driver, port, session, _ports: ports, _profile: profile }
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -187,8 +200,6 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = http(self.port, "DELETE", &format!("/session/{}", self.session), None);
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
