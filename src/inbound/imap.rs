@@ -156,6 +156,23 @@ struct InFlight {
     job: JoinHandle<Result<Vec<Outcome>, IngestError>>,
 }
 
+/// A batch whose transaction has committed: its messages may now be filed.
+struct Committed {
+    uids: Vec<u32>,
+    outcomes: Vec<Outcome>,
+}
+
+/// Waits for a batch's transaction. On an error nothing was committed: the messages stay in
+/// the folder and the next session reads them again.
+async fn committed(batch: InFlight) -> anyhow::Result<Committed> {
+    let outcomes = batch
+        .job
+        .await
+        .context("the pipeline task failed")?
+        .context("the batch was not committed; it stays in the folder and is retried")?;
+    Ok(Committed { uids: batch.uids, outcomes })
+}
+
 impl Source {
     async fn run(&mut self) -> anyhow::Result<()> {
         let label = self.mb.label.clone();
@@ -374,15 +391,24 @@ impl Source {
                 self.in_hand =
                     in_flight.iter().flat_map(|b| b.uids.iter()).chain(piece).map(|&u| (uidvalidity, u)).collect();
                 let fetched = self.fetch(s, piece, uidvalidity).await?;
-                if let Some(batch) = in_flight.take() {
-                    highest = highest.max(self.complete(s, caps, batch, &mut progress).await?);
-                    if self.stopping() {
-                        self.record(uidvalidity, highest).await;
-                        return Ok(highest);
-                    }
-                }
-                if !fetched.is_empty() {
+                let ready = match in_flight.take() {
+                    Some(batch) => Some(committed(batch).await?),
+                    None => None,
+                };
+                // The next commit starts before the last one is filed, so the server's MOVE
+                // runs while the database works.
+                if !fetched.is_empty() && !self.stopping() {
                     in_flight = Some(self.start_batch(fetched));
+                }
+                if let Some(done) = ready {
+                    highest = highest.max(self.file(s, caps, done, &mut progress).await?);
+                }
+                if self.stopping() {
+                    if let Some(batch) = in_flight.take() {
+                        highest = highest.max(self.complete(s, caps, batch, &mut progress).await?);
+                    }
+                    self.record(uidvalidity, highest).await;
+                    return Ok(highest);
                 }
             }
         }
@@ -394,7 +420,7 @@ impl Source {
         Ok(highest)
     }
 
-    /// [`Source::finish`] plus the progress line.
+    /// Waits for a batch's commit, then files it.
     async fn complete(
         &mut self,
         s: &mut Session,
@@ -402,13 +428,28 @@ impl Source {
         batch: InFlight,
         p: &mut Progress,
     ) -> anyhow::Result<u32> {
-        let n = batch.uids.len();
-        let highest = self.finish(s, caps, batch).await?;
-        p.done += n;
+        let done = committed(batch).await?;
+        self.file(s, caps, done, p).await
+    }
+
+    /// Moves a committed batch's messages to the processed and quarantine folders; returns
+    /// the highest UID and advances the progress line.
+    async fn file(&mut self, s: &mut Session, caps: Caps, done: Committed, p: &mut Progress) -> anyhow::Result<u32> {
+        let mut processed = Vec::new();
+        let mut quarantined = Vec::new();
+        for (&uid, outcome) in done.uids.iter().zip(&done.outcomes) {
+            match Settle::of(outcome) {
+                Settle::Processed => processed.push(uid),
+                Settle::Quarantined => quarantined.push(uid),
+            }
+        }
+        settle(s, caps, &processed, &self.mb.processed_folder).await?;
+        settle(s, caps, &quarantined, &self.mb.quarantine_folder).await?;
+        p.done += done.uids.len();
         if p.shown {
             self.progress(p.done, p.total, p.started);
         }
-        Ok(highest)
+        Ok(done.uids.iter().copied().max().unwrap_or(0))
     }
 
     /// One `UID FETCH` of the whole messages in `uids` (sorted), in UID order; UIDs expunged
@@ -451,26 +492,6 @@ impl Source {
         let label = self.mb.label.clone();
         let job = tokio::task::spawn_blocking(move || pipeline.ingest_batch(&raws, &label));
         InFlight { uids, job }
-    }
-
-    /// Waits for a batch's commit, then files its messages; returns the highest UID.
-    async fn finish(&self, s: &mut Session, caps: Caps, batch: InFlight) -> anyhow::Result<u32> {
-        let outcomes = batch
-            .job
-            .await
-            .context("the pipeline task failed")?
-            .context("the batch was not committed; it stays in the folder and is retried")?;
-        let mut processed = Vec::new();
-        let mut quarantined = Vec::new();
-        for (&uid, outcome) in batch.uids.iter().zip(&outcomes) {
-            match Settle::of(outcome) {
-                Settle::Processed => processed.push(uid),
-                Settle::Quarantined => quarantined.push(uid),
-            }
-        }
-        settle(s, caps, &processed, &self.mb.processed_folder).await?;
-        settle(s, caps, &quarantined, &self.mb.quarantine_folder).await?;
-        Ok(batch.uids.iter().copied().max().unwrap_or(0))
     }
 
     fn progress(&self, done: usize, total: usize, started: Instant) {
