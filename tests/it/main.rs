@@ -6,10 +6,10 @@ mod common;
 
 mod attachments;
 mod browser;
+mod full_loop;
 mod imap;
 mod inspect;
 mod maildir;
-mod full_loop;
 mod outbound;
 mod pipeline;
 mod web;
