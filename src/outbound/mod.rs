@@ -18,6 +18,7 @@
 //! are tracked in memory, not locked in the database, so that a restart
 //! retries them at once instead of waiting for a lease to run out.
 
+pub mod smtp;
 pub mod transport;
 
 use std::collections::{HashSet, VecDeque};

@@ -1,27 +1,17 @@
-//! The two ways a rendered mail leaves: SMTP (lettre, pooled connections,
-//! STARTTLS or implicit TLS, AUTH) and a folder of `.eml` files (the embedded
-//! default). Both take the stored bytes as they are: the Message-ID and every
-//! header were fixed when the mail was queued.
-//!
-//! Failures are sorted into temporary (retry later) and permanent (give up):
-//! SMTP 5xx replies about the message are permanent; 4xx replies, refused or
-//! dropped connections, timeouts and TLS trouble are temporary. A 5xx on
-//! AUTH (530/534/535/538) is a problem of our own configuration, not of the
-//! mail, so it is treated as temporary: fixing the password then delivers
-//! everything that waited instead of failing the whole outbox.
+//! The two ways a rendered mail leaves: SMTP (see [`super::smtp`]: kept
+//! connections, STARTTLS or implicit TLS, AUTH) and a folder of `.eml` files
+//! (the embedded default). Both take the stored bytes as they are: the
+//! Message-ID and every header were fixed when the mail was queued.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
+use lettre::Address;
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::transport::smtp::{Error as SmtpError, PoolConfig};
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use crate::config::{OutboundConfig, TlsMode, Transport as Kind};
+use super::smtp::Smtp;
+use crate::config::{OutboundConfig, Transport as Kind};
 
 /// Why an attempt failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +23,7 @@ pub enum Failure {
 }
 
 pub enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(Smtp),
     /// `.eml` files in this folder.
     Eml(PathBuf),
 }
@@ -46,31 +36,7 @@ impl Transport {
                     .with_context(|| format!("creating outbound.eml_dir {}", c.eml_dir.display()))?;
                 Ok(Transport::Eml(c.eml_dir.clone()))
             }
-            Kind::Smtp => {
-                let s = &c.smtp;
-                let tls = || -> anyhow::Result<TlsParameters> {
-                    let mut b = TlsParameters::builder(s.host.clone());
-                    if let Some(ca) = &s.ca_file {
-                        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
-                        b = b.add_root_certificate(Certificate::from_pem(&pem).context("outbound.smtp.ca_file")?);
-                    }
-                    Ok(b.build()?)
-                };
-                let tls = match s.tls {
-                    TlsMode::Implicit => Tls::Wrapper(tls()?),
-                    TlsMode::Starttls => Tls::Required(tls()?),
-                    TlsMode::PlainInsecure => Tls::None,
-                };
-                let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.clone())
-                    .port(s.port)
-                    .tls(tls)
-                    .timeout(Some(Duration::from_secs(s.timeout_seconds.max(1))))
-                    .pool_config(PoolConfig::new().max_size(c.concurrency.max(1) as u32));
-                if !s.username.is_empty() {
-                    b = b.credentials(Credentials::new(s.username.clone(), s.password.expose().to_string()));
-                }
-                Ok(Transport::Smtp(b.build()))
-            }
+            Kind::Smtp => Ok(Transport::Smtp(Smtp::new(&c.smtp, c.concurrency)?)),
         }
     }
 
@@ -81,7 +47,7 @@ impl Transport {
                 let parse = |a: &str| a.parse::<Address>().map_err(|e| Failure::Permanent(format!("{a:?}: {e}")));
                 let envelope = Envelope::new(Some(parse(from)?), vec![parse(to)?])
                     .map_err(|e| Failure::Permanent(e.to_string()))?;
-                smtp.send_raw(&envelope, raw).await.map(drop).map_err(classify)
+                smtp.send(&envelope, raw).await
             }
             Transport::Eml(dir) => {
                 let path = dir.join(eml_name(message_id));
@@ -94,30 +60,11 @@ impl Transport {
         }
     }
 
-    /// Closes pooled connections politely.
+    /// Closes kept connections politely.
     pub async fn shutdown(&self) {
         if let Transport::Smtp(smtp) = self {
             smtp.shutdown().await;
         }
-    }
-}
-
-/// Whether an SMTP reply code is about our AUTH, not about the mail.
-fn is_auth_code(code: &str) -> bool {
-    matches!(code, "530" | "534" | "535" | "538")
-}
-
-fn classify(e: SmtpError) -> Failure {
-    let text = e.to_string();
-    let code = e.status().map(|c| c.to_string());
-    if e.is_permanent() && !code.as_deref().is_some_and(is_auth_code) {
-        Failure::Permanent(text)
-    } else if e.is_client() {
-        // lettre refused to send before talking (e.g. a non-ASCII address to
-        // a server without SMTPUTF8): trying again cannot help.
-        Failure::Permanent(text)
-    } else {
-        Failure::Temporary(text)
     }
 }
 
