@@ -23,7 +23,7 @@ pub enum Failure {
 }
 
 pub enum Transport {
-    Smtp(Smtp),
+    Smtp(Box<Smtp>),
     /// `.eml` files in this folder.
     Eml(PathBuf),
 }
@@ -36,7 +36,7 @@ impl Transport {
                     .with_context(|| format!("creating outbound.eml_dir {}", c.eml_dir.display()))?;
                 Ok(Transport::Eml(c.eml_dir.clone()))
             }
-            Kind::Smtp => Ok(Transport::Smtp(Smtp::new(&c.smtp, c.concurrency)?)),
+            Kind::Smtp => Ok(Transport::Smtp(Box::new(Smtp::new(&c.smtp, c.concurrency)?))),
         }
     }
 
