@@ -8,8 +8,9 @@
 //! p90, p99 and requests/s per scenario.
 //!
 //! Options (after `--`): `--seconds N` per scenario (default 10),
-//! `--connections N` (default 4), `--dir PATH` to keep and reuse the
-//! generated database (default: target/web-bench).
+//! `--connections N` (default 4), `--only TEXT` (scenarios whose name
+//! contains it), `--dir PATH` to keep and reuse the generated database
+//! (default: target/web-bench).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -39,6 +40,7 @@ fn main() -> anyhow::Result<()> {
     }
     let seconds: u64 = value("--seconds").and_then(|s| s.parse().ok()).unwrap_or(10);
     let connections: usize = value("--connections").and_then(|s| s.parse().ok()).unwrap_or(4);
+    let only = value("--only").unwrap_or_default();
     let dir = value("--dir")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("web-bench"));
@@ -105,7 +107,7 @@ fn main() -> anyhow::Result<()> {
     println!("| scenario | path | requests/s | p50 ms | p90 ms | p99 ms | max ms |");
     println!("|---|---|---:|---:|---:|---:|---:|");
     let mut failed = None;
-    for (name, cookie, path) in &scenarios {
+    for (name, cookie, path) in scenarios.iter().filter(|(name, _, _)| name.contains(&only)) {
         match rt.block_on(load(port, cookie, path, connections, Duration::from_secs(seconds))) {
             Ok(r) => println!(
                 "| {name} | `{path}` | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
