@@ -21,6 +21,10 @@
 //!   address: forwarding headers are not trusted). Locking an account by
 //!   failing on purpose is the accepted cost of slowing password guessing.
 //! - The internal reference can be set by anyone who may see the ticket.
+//! - Search matches every word (quoted, never FTS5 syntax) or a ticket number,
+//!   and looks at the 1,000 most recent matching texts
+//!   ([`SEARCH_HITS`](crate::store::portal::SEARCH_HITS)); the page says when
+//!   older matches were left out. Lists page by 50 with no total count.
 
 mod auth;
 mod pages;
