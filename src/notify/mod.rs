@@ -73,8 +73,10 @@ pub fn ticket_event(
     if recipients.is_empty() {
         return Ok(());
     }
-    let messages = tickets::messages(tx, ticket.id)?;
-    let shown = message.and_then(|id| messages.iter().find(|m| m.id == id));
+    // Only the message shown is read: loading the whole thread made every
+    // notification cost more the longer a ticket ran.
+    let shown = message.map(|id| tickets::message(tx, ticket.id, id)).transpose()?;
+    let shown = shown.as_ref();
     let author_name = match (author, shown.and_then(|m| m.author_id)) {
         (Some(a), _) => a.display().to_string(),
         (None, Some(id)) => users::by_id(tx, id)?.display().to_string(),
@@ -91,7 +93,10 @@ pub fn ticket_event(
     let reopened = event == Event::CustomerReplied
         && outbox::latest_kind(tx, ticket.id, Kind::Updated.as_str())?.as_deref() == Some(Kind::Closed.as_str());
     // The link points at the new message, or at the newest one for changes without a message.
-    let link_message = message.or(messages.last().map(|m| m.id)).unwrap_or(0);
+    let link_message = match message {
+        Some(m) => m,
+        None => tickets::latest_message_id(tx, ticket.id)?.unwrap_or(0),
+    };
     let parent = shown.and_then(|m| m.message_id.clone());
     let thread = tickets::thread_message_ids(tx, ticket.id)?;
     let team = users::team(tx, ticket.team_id)?.name;
@@ -174,7 +179,7 @@ pub fn notice(tx: &Connection, n: &Notifier, to: &str, notice: &Notice, in_reply
             mail.allowed = rules.allowed_extensions.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(", ");
             mail.max_size = templates::human_size(rules.max_bytes);
             if let Some(u) = &user {
-                let newest = tickets::messages(tx, ticket.id)?.last().map(|m| m.id).unwrap_or(0);
+                let newest = tickets::latest_message_id(tx, ticket.id)?.unwrap_or(0);
                 mail.link = Some(deep_link(n, ticket.id, newest, u.id));
             }
             let subject = format!("{tag} Attachments refused: {}", ticket.subject);

@@ -139,25 +139,38 @@ pub struct Message {
     pub created_at: i64,
 }
 
+const MESSAGE_COLUMNS: &str = "id, ticket_id, author_id, author_role, via, event, body, message_id, created_at";
+
+fn message_row(r: &Row) -> rusqlite::Result<Message> {
+    Ok(Message {
+        id: r.get(0)?,
+        ticket_id: r.get(1)?,
+        author_id: r.get(2)?,
+        author_role: r.get(3)?,
+        via: r.get(4)?,
+        event: r.get(5)?,
+        body: r.get(6)?,
+        message_id: r.get(7)?,
+        created_at: r.get(8)?,
+    })
+}
+
 pub fn messages(c: &Connection, ticket: i64) -> Result<Vec<Message>> {
-    let mut st = c.prepare_cached(
-        "SELECT id, ticket_id, author_id, author_role, via, event, body, message_id, created_at
-         FROM messages WHERE ticket_id = ?1 ORDER BY id",
-    )?;
-    let rows = st.query_map([ticket], |r| {
-        Ok(Message {
-            id: r.get(0)?,
-            ticket_id: r.get(1)?,
-            author_id: r.get(2)?,
-            author_role: r.get(3)?,
-            via: r.get(4)?,
-            event: r.get(5)?,
-            body: r.get(6)?,
-            message_id: r.get(7)?,
-            created_at: r.get(8)?,
-        })
-    })?;
+    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE ticket_id = ?1 ORDER BY id");
+    let mut st = c.prepare_cached(&sql)?;
+    let rows = st.query_map([ticket], message_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// One message of a ticket.
+pub fn message(c: &Connection, ticket: i64, id: i64) -> Result<Message> {
+    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1 AND ticket_id = ?2");
+    Ok(c.prepare_cached(&sql)?.query_row(params![id, ticket], message_row)?)
+}
+
+/// The id of a ticket's newest message.
+pub fn latest_message_id(c: &Connection, ticket: i64) -> Result<Option<i64>> {
+    Ok(c.prepare_cached("SELECT max(id) FROM messages WHERE ticket_id = ?1")?.query_row([ticket], |r| r.get(0))?)
 }
 
 /// The original raw message of a stored mail message.
