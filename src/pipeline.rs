@@ -217,10 +217,7 @@ impl Pipeline {
             Err(e) => {
                 tx.execute_batch("ROLLBACK TO message; RELEASE message")?;
                 tracing::error!(error = %e, "processing failed; quarantining the message");
-                let key = match parsed {
-                    Ok(p) => p.dedup_key(),
-                    Err(_) => format!("sha256:{}", parse::sha256_hex(raw)),
-                };
+                let key = dedup_key(raw, parsed);
                 let detail = format!("internal error: {e}");
                 quarantine(tx, &key, "internal_error", &detail, source, parsed.as_ref().ok(), raw, now)
             }
@@ -238,7 +235,7 @@ impl Pipeline {
         let p = match parsed {
             Ok(p) => p,
             Err(u) => {
-                let key = format!("sha256:{}", parse::sha256_hex(raw));
+                let key = dedup_key(raw, parsed);
                 if let Some(seen) = inbound::seen(tx, &key)? {
                     return Ok(Outcome::Duplicate { ticket: seen.ticket_id });
                 }
@@ -471,6 +468,15 @@ impl Pipeline {
         };
         let id = users::create_user(tx, &new, now)?;
         users::by_id(tx, id)
+    }
+}
+
+/// The idempotency key: the Message-ID, else the content hash (also for
+/// messages that could not be parsed, so a re-delivery is recognised).
+fn dedup_key(raw: &[u8], parsed: &Result<Parsed, Unreadable>) -> String {
+    match parsed {
+        Ok(p) => p.dedup_key(),
+        Err(_) => format!("sha256:{}", parse::sha256_hex(raw)),
     }
 }
 
