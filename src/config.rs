@@ -345,6 +345,8 @@ pub enum ConfigError {
 }
 
 const ENV_PREFIX: &str = "TICKETGATE_";
+/// Variables with the prefix that belong to the command line, not the config.
+const ENV_NOT_CONFIG: &[&str] = &["TICKETGATE_CONFIG", "TICKETGATE_NEW_PASSWORD"];
 
 impl Config {
     /// Reads `path` (or only the defaults when `None`), applies the
@@ -367,7 +369,10 @@ impl Config {
             }
             None => (toml::Table::new(), PathBuf::from("(defaults)")),
         };
-        let mut env: Vec<_> = env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        let mut env: Vec<_> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !ENV_NOT_CONFIG.contains(&k.as_str()))
+            .collect();
         env.sort();
         let template = key_types();
         for (var, value) in env {
@@ -590,6 +595,15 @@ mod tests {
         assert_eq!(c.imap[0].host, "imap.example.com");
         assert_eq!(c.imap[0].password.expose(), "12345", "a numeric-looking password stays a string");
         assert_eq!(format!("{:?}", c.imap[0].password), "***");
+    }
+
+    #[test]
+    fn command_line_variables_are_not_config_keys() {
+        let c = Config::load_with_env(
+            None,
+            env(&[("TICKETGATE_CONFIG", "/etc/tg.toml"), ("TICKETGATE_NEW_PASSWORD", "a long password")]),
+        );
+        assert!(c.is_ok(), "{c:?}");
     }
 
     #[test]
