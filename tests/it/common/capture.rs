@@ -2,11 +2,11 @@
 //! demand.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use super::dovecot::SUPPORT;
-use super::process::{AIOSMTPD, PortBlock, python, require, tail, terminate, wait_banner};
+use super::process::{AIOSMTPD, PortBlock, python, require, tail, terminate, wait_banner, watched};
 use super::tls::TestCa;
 
 /// One stored message: the bytes as received and the envelope (`mail_from`, `rcpt_tos`,
@@ -73,7 +73,7 @@ impl Capture {
         let d = dir.path();
         std::fs::write(d.join("faults"), "").expect("faults file");
         let log = std::fs::File::create(d.join("capture.log")).expect("log");
-        let mut cmd = Command::new(python());
+        let mut cmd = watched(&python());
         cmd.arg(SCRIPT)
             .arg("--port")
             .arg(ports.port(0).to_string())

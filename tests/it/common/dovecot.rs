@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::process::{DOVECOT, PortBlock, chmod, require, run, signal, tail, wait_banner};
+use super::process::{DOVECOT, PortBlock, chmod, require, run, signal, tail, wait_banner, watched};
 use super::tls::TestCa;
 
 /// The gateway's mailbox (IMAP login and SMTP AUTH login).
@@ -85,7 +85,7 @@ impl Dovecot {
 
     fn launch(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("log/dovecot.stderr")).expect("log file");
-        let child = Command::new("/usr/sbin/dovecot")
+        let child = watched("/usr/sbin/dovecot")
             .args(["-F", "-c"])
             .arg(&self.conf)
             .stdin(Stdio::null())

@@ -6,13 +6,15 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::dovecot::Dovecot;
-use super::process::{POSTFIX, PortBlock, alive, chmod, require, tail, terminate, wait_banner};
+use super::process::{POSTFIX, PortBlock, alive, chmod, on_exit, require, tail, terminate, wait_banner};
 use super::tls::TestCa;
 
 pub struct Postfix {
     dir: tempfile::TempDir,
     ports: PortBlock,
     pid: u32,
+    /// Stops Postfix should this test process die without running `Drop`.
+    guard: std::process::Child,
 }
 
 impl Postfix {
@@ -155,7 +157,8 @@ smtpd_error_sleep_time = 0
             pid.is_some()
         });
         let pid = pid.expect("pid read");
-        let postfix = Postfix { dir, ports, pid };
+        let guard = on_exit("/usr/sbin/postfix", &["-c".as_ref(), conf.as_os_str(), "stop".as_ref()]);
+        let postfix = Postfix { dir, ports, pid, guard };
         if !wait_banner(smtp, "220", Duration::from_secs(15)) {
             panic!("postfix did not greet on 127.0.0.1:{smtp}:\n{}", tail(&log, 20));
         }
@@ -189,6 +192,8 @@ impl Drop for Postfix {
             .stderr(std::process::Stdio::null())
             .status();
         terminate(self.pid, Duration::from_secs(10));
+        let _ = self.guard.kill();
+        let _ = self.guard.wait();
     }
 }
 

@@ -130,6 +130,31 @@ impl Drop for PortBlock {
     }
 }
 
+const WATCHDOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/common/watchdog.sh");
+
+/// `cmd` (program and arguments) run under `watchdog.sh`: TERM to the returned command's
+/// process stops it, and it stops by itself when this test process is gone.
+pub fn watched(program: &str) -> Command {
+    let mut c = Command::new("bash");
+    c.arg(WATCHDOG).arg(std::process::id().to_string()).arg("--").arg(program);
+    c
+}
+
+/// Runs `program args...` once this test process is gone (or when the returned child gets TERM).
+pub fn on_exit(program: &str, args: &[&std::ffi::OsStr]) -> std::process::Child {
+    Command::new("bash")
+        .arg(WATCHDOG)
+        .arg(std::process::id().to_string())
+        .arg("--on-exit")
+        .arg(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start watchdog.sh")
+}
+
 /// Sends `signal` (e.g. "TERM", "KILL") to `pid`; a process already gone is fine.
 pub fn signal(pid: u32, signal: &str) {
     let _ =
