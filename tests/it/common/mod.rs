@@ -33,6 +33,9 @@
 //!   readiness by polling, `kill -9`, restart, and [`App::db`] for SQLite assertions.
 //! - [`wait_until`]: poll a condition (never a fixed sleep, never a timed assertion).
 //!
+//! Servers run under `watchdog.sh`, which stops them when the test process is gone, so even a
+//! test killed by a timeout (no `Drop`) leaves no daemon behind.
+//!
 //! `selftest.rs` checks the harness itself (`cargo test --test it common::`, ~15 s).
 //!
 //! Typical use:
