@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 use ticketgate::config::Config;
 use ticketgate::pipeline::Pipeline;
 use ticketgate::signing::Keyring;
+use ticketgate::store::tickets;
 use ticketgate::store::{Db, sessions};
 
 const TICKETS: i64 = 100_000;
@@ -236,7 +237,6 @@ fn generate(db: &Db) -> anyhow::Result<()> {
             "INSERT INTO messages(ticket_id, author_id, author_role, via, event, body, message_id, created_at)
              VALUES (?1, ?2, ?3, 'mail', ?4, ?5, ?6, ?7)",
         )?;
-        let mut search = tx.prepare("INSERT INTO search(text, ticket_id, kind) VALUES (?1, ?2, ?3)")?;
         let start = 1_700_000_000i64;
         for i in 0..TICKETS {
             let (team, users) = &team_users[(i % TEAMS) as usize];
@@ -254,9 +254,9 @@ fn generate(db: &Db) -> anyhow::Result<()> {
             }
             ticket.execute(params![team, opener, subject, status, reference, created, times[times.len() - 1]])?;
             let id = tx.last_insert_rowid();
-            search.execute(params![subject, id, "subject"])?;
+            tickets::index_text(&tx, id, "subject", &subject)?;
             if !reference.is_empty() {
-                search.execute(params![reference, id, "reference"])?;
+                tickets::index_text(&tx, id, "reference", &reference)?;
             }
             for (m, when) in times.iter().enumerate() {
                 let by_staff = m % 2 == 1;
@@ -268,7 +268,7 @@ fn generate(db: &Db) -> anyhow::Result<()> {
                     _ => (opener, "member", "customer_replied"),
                 };
                 message.execute(params![id, author, role, event, body, format!("b{id}.{m}@bench.test"), when])?;
-                search.execute(params![body, id, "message"])?;
+                tickets::index_text(&tx, id, "message", &body)?;
             }
         }
         Ok::<_, ticketgate::store::StoreError>(())

@@ -151,7 +151,7 @@ fn history_start(lines: &[&str]) -> Option<usize> {
         if is_header_block(lines, i) {
             return Some(above_separator(lines, i));
         }
-        if r.underscores.is_match(lines[i]) && labelled_lines(&lines[i + 1..]) >= HEADER_BLOCK_MIN + 1 {
+        if r.underscores.is_match(lines[i]) && labelled_lines(&lines[i + 1..]) > HEADER_BLOCK_MIN {
             return Some(i);
         }
         attribution_len(lines, i).filter(|&n| !answered_inline(&lines[i + n..])).map(|_| i)

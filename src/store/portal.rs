@@ -5,14 +5,15 @@
 //!
 //! User text never reaches FTS5 as query syntax: [`fts_query`] quotes every
 //! term. A search looks at the [`SEARCH_HITS`] most recent matching texts
-//! only (newest FTS rows first), so a word that is in half the database costs
+//! only (highest rowids first: rows are numbered by ticket, so those of the
+//! newest tickets), so a word that is in half the database costs
 //! the same as a rare one; [`search_truncated`] tells the page to say so.
 
 use rusqlite::Connection;
 use rusqlite::types::Value;
 
 use super::Result;
-use super::tickets::{TICKET_COLUMNS, Ticket, ticket_row};
+use super::tickets::{SEARCH_ROW_BITS, TICKET_COLUMNS, Ticket, ticket_row};
 use crate::lifecycle::Status;
 
 /// Orders of the ticket list.
@@ -109,7 +110,7 @@ pub fn list(c: &Connection, q: &Listing) -> Result<Vec<Row>> {
         if let Some(fts) = fts {
             args.push(Value::Text(fts));
             alternatives.push(format!(
-                "t.id IN (SELECT ticket_id FROM search WHERE search MATCH ?{} ORDER BY rowid DESC LIMIT {SEARCH_HITS})",
+                "t.id IN (SELECT rowid >> {SEARCH_ROW_BITS} FROM search WHERE search MATCH ?{} ORDER BY rowid DESC LIMIT {SEARCH_HITS})",
                 args.len()
             ));
         }
@@ -134,7 +135,7 @@ pub fn list(c: &Connection, q: &Listing) -> Result<Vec<Row>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Matching texts (subjects, messages, references) a search looks at, newest first.
+/// Matching texts (subjects, messages, references) a search looks at, newest tickets first.
 pub const SEARCH_HITS: i64 = 1000;
 
 /// Whether `text` matches more than [`SEARCH_HITS`] texts, so older matches were left out.
@@ -217,11 +218,12 @@ mod tests {
             assert_eq!(search(&format!("#{t3}"), None)?, vec![t3]);
             assert_eq!(search("foo-bar: NEAR(", None)?, Vec::<i64>::new(), "syntax is not interpreted");
             assert!(!search_truncated(c, "printer")?);
+            assert_eq!(search("printer", None)?, vec![t1, t3]);
             for _ in 0..SEARCH_HITS {
-                c.execute("INSERT INTO search(text, ticket_id, kind) VALUES ('printer', ?1, 'message')", [t1])?;
+                crate::store::tickets::index_text(c, t3, "message", "printer")?;
             }
             assert!(search_truncated(c, "printer")?);
-            assert_eq!(search("printer", None)?, vec![t1], "only the newest matches are looked at");
+            assert_eq!(search("printer", None)?, vec![t3], "only the newest tickets' matches are looked at");
             assert_eq!(ids(&Listing { limit: 2, offset: 2, ..base.clone() })?, vec![t2]);
             let row = &list(c, &base)?[0];
             assert_eq!((row.team.as_str(), row.opener.as_str()), ("Acme", "a@acme.test"));

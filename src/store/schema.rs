@@ -138,9 +138,10 @@ const MIGRATIONS: &[&str] = &[
         last_uid    INTEGER NOT NULL,
         PRIMARY KEY (mailbox, folder)
     ) WITHOUT ROWID;
-    -- Full-text search: one row per message body, subject and internal reference.
+    -- Full-text search: one row per message body, subject and internal
+    -- reference, numbered ticket << 24 | n (see store::tickets::index_text).
     CREATE VIRTUAL TABLE search USING fts5(
-        text, ticket_id UNINDEXED, kind UNINDEXED,
+        text, kind UNINDEXED,
         tokenize = 'unicode61 remove_diacritics 2'
     );
     "#,

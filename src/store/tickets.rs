@@ -61,7 +61,7 @@ pub fn create(c: &Connection, team: i64, opener: i64, subject: &str, source: &st
     )?
     .execute(params![team, opener, subject, Status::WaitingForSupport.as_str(), source, now])?;
     let id = c.last_insert_rowid();
-    index(c, id, "subject", subject)?;
+    index_text(c, id, "subject", subject)?;
     Ok(id)
 }
 
@@ -82,15 +82,38 @@ pub fn set_internal_ref(c: &Connection, id: i64, reference: &str, now: i64) -> R
         "UPDATE tickets SET internal_ref = ?2, updated_at = max(updated_at, ?3) WHERE id = ?1",
         params![id, reference, now],
     )?;
-    c.execute("DELETE FROM search WHERE ticket_id = ?1 AND kind = 'reference'", [id])?;
-    index(c, id, "reference", reference)
+    let (lo, hi) = search_rows(id);
+    c.execute("DELETE FROM search WHERE rowid >= ?1 AND rowid < ?2 AND kind = 'reference'", params![lo, hi])?;
+    index_text(c, id, "reference", reference)
 }
 
-fn index(c: &Connection, ticket: i64, kind: &str, text: &str) -> Result<()> {
-    if !text.trim().is_empty() {
-        c.prepare_cached("INSERT INTO search(text, ticket_id, kind) VALUES (?1, ?2, ?3)")?
-            .execute(params![text, ticket, kind])?;
+/// Bits of a full-text rowid that number the texts within one ticket.
+pub const SEARCH_ROW_BITS: u32 = 24;
+
+/// The rowid range `[lo, hi)` of a ticket's full-text rows.
+fn search_rows(ticket: i64) -> (i64, i64) {
+    (ticket << SEARCH_ROW_BITS, (ticket + 1) << SEARCH_ROW_BITS)
+}
+
+/// Adds a text (`subject`, `message`, `reference`) to the full-text index.
+/// Rows are numbered `ticket << 24 | n`, so a search learns the ticket from
+/// the rowid alone, without reading the stored text, and a ticket's rows
+/// are one rowid range.
+pub fn index_text(c: &Connection, ticket: i64, kind: &str, text: &str) -> Result<()> {
+    if text.trim().is_empty() {
+        return Ok(());
     }
+    let (lo, hi) = search_rows(ticket);
+    let last: Option<i64> = c
+        .prepare_cached("SELECT rowid FROM search WHERE rowid >= ?1 AND rowid < ?2 ORDER BY rowid DESC LIMIT 1")?
+        .query_row(params![lo, hi], |r| r.get(0))
+        .optional()?;
+    let next = last.map_or(lo, |n| n + 1);
+    if next >= hi {
+        return Err(super::StoreError::Conflict(format!("ticket {ticket} has too many texts to index")));
+    }
+    c.prepare_cached("INSERT INTO search(rowid, text, kind) VALUES (?1, ?2, ?3)")?
+        .execute(params![next, text, kind])?;
     Ok(())
 }
 
@@ -122,7 +145,7 @@ pub fn add_message(c: &Connection, m: &NewMessage, now: i64) -> Result<i64> {
         now
     ])?;
     let id = c.last_insert_rowid();
-    index(c, m.ticket_id, "message", m.body)?;
+    index_text(c, m.ticket_id, "message", m.body)?;
     Ok(id)
 }
 
