@@ -5,7 +5,6 @@
 //! `cargo bench --bench outbound` (optional: `BENCH_TICKETS=1000`). Prints one line per figure.
 
 #[path = "../tests/it/common/mod.rs"]
-#[allow(dead_code, unused_imports)]
 mod common;
 
 use std::sync::Arc;

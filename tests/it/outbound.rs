@@ -21,8 +21,7 @@ use crate::common::{App, AppConfig, Capture, Captured, SUPPORT, TestCa, wait_unt
 const LONG: Duration = Duration::from_secs(60);
 
 fn smtp_config(data: &Path, ca: &TestCa, port: u16, tls: TlsMode) -> Config {
-    let mut c = Config::default();
-    c.data_dir = data.to_path_buf();
+    let mut c = Config { data_dir: data.to_path_buf(), ..Config::default() };
     c.support.address = SUPPORT.0.into();
     c.support.public_url = "https://portal.example.test".into();
     c.outbound.transport = Transport::Smtp;
