@@ -392,3 +392,32 @@ fn kill_9_mid_delivery_loses_nothing() {
     assert!(repeats <= 2, "at most the mails in flight at the kill repeat (concurrency): {copies:?}");
     assert!(copies.values().all(|n| *n <= 2), "{copies:?}");
 }
+
+#[test]
+fn the_default_eml_folder_gets_one_file_per_message_id() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = Config { data_dir: data.path().to_path_buf(), ..Config::default() };
+    config.support.address = SUPPORT.0.into();
+    config.outbound.eml_dir = data.path().join("outbox");
+    let db = Db::open(&data.path().join("t.sqlite")).unwrap();
+    let keys = Keyring::new(vec![vec![3; 32]]);
+    let who = cast(&db);
+    let n = Notifier { config: &config, keys: &keys, now: ticketgate::clock::now() };
+    new_ticket(&db, &n, &who, "To a folder", "root.e@acme.test");
+    let worker = Worker::start(&db, &config);
+    wait_until("written", LONG, || all_sent(&db));
+    worker.stop();
+    let stored = db.with(|c| outbox::list(c, 10)).unwrap();
+    let mut files: Vec<String> = std::fs::read_dir(data.path().join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut expected: Vec<String> = stored.iter().map(|e| format!("{}.eml", e.message_id)).collect();
+    expected.sort();
+    assert_eq!(files, expected, "one file per mail, named by its Message-ID, no temp files left");
+    for e in &stored {
+        let on_disk = std::fs::read(data.path().join("outbox").join(format!("{}.eml", e.message_id))).unwrap();
+        assert_eq!(on_disk, db.with(|c| outbox::raw(c, e.id)).unwrap(), "the stored bytes, unchanged");
+    }
+}
