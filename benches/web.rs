@@ -254,9 +254,9 @@ fn generate(db: &Db) -> anyhow::Result<()> {
             }
             ticket.execute(params![team, opener, subject, status, reference, created, times[times.len() - 1]])?;
             let id = tx.last_insert_rowid();
-            tickets::index_text(&tx, id, "subject", &subject)?;
+            tickets::index_text(tx, id, "subject", &subject)?;
             if !reference.is_empty() {
-                tickets::index_text(&tx, id, "reference", &reference)?;
+                tickets::index_text(tx, id, "reference", &reference)?;
             }
             for (m, when) in times.iter().enumerate() {
                 let by_staff = m % 2 == 1;
@@ -268,7 +268,7 @@ fn generate(db: &Db) -> anyhow::Result<()> {
                     _ => (opener, "member", "customer_replied"),
                 };
                 message.execute(params![id, author, role, event, body, format!("b{id}.{m}@bench.test"), when])?;
-                tickets::index_text(&tx, id, "message", &body)?;
+                tickets::index_text(tx, id, "message", &body)?;
             }
         }
         Ok::<_, ticketgate::store::StoreError>(())
