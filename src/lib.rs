@@ -20,6 +20,7 @@ pub mod config;
 pub mod lifecycle;
 pub mod password;
 pub mod signing;
+pub mod tls;
 
 pub mod parse;
 pub mod policy;

@@ -34,7 +34,6 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
@@ -42,8 +41,7 @@ use anyhow::{Context, anyhow, bail};
 use async_imap::extensions::idle::IdleResponse;
 use async_imap::types::UnsolicitedResponse;
 use futures::TryStreamExt;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -680,29 +678,17 @@ async fn tls_handshake(mb: &ImapConfig, tcp: TcpStream) -> anyhow::Result<tokio_
 /// The system's trusted roots plus `ca_file`; built per connection so a replaced CA file is
 /// picked up without a restart.
 fn tls_connector(mb: &ImapConfig) -> anyhow::Result<tokio_rustls::TlsConnector> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(native.certs);
-    if let Some(path) = &mb.ca_file {
-        for cert in
-            CertificateDer::pem_file_iter(path).with_context(|| format!("reading ca_file {}", path.display()))?
-        {
-            let cert = cert.with_context(|| format!("parsing ca_file {}", path.display()))?;
-            roots.add(cert).with_context(|| format!("ca_file {}", path.display()))?;
-        }
-    }
-    if roots.is_empty() {
-        bail!("no trusted CA certificates: the system has none and imap.ca_file is not set");
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+    let extra = match &mb.ca_file {
+        Some(path) => crate::tls::read_ca_file(path, "imap.ca_file")?,
+        None => Vec::new(),
+    };
+    crate::tls::connector(&extra, "imap.ca_file")
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]

@@ -21,17 +21,17 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use lettre::address::Envelope;
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -58,16 +58,7 @@ pub struct Smtp {
 impl Smtp {
     pub fn new(s: &SmtpConfig, max_idle: usize) -> anyhow::Result<Smtp> {
         let extra_roots = match &s.ca_file {
-            Some(path) => {
-                let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-                let certs = CertificateDer::pem_slice_iter(&pem)
-                    .collect::<Result<Vec<_>, _>>()
-                    .with_context(|| format!("parsing {}", path.display()))?;
-                if certs.is_empty() {
-                    bail!("outbound.smtp.ca_file {} holds no certificate", path.display());
-                }
-                certs
-            }
+            Some(path) => crate::tls::read_ca_file(path, "outbound.smtp.ca_file")?,
             None => Vec::new(),
         };
         let (starttls, implicit) = match s.tls {
@@ -214,20 +205,9 @@ fn implicit_tls(
     host: &str,
     extra: Vec<CertificateDer<'static>>,
 ) -> anyhow::Result<(tokio_rustls::TlsConnector, ServerName<'static>)> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    for cert in extra {
-        roots.add(cert).context("outbound.smtp.ca_file")?;
-    }
-    if roots.is_empty() {
-        bail!("no trusted CA certificates: the system has none and outbound.smtp.ca_file is not set");
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let connector = crate::tls::connector(&extra, "outbound.smtp.ca_file")?;
     let name = ServerName::try_from(host.to_string()).with_context(|| format!("{host:?} is no valid TLS name"))?;
-    Ok((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
+    Ok((connector, name))
 }
 
 /// A TLS stream lettre can drive as if it were plain TCP.
