@@ -1,20 +1,36 @@
 //! Content-addressed attachment files: `blobs/ab/cdef…` named by SHA-256.
-//! A file is written to a temporary name, fsynced and renamed (and its
-//! directory fsynced) before the transaction that references it commits, so a
+//! A file is written to a temporary name and renamed into place, and made
+//! durable before the transaction that references it commits, so a
 //! committed row never points at a missing or partial file. Identical
 //! content is stored once.
+//!
+//! Durability comes in two forms. [`Blobs::put`] on a plain handle fsyncs
+//! the file and its directory at once. A [`Blobs::deferred`] handle skips
+//! those (two fsyncs per file cost more than the rest of a message) and the
+//! caller makes a whole batch durable with one [`Blobs::sync`] (`syncfs`)
+//! before it commits. Because a crash can then leave a renamed but short
+//! file behind, an existing file is only trusted when its size matches.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, Clone)]
 pub struct Blobs {
     root: PathBuf,
+    /// Set on deferred handles: whether a put awaits [`Blobs::sync`].
+    unsynced: Option<Arc<AtomicBool>>,
 }
 
 impl Blobs {
     pub fn new(root: impl Into<PathBuf>) -> Blobs {
-        Blobs { root: root.into() }
+        Blobs { root: root.into(), unsynced: None }
+    }
+
+    /// A handle on the same files whose puts are made durable by [`Blobs::sync`].
+    pub fn deferred(&self) -> Blobs {
+        Blobs { root: self.root.clone(), unsynced: Some(Arc::new(AtomicBool::new(false))) }
     }
 
     fn path_of(&self, sha256: &str) -> Option<PathBuf> {
@@ -22,11 +38,11 @@ impl Blobs {
             .then(|| self.root.join(&sha256[..2]).join(&sha256[2..]))
     }
 
-    /// Stores `bytes` durably; returns the hex SHA-256 that names them.
+    /// Stores `bytes`; returns the hex SHA-256 that names them.
     pub fn put(&self, bytes: &[u8]) -> std::io::Result<String> {
         let sha = crate::parse::sha256_hex(bytes);
         let path = self.path_of(&sha).expect("a hex digest names a path");
-        if path.exists() {
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
             return Ok(sha);
         }
         let dir = path.parent().expect("blob paths have a parent");
@@ -34,10 +50,29 @@ impl Blobs {
         let tmp = dir.join(format!(".{}.{}.tmp", &sha[2..], std::process::id()));
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(dir)?.sync_all()?;
+        match &self.unsynced {
+            None => {
+                f.sync_all()?;
+                std::fs::rename(&tmp, &path)?;
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Some(flag) => {
+                std::fs::rename(&tmp, &path)?;
+                flag.store(true, Ordering::Release);
+            }
+        }
         Ok(sha)
+    }
+
+    /// Makes every put of this deferred handle durable: one `syncfs` of the
+    /// blob filesystem. Nothing to do on a plain handle.
+    pub fn sync(&self) -> std::io::Result<()> {
+        if let Some(flag) = &self.unsynced
+            && flag.swap(false, Ordering::AcqRel)
+        {
+            rustix::fs::syncfs(std::fs::File::open(&self.root)?)?;
+        }
+        Ok(())
     }
 
     /// Opens a stored file for reading.
@@ -67,6 +102,18 @@ mod tests {
         std::io::Read::read_to_string(&mut b.open(&a).unwrap(), &mut s).unwrap();
         assert_eq!(s, "hello");
         assert!(b.open("../etc/passwd").is_err());
+    }
+
+    #[test]
+    fn a_short_file_left_by_a_crash_is_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Blobs::new(dir.path()).deferred();
+        let sha = b.put(b"complete content").unwrap();
+        b.sync().unwrap();
+        let path = dir.path().join(&sha[..2]).join(&sha[2..]);
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(b.put(b"complete content").unwrap(), sha);
+        assert_eq!(std::fs::read(&path).unwrap(), b"complete content");
     }
 
     fn walk(p: &Path) -> usize {
