@@ -59,6 +59,39 @@ impl Worker {
     }
 }
 
+/// What most tests here start from: a capture server (with `faults` set before anything
+/// connects), a store holding the [`Cast`], and a config that delivers to the capture over `tls`.
+/// Fields drop in order: the store before its directory, the capture before its CA.
+struct Rig {
+    db: Db,
+    config: Config,
+    keys: Keyring,
+    who: Cast,
+    _data: tempfile::TempDir,
+    capture: Capture,
+    _ca: TestCa,
+}
+
+impl Rig {
+    fn new(tls: TlsMode, faults: &str) -> Rig {
+        let ca = TestCa::new();
+        let capture = Capture::start(&ca);
+        if !faults.is_empty() {
+            capture.set_faults(faults);
+        }
+        let port = if tls == TlsMode::Implicit { capture.smtps_port() } else { capture.smtp_port() };
+        let data = tempfile::tempdir().unwrap();
+        let config = smtp_config(data.path(), &ca, port, tls);
+        let db = Db::open(&data.path().join("t.sqlite")).unwrap();
+        let who = cast(&db);
+        Rig { db, config, keys: Keyring::new(vec![vec![3; 32]]), who, _data: data, capture, _ca: ca }
+    }
+
+    fn notifier(&self) -> Notifier<'_> {
+        Notifier { config: &self.config, keys: &self.keys, now: ticketgate::clock::now() }
+    }
+}
+
 struct Cast {
     member: User,
     admin: User,
@@ -136,25 +169,20 @@ fn list(v: &mail_parser::HeaderValue) -> Vec<String> {
 
 #[test]
 fn every_mail_on_a_ticket_threads_onto_the_customers_first_message() {
-    let ca = TestCa::new();
-    let capture = Capture::start(&ca);
-    let data = tempfile::tempdir().unwrap();
-    let config = smtp_config(data.path(), &ca, capture.smtp_port(), TlsMode::Starttls);
-    let db = Db::open(&data.path().join("t.sqlite")).unwrap();
-    let keys = Keyring::new(vec![vec![3; 32]]);
-    let who = cast(&db);
-    let n = Notifier { config: &config, keys: &keys, now: ticketgate::clock::now() };
+    let rig = Rig::new(TlsMode::Starttls, "");
+    let (db, config, who, capture) = (&rig.db, &rig.config, &rig.who, &rig.capture);
+    let n = rig.notifier();
 
     let at = |k: i64| Notifier { now: n.now + k, ..n };
-    let t = new_ticket(&db, &n, &who, "Printer on fire", "root.1@acme.test");
-    act(&db, &at(1), t, &who.agent, Event::StaffResponded, "Unplug it.", Some("web.a1@example.test"));
-    act(&db, &at(2), t, &who.member, Event::CustomerReplied, "Done, still smoking.", Some("c2@acme.test"));
-    act(&db, &at(3), t, &who.agent, Event::Closed, "", None);
-    act(&db, &at(4), t, &who.admin, Event::CustomerReplied, "It is back!", Some("c3@acme.test"));
-    act(&db, &at(5), t, &who.agent, Event::StaffResponded, "Replacing it.", Some("web.a2@example.test"));
+    let t = new_ticket(db, &n, who, "Printer on fire", "root.1@acme.test");
+    act(db, &at(1), t, &who.agent, Event::StaffResponded, "Unplug it.", Some("web.a1@example.test"));
+    act(db, &at(2), t, &who.member, Event::CustomerReplied, "Done, still smoking.", Some("c2@acme.test"));
+    act(db, &at(3), t, &who.agent, Event::Closed, "", None);
+    act(db, &at(4), t, &who.admin, Event::CustomerReplied, "It is back!", Some("c3@acme.test"));
+    act(db, &at(5), t, &who.agent, Event::StaffResponded, "Replacing it.", Some("web.a2@example.test"));
 
-    let worker = Worker::start(&db, &config);
-    wait_until("every mail sent", LONG, || all_sent(&db));
+    let worker = Worker::start(db, config);
+    wait_until("every mail sent", LONG, || all_sent(db));
     worker.stop();
 
     let stored = db.with(|c| outbox::list(c, 100)).unwrap();
@@ -208,17 +236,12 @@ fn every_mail_on_a_ticket_threads_onto_the_customers_first_message() {
 
 #[test]
 fn implicit_tls_works_too() {
-    let ca = TestCa::new();
-    let capture = Capture::start(&ca);
-    let data = tempfile::tempdir().unwrap();
-    let config = smtp_config(data.path(), &ca, capture.smtps_port(), TlsMode::Implicit);
-    let db = Db::open(&data.path().join("t.sqlite")).unwrap();
-    let keys = Keyring::new(vec![vec![3; 32]]);
-    let who = cast(&db);
-    let n = Notifier { config: &config, keys: &keys, now: ticketgate::clock::now() };
-    new_ticket(&db, &n, &who, "Hello", "root.2@acme.test");
-    let worker = Worker::start(&db, &config);
-    wait_until("sent", LONG, || all_sent(&db));
+    let rig = Rig::new(TlsMode::Implicit, "");
+    let (db, config, who, capture) = (&rig.db, &rig.config, &rig.who, &rig.capture);
+    let n = rig.notifier();
+    new_ticket(db, &n, who, "Hello", "root.2@acme.test");
+    let worker = Worker::start(db, config);
+    wait_until("sent", LONG, || all_sent(db));
     worker.stop();
     let got = capture.messages();
     assert_eq!(got.len(), 2, "ack + staff notification");
@@ -227,30 +250,24 @@ fn implicit_tls_works_too() {
 
 #[test]
 fn an_outage_then_recovery_delivers_every_mail_exactly_once() {
-    let ca = TestCa::new();
-    let capture = Capture::start(&ca);
-    capture.set_faults("refuse\n");
+    let rig = Rig::new(TlsMode::Starttls, "refuse\n");
+    let (db, config, who, capture) = (&rig.db, &rig.config, &rig.who, &rig.capture);
+    let n = rig.notifier();
     wait_until("capture refusing", LONG, || !capture.listening());
-    let data = tempfile::tempdir().unwrap();
-    let config = smtp_config(data.path(), &ca, capture.smtp_port(), TlsMode::Starttls);
-    let db = Db::open(&data.path().join("t.sqlite")).unwrap();
-    let keys = Keyring::new(vec![vec![3; 32]]);
-    let who = cast(&db);
-    let n = Notifier { config: &config, keys: &keys, now: ticketgate::clock::now() };
     for i in 0..8 {
-        new_ticket(&db, &n, &who, &format!("Outage {i}"), &format!("root.o{i}@acme.test"));
+        new_ticket(db, &n, who, &format!("Outage {i}"), &format!("root.o{i}@acme.test"));
     }
-    let worker = Worker::start(&db, &config);
+    let worker = Worker::start(db, config);
     let failed_twice =
         || db.with(|c| outbox::list(c, 100)).unwrap().iter().all(|e| e.attempts >= 2 && e.state == "pending");
     wait_until("every mail tried twice while the server is down", LONG, failed_twice);
     let rows = db.with(|c| outbox::list(c, 100)).unwrap();
     assert!(rows.iter().all(|e| e.last_error.as_deref().is_some_and(|s| !s.is_empty())), "{rows:?}");
     capture.set_faults("");
-    wait_until("every mail sent after the server is back", LONG, || all_sent(&db));
+    wait_until("every mail sent after the server is back", LONG, || all_sent(db));
     worker.stop();
 
-    let sent: HashSet<String> = outbox_ids(&db).into_iter().map(|(_, id, _)| id).collect();
+    let sent: HashSet<String> = outbox_ids(db).into_iter().map(|(_, id, _)| id).collect();
     let got: Vec<String> = capture.messages().iter().map(message_id).collect();
     assert_eq!(got.len(), sent.len(), "no mail delivered twice");
     assert_eq!(got.into_iter().collect::<HashSet<_>>(), sent, "every mail delivered");
@@ -258,19 +275,13 @@ fn an_outage_then_recovery_delivers_every_mail_exactly_once() {
 
 #[test]
 fn temporary_failures_are_retried_until_accepted() {
-    let ca = TestCa::new();
-    let capture = Capture::start(&ca);
-    capture.set_faults("tempfail DATA 2\ntempfail RCPT 1\n");
-    let data = tempfile::tempdir().unwrap();
-    let config = smtp_config(data.path(), &ca, capture.smtp_port(), TlsMode::Starttls);
-    let db = Db::open(&data.path().join("t.sqlite")).unwrap();
-    let keys = Keyring::new(vec![vec![3; 32]]);
-    let who = cast(&db);
-    let n = Notifier { config: &config, keys: &keys, now: ticketgate::clock::now() };
+    let rig = Rig::new(TlsMode::Starttls, "tempfail DATA 2\ntempfail RCPT 1\n");
+    let (db, config, who, capture) = (&rig.db, &rig.config, &rig.who, &rig.capture);
+    let n = rig.notifier();
     let t = db.write(|c| tickets::create(c, who.team, who.member.id, "One mail", "support", n.now)).unwrap();
-    act(&db, &n, t, &who.agent, Event::StaffResponded, "Only Mia hears of this", Some("only@example.test"));
-    let worker = Worker::start(&db, &config);
-    wait_until("sent", LONG, || all_sent(&db));
+    act(db, &n, t, &who.agent, Event::StaffResponded, "Only Mia hears of this", Some("only@example.test"));
+    let worker = Worker::start(db, config);
+    wait_until("sent", LONG, || all_sent(db));
     worker.stop();
     let rows = db.with(|c| outbox::list(c, 10)).unwrap();
     let attempts: i64 = rows.iter().map(|e| e.attempts).sum();
@@ -281,23 +292,17 @@ fn temporary_failures_are_retried_until_accepted() {
 
 #[test]
 fn permanent_failures_are_recorded_on_the_ticket_and_not_retried() {
-    let ca = TestCa::new();
-    let capture = Capture::start(&ca);
-    capture.set_faults("permfail RCPT 1\n");
-    let data = tempfile::tempdir().unwrap();
-    let config = smtp_config(data.path(), &ca, capture.smtp_port(), TlsMode::Starttls);
-    let db = Db::open(&data.path().join("t.sqlite")).unwrap();
-    let keys = Keyring::new(vec![vec![3; 32]]);
-    let who = cast(&db);
+    let rig = Rig::new(TlsMode::Starttls, "permfail RCPT 1\n");
+    let (db, config, who, capture) = (&rig.db, &rig.config, &rig.who, &rig.capture);
+    let n = rig.notifier();
     db.write(|c| users::set_bouncing(c, "ada@acme.test", Some("test"))).unwrap();
-    let n = Notifier { config: &config, keys: &keys, now: ticketgate::clock::now() };
     let t = db.write(|c| tickets::create(c, who.team, who.member.id, "Refused", "support", n.now)).unwrap();
-    act(&db, &n, t, &who.agent, Event::StaffResponded, "first", Some("p1@example.test"));
-    let worker = Worker::start(&db, &config);
-    wait_until("the mail failed", LONG, || outbox_ids(&db).iter().any(|(_, _, s)| s == "failed"));
+    act(db, &n, t, &who.agent, Event::StaffResponded, "first", Some("p1@example.test"));
+    let worker = Worker::start(db, config);
+    wait_until("the mail failed", LONG, || outbox_ids(db).iter().any(|(_, _, s)| s == "failed"));
     // A second mail goes through: the worker carried on, and had time to retry the first if it would.
-    act(&db, &n, t, &who.agent, Event::StaffResponded, "second", Some("p2@example.test"));
-    wait_until("the second mail sent", LONG, || outbox_ids(&db).iter().any(|(_, _, s)| s == "sent"));
+    act(db, &n, t, &who.agent, Event::StaffResponded, "second", Some("p2@example.test"));
+    wait_until("the second mail sent", LONG, || outbox_ids(db).iter().any(|(_, _, s)| s == "sent"));
 
     let rows = db.with(|c| outbox::list(c, 10)).unwrap();
     let failed = rows.iter().find(|e| e.state == "failed").unwrap();
@@ -311,12 +316,12 @@ fn permanent_failures_are_recorded_on_the_ticket_and_not_retried() {
 
     // `ticketgate outbox list|retry`: the operator sees it and sends it again.
     let mut out = Vec::new();
-    ticketgate::outbound::list(&db, &mut out).unwrap();
+    ticketgate::outbound::list(db, &mut out).unwrap();
     let out = String::from_utf8(out).unwrap();
     assert!(out.lines().any(|l| l.contains("failed") && l.contains("mia@acme.test") && l.contains("550")), "{out}");
-    assert_eq!(ticketgate::outbound::retry(&db, Some(failed.id)).unwrap(), 1);
-    assert_eq!(ticketgate::outbound::retry(&db, Some(failed.id + 100)).unwrap(), 0);
-    wait_until("the retried mail sent", LONG, || all_sent(&db));
+    assert_eq!(ticketgate::outbound::retry(db, Some(failed.id)).unwrap(), 1);
+    assert_eq!(ticketgate::outbound::retry(db, Some(failed.id + 100)).unwrap(), 0);
+    wait_until("the retried mail sent", LONG, || all_sent(db));
     worker.stop();
     let got: Vec<String> = capture.messages().iter().map(message_id).collect();
     assert!(got.contains(&failed.message_id), "the retry keeps the Message-ID");
@@ -324,19 +329,13 @@ fn permanent_failures_are_recorded_on_the_ticket_and_not_retried() {
 
 #[test]
 fn a_deadline_turns_temporary_failures_into_a_recorded_failure() {
-    let ca = TestCa::new();
-    let capture = Capture::start(&ca);
-    capture.set_faults("tempfail MAIL\n");
-    let data = tempfile::tempdir().unwrap();
-    let mut config = smtp_config(data.path(), &ca, capture.smtp_port(), TlsMode::Starttls);
-    config.outbound.retry_deadline_minutes = 0;
-    let db = Db::open(&data.path().join("t.sqlite")).unwrap();
-    let keys = Keyring::new(vec![vec![3; 32]]);
-    let who = cast(&db);
-    let n = Notifier { config: &config, keys: &keys, now: ticketgate::clock::now() };
-    let t = new_ticket(&db, &n, &who, "Deadline", "root.d@acme.test");
-    let worker = Worker::start(&db, &config);
-    wait_until("both failed", LONG, || outbox_ids(&db).iter().all(|(_, _, s)| s == "failed"));
+    let mut rig = Rig::new(TlsMode::Starttls, "tempfail MAIL\n");
+    rig.config.outbound.retry_deadline_minutes = 0;
+    let (db, config, who) = (&rig.db, &rig.config, &rig.who);
+    let n = rig.notifier();
+    let t = new_ticket(db, &n, who, "Deadline", "root.d@acme.test");
+    let worker = Worker::start(db, config);
+    wait_until("both failed", LONG, || outbox_ids(db).iter().all(|(_, _, s)| s == "failed"));
     worker.stop();
     let notes = db.with(|c| tickets::events(c, t)).unwrap();
     assert_eq!(notes.len(), 2);
