@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
 use crate::lifecycle::Role;
@@ -23,8 +23,19 @@ pub struct Cli {
     /// Configuration file (default: built-in defaults, as in config/ticketgate.toml).
     #[arg(long, global = true, env = "TICKETGATE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// How log lines on standard error look: text, or one JSON object a line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line, with the fields of the message or request span.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -33,6 +44,7 @@ pub enum Command {
     Serve,
     /// Ingest messages from files, or `-` for standard input (for MTA pipes).
     Ingest {
+        /// Message files (one message each), or `-` for standard input.
         #[arg(required = true)]
         files: Vec<String>,
         /// Label shown on tickets opened by these messages.
@@ -41,6 +53,7 @@ pub enum Command {
     },
     /// Explain how messages would be processed, as JSON Lines, without a database.
     Inspect {
+        /// Message files or folders (read recursively), or `-` for standard input.
         #[arg(required = true)]
         paths: Vec<String>,
     },
@@ -58,20 +71,43 @@ pub enum Command {
     Quarantine(QuarantineCommand),
     /// Create or upgrade the database schema.
     Migrate,
+    /// Copy the database (consistently, also while `serve` runs) and the attachment files.
+    Backup {
+        /// Where the copy of the database goes (replaced if it exists).
+        file: PathBuf,
+        /// Folder to copy the attachment files into; files already there are kept.
+        #[arg(long)]
+        blobs: Option<PathBuf>,
+    },
+    /// Print a shell completion script to standard output.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output.
+    Man,
     /// Measure the pipeline on a generated corpus.
     Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TeamCommand {
-    Add { name: String },
+    /// Add a customer team.
+    Add {
+        /// The team's name, unique.
+        name: String,
+    },
+    /// List the teams.
     List,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum RoleArg {
+    /// A customer: sees and writes on the team's tickets.
     Member,
+    /// A customer who also manages the team.
     Admin,
+    /// Support staff: sees every ticket.
     Staff,
 }
 
@@ -89,12 +125,15 @@ impl From<RoleArg> for Role {
 pub enum UserCommand {
     /// Add a user; the password is prompted for unless given.
     Add {
+        /// The user's mail address (also the login).
         email: String,
+        /// What the user may do.
         #[arg(long, value_enum)]
         role: RoleArg,
         /// The customer team (members and admins).
         #[arg(long)]
         team: Option<String>,
+        /// Display name.
         #[arg(long, default_value = "")]
         name: String,
         /// Read the password from this option instead of a prompt.
@@ -104,37 +143,49 @@ pub enum UserCommand {
         #[arg(long, conflicts_with = "password")]
         no_password: bool,
     },
+    /// List the users with their role, team and marks.
     List,
+    /// Stop a user from logging in and from writing by mail.
     Disable {
+        /// The user's mail address.
         email: String,
     },
+    /// Let a disabled user in again.
     Enable {
+        /// The user's mail address.
         email: String,
     },
     /// Set a new password (prompted for unless given).
     Password {
+        /// The user's mail address.
         email: String,
+        /// Read the password from this option instead of a prompt.
         #[arg(long, env = "TICKETGATE_NEW_PASSWORD")]
         password: Option<String>,
     },
     /// Clear the bouncing mark so notifications go to the address again.
     ClearBounce {
+        /// The user's mail address.
         email: String,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
+    /// List the newest mails with their state.
     List,
     /// Retry failed or waiting mail now (all, or one by id).
     Retry {
+        /// The outbox id (from `outbox list`); all when left out.
         id: Option<i64>,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum QuarantineCommand {
+    /// List the newest quarantined messages with their reasons.
     List {
+        /// How many to show.
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
@@ -183,11 +234,42 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             println!("database {} is up to date", config.store.path.display());
             Ok(0)
         }
+        Command::Backup { file, blobs } => {
+            backup(&config, &file, blobs.as_deref())?;
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "ticketgate", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(0)
+        }
         Command::Bench(args) => {
             crate::bench::run(&args)?;
             Ok(0)
         }
     }
+}
+
+/// `ticketgate backup FILE [--blobs DIR]`: the database first, then the
+/// attachment files, so every file the copied database refers to exists
+/// (a file is durable before the transaction that refers to it commits).
+fn backup(config: &Config, file: &std::path::Path, blobs: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let db = open_db(config)?;
+    db.backup_to(file).with_context(|| format!("copying the database to {}", file.display()))?;
+    println!("database copied to {}", file.display());
+    match blobs {
+        Some(dir) => {
+            let (copied, present) = crate::store::Blobs::new(config.store.blobs.clone())
+                .copy_to(dir)
+                .with_context(|| format!("copying the attachment files to {}", dir.display()))?;
+            println!("attachment files: {copied} copied to {}, {present} already there", dir.display());
+        }
+        None => println!("attachment files not copied (add --blobs DIR)"),
+    }
+    Ok(())
 }
 
 fn open_db(config: &Config) -> anyhow::Result<Db> {
@@ -357,4 +439,34 @@ fn check_password(p: String) -> anyhow::Result<String> {
         bail!("the password must have at least 8 characters");
     }
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every subcommand says what it does and every option and argument what it is for,
+    /// so `--help`, the man page and the completions explain everything.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+                if arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "ticketgate", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+    }
 }

@@ -10,13 +10,14 @@
 //! web → auth → store (and the same pipeline actions as mail)
 //! ```
 //!
-//! Leaf modules (`config`, `clock`, `signing`, `address`, `lifecycle`, `parse`,
+//! Leaf modules (`config`, `clock`, `durable`, `signing`, `address`, `lifecycle`, `parse`,
 //! `route`, `policy`) do no I/O beyond what their doc says; only `pipeline`,
 //! `serve` and `web` orchestrate.
 
 pub mod address;
 pub mod clock;
 pub mod config;
+pub mod durable;
 pub mod lifecycle;
 pub mod password;
 pub mod signing;
@@ -39,5 +40,6 @@ pub mod outbound;
 pub mod bench;
 pub mod cli;
 pub mod inspect;
+pub mod metrics;
 pub mod serve;
 pub mod web;

@@ -92,6 +92,13 @@ struct Unreadable {
     detail: String,
 }
 
+/// The span of one message: where it came from, its Message-ID and, once
+/// committed, its outcome.
+fn message_span(source: &str, parsed: &Result<Parsed, Unreadable>) -> tracing::Span {
+    let message_id = parsed.as_ref().ok().and_then(|p| p.message_id.as_deref());
+    tracing::info_span!("message", source, message_id, outcome = tracing::field::Empty)
+}
+
 /// Everything a message needs on its way in; cheap to clone.
 #[derive(Clone)]
 pub struct Pipeline {
@@ -157,6 +164,7 @@ impl Pipeline {
         // One syncfs for the batch's attachment files instead of two fsyncs each.
         let blobs = self.blobs.deferred();
         let env = Env { config: &self.config, keys: &self.keys, blobs: &blobs, now };
+        let mut spans = Vec::with_capacity(raws.len());
         let outcomes = self.db.write(|tx| {
             let outcomes = std::thread::scope(|scope| {
                 let mut outcomes = Vec::with_capacity(raws.len());
@@ -164,7 +172,9 @@ impl Pipeline {
                 for (i, chunk) in chunks.iter().enumerate() {
                     let next = chunks.get(i + 1).map(|c| scope.spawn(move || parse_chunk(c)));
                     for (raw, p) in chunk.iter().zip(&parsed) {
-                        outcomes.push(self.in_savepoint(tx, raw.as_ref(), p, source, &env)?);
+                        let span = message_span(source, p);
+                        outcomes.push(span.in_scope(|| self.in_savepoint(tx, raw.as_ref(), p, source, &env))?);
+                        spans.push(span);
                     }
                     // read() catches the parser's panics, so a parse thread cannot fail.
                     parsed = next.map(|h| h.join().expect("parse threads catch panics")).unwrap_or_default();
@@ -174,7 +184,11 @@ impl Pipeline {
             blobs.sync()?;
             Ok::<_, StoreError>(outcomes)
         })?;
-        for o in &outcomes {
+        // Counted and logged only now that the outcomes are committed.
+        for (o, span) in outcomes.iter().zip(spans) {
+            span.record("outcome", o.label());
+            let _in_message = span.enter();
+            crate::metrics::message(o.label(), o.quarantine_reason());
             match o {
                 Outcome::Quarantined { reason, id } => tracing::warn!(source, reason, id, "message quarantined"),
                 o => tracing::debug!(source, outcome = o.label(), ticket = o.ticket(), "message processed"),

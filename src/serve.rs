@@ -27,10 +27,12 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
     }
     tasks.spawn(crate::outbound::run(pipeline.db().clone(), config.clone(), shutdown.clone()));
     if !config.web.listen.is_empty() {
-        let listener = tokio::net::TcpListener::bind(&config.web.listen)
-            .await
-            .with_context(|| format!("web.listen = {:?}: cannot listen there", config.web.listen))?;
+        let listener = listen("web.listen", &config.web.listen).await?;
         tasks.spawn(crate::web::run(pipeline.clone(), listener, shutdown.clone()));
+    }
+    if !config.metrics.listen.is_empty() {
+        let listener = listen("metrics.listen", &config.metrics.listen).await?;
+        tasks.spawn(crate::metrics::run(pipeline.db().clone(), listener, shutdown.clone()));
     }
 
     tokio::spawn(async move {
@@ -47,6 +49,12 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Binds `address`; a host name is resolved now and the first of its
+/// addresses that can be bound is used.
+async fn listen(key: &str, address: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address).await.with_context(|| format!("{key} = {address:?}: cannot listen there"))
 }
 
 async fn wait_for_signal() {

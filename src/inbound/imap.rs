@@ -276,6 +276,7 @@ impl Source {
         let mut first = true;
         loop {
             let reached = self.pass(&mut s, caps, highest.saturating_add(1), uidvalidity).await?;
+            crate::metrics::imap_pass(&self.mb.label);
             if first {
                 // Only a session that got through a whole pass counts as recovered: a server
                 // that drops every session half-way still sees the backoff grow.

@@ -165,11 +165,14 @@ async fn record(
             let (db, b) = (db.clone(), batch.clone());
             let written = tokio::task::spawn_blocking(move || {
                 let now = crate::clock::now();
-                db.write(|tx| b.iter().try_for_each(|o| apply(tx, &backoff, o, now)))
+                db.write(|tx| b.iter().map(|o| apply(tx, &backoff, o, now)).collect::<crate::store::Result<Vec<_>>>())
             })
             .await;
             match written {
-                Ok(Ok(())) => break,
+                Ok(Ok(settled)) => {
+                    settled.into_iter().flatten().for_each(crate::metrics::notification);
+                    break;
+                }
                 Ok(Err(e)) => tracing::warn!("recording deliveries: {e}; retrying"),
                 Err(e) => tracing::warn!("recording deliveries: {e}; retrying"),
             }
@@ -180,18 +183,20 @@ async fn record(
     }
 }
 
-fn apply(tx: &rusqlite::Connection, backoff: &Backoff, o: &Outcome, now: i64) -> crate::store::Result<()> {
+/// Records one attempt; returns whether the mail is settled as sent (`Some(true)`),
+/// given up on (`Some(false)`) or waits for another attempt (`None`).
+fn apply(tx: &rusqlite::Connection, backoff: &Backoff, o: &Outcome, now: i64) -> crate::store::Result<Option<bool>> {
     let row = &o.row;
     let attempts = row.attempts + 1;
     let gave_up = match &o.result {
         Ok(()) => {
             tracing::debug!(id = row.id, to = %row.recipient, "delivered");
-            return outbox::mark_sent(tx, row.id, now);
+            return outbox::mark_sent(tx, row.id, now).map(|()| Some(true));
         }
         Err(Failure::Temporary(e)) => match backoff.next(row.created_at, attempts, now) {
             Some(at) => {
                 tracing::info!(id = row.id, to = %row.recipient, attempts, "temporary failure, retry in {}s: {e}", at - now);
-                return outbox::mark_retry(tx, row.id, at, e);
+                return outbox::mark_retry(tx, row.id, at, e).map(|()| None);
             }
             None => format!("gave up after {attempts} attempts; last error: {e}"),
         },
@@ -204,7 +209,7 @@ fn apply(tx: &rusqlite::Connection, backoff: &Backoff, o: &Outcome, now: i64) ->
             format!("Mail to {} (Message-ID <{}>) was not delivered: {gave_up}", row.recipient, row.message_id);
         tickets::add_event(tx, ticket, "delivery_failed", &detail, now)?;
     }
-    Ok(())
+    Ok(Some(false))
 }
 
 /// `ticketgate outbox list`: the newest mails with their state.

@@ -129,6 +129,39 @@ impl Db {
         })?
     }
 
+    /// Whether the database answers: a new read-only connection (a pooled
+    /// one would go on answering from a file deleted underneath it) reads the
+    /// schema. Blocking; waits at most `timeout` for a lock.
+    pub fn ping(&self, timeout: Duration) -> Result<()> {
+        let conn = Connection::open_with_flags(
+            &self.inner.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(timeout)?;
+        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        if tables == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Writes a consistent copy of the database to `dest` (`VACUUM INTO`: one
+    /// read transaction, so writers carry on meanwhile), durably, replacing
+    /// any file there. Blocking.
+    pub fn backup_to(&self, dest: &Path) -> Result<()> {
+        let tmp = crate::durable::temp_beside(dest);
+        let _ = std::fs::remove_file(&tmp);
+        let name = tmp.to_str().ok_or_else(|| StoreError::Conflict(format!("{} is not UTF-8", tmp.display())))?;
+        let copied = self.with(|c| Ok(c.execute("VACUUM INTO ?1", [name])?)).and_then(|_| {
+            crate::durable::commit(&tmp, dest)?;
+            Ok(())
+        });
+        if copied.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        copied
+    }
+
     /// [`Db::with`] on a blocking thread, for async callers.
     pub async fn run<T: Send + 'static>(
         &self,

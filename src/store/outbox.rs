@@ -47,6 +47,19 @@ pub fn latest_kind(c: &Connection, ticket: i64, skip: &str) -> Result<Option<Str
     .optional()?)
 }
 
+/// How much mail waits for delivery, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Depth {
+    pub count: i64,
+    /// When the oldest waiting mail was queued.
+    pub oldest_created_at: Option<i64>,
+}
+
+pub fn pending_depth(c: &Connection) -> Result<Depth> {
+    Ok(c.prepare_cached("SELECT count(*), min(created_at) FROM outbox WHERE state = 'pending'")?
+        .query_row([], |r| Ok(Depth { count: r.get(0)?, oldest_created_at: r.get(1)? }))?)
+}
+
 /// A mail that is due for an attempt.
 #[derive(Debug, Clone)]
 pub struct Due {

@@ -31,14 +31,16 @@ mod pages;
 pub mod view;
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use askama::Template;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use tracing::Instrument;
 
 use crate::pipeline::Pipeline;
 use crate::store::StoreError;
@@ -64,6 +66,7 @@ pub fn app(pipeline: Pipeline) -> Router {
         .route("/t/{id}/reference", post(pages::reference))
         .route("/t/{id}/a/{attachment}", get(pages::download))
         .route("/static/portal.css", get(stylesheet))
+        .route("/healthz", get(healthz))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(usize::try_from(limit).unwrap_or(usize::MAX)))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -71,6 +74,7 @@ pub fn app(pipeline: Pipeline) -> Router {
             Duration::from_secs(60),
         ))
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn(observe))
         .with_state(pipeline)
 }
 
@@ -98,6 +102,45 @@ async fn security_headers(mut res: Response) -> Response {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     res
+}
+
+/// One span and one latency observation per request. The route is the
+/// matched pattern (`/t/{id}`), so ticket numbers do not make a series each.
+async fn observe(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map_or("(unmatched)", |p| p.as_str()).to_owned();
+    let method = req.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        method = %method,
+        route = %route,
+        status = tracing::field::Empty,
+        duration_ms = tracing::field::Empty
+    );
+    let start = Instant::now();
+    let res = next.run(req).instrument(span.clone()).await;
+    let elapsed = start.elapsed();
+    span.record("status", res.status().as_u16());
+    span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
+    span.in_scope(|| tracing::info!("request"));
+    crate::metrics::request(method.as_str(), &route, elapsed.as_secs_f64());
+    res
+}
+
+/// For load balancers and service managers: 200 when the database answers,
+/// 503 otherwise. Needs no login and says nothing more.
+async fn healthz(State(pipeline): State<Pipeline>) -> Response {
+    let db = pipeline.db().clone();
+    match tokio::task::spawn_blocking(move || db.ping(Duration::from_secs(2))).await {
+        Ok(Ok(())) => (StatusCode::OK, "ok\n").into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health check: the database does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+    }
 }
 
 async fn stylesheet() -> Response {

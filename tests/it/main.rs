@@ -10,6 +10,7 @@ mod full_loop;
 mod imap;
 mod inspect;
 mod maildir;
+mod ops;
 mod outbound;
 mod pipeline;
 mod web;
