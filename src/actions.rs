@@ -13,6 +13,7 @@
 use rusqlite::Connection;
 
 use crate::config::Config;
+use crate::header::{clean_subject, generate_message_id};
 use crate::lifecycle::{Event, Role, Status, transition};
 use crate::notify::{self, Notifier};
 use crate::policy::attachments::Checked;
@@ -155,21 +156,6 @@ fn write_post(tx: &Connection, env: &Env, ticket: Ticket, post: &Post, event: Ev
     let ticket = tickets::get(tx, ticket.id)?;
     notify::ticket_event(tx, &env.notifier(), &ticket, Some(message), event, Some(post.author))?;
     Ok(Posted { ticket, message, refused })
-}
-
-/// A new unique Message-ID (no brackets) on the support address's domain.
-pub fn generate_message_id(support_address: &str, kind: &str) -> String {
-    let domain = crate::address::domain(support_address);
-    let domain = if domain.is_empty() { "ticketgate.invalid" } else { domain };
-    format!("{kind}.{}@{domain}", crate::signing::random_token())
-}
-
-/// A subject fit for a ticket: one line, trimmed, bounded, never empty.
-pub fn clean_subject(subject: &str) -> String {
-    let one_line: String = subject.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    let s: String = one_line.split_whitespace().collect::<Vec<_>>().join(" ");
-    let s: String = s.chars().take(200).collect();
-    if s.is_empty() { "(no subject)".to_string() } else { s }
 }
 
 /// Whether `user` may act on `ticket` (same team, or staff).

@@ -158,11 +158,11 @@ pub fn notice(tx: &Connection, n: &Notifier, to: &str, notice: &Notice, in_reply
     };
     let (kind, ticket, subject) = match notice {
         Notice::UnknownSender { subject } => {
-            mail.subject = crate::actions::clean_subject(subject);
+            mail.subject = crate::header::clean_subject(subject);
             (Kind::NoticeUnknownSender, None, format!("No ticket was created: {}", mail.subject))
         }
         Notice::DmarcQuarantined { subject } => {
-            mail.subject = crate::actions::clean_subject(subject);
+            mail.subject = crate::header::clean_subject(subject);
             (Kind::NoticeDmarc, None, format!("Your message is held for review: {}", mail.subject))
         }
         Notice::RefusedAttachments { ticket, files } => {
@@ -256,7 +256,7 @@ fn queue(
     auto_submitted: &'static str,
 ) -> Result<bool> {
     let support = &n.config.support;
-    let message_id = crate::actions::generate_message_id(&support.address, "n");
+    let message_id = crate::header::generate_message_id(&support.address, "n");
     let built = templates::render(q.kind, mail).map_err(|e| e.to_string()).and_then(|(text, html)| {
         compose::build(&Outgoing {
             from_name: &support.name,
@@ -295,7 +295,7 @@ fn queue(
 /// `[#N] subject`, `Re: ` on follow-ups; the tag is not repeated when the
 /// subject carries it already.
 fn ticket_subject(tag: &str, subject: &str, follow_up: bool) -> String {
-    let subject = crate::actions::clean_subject(subject);
+    let subject = crate::header::clean_subject(subject);
     let tagged = if subject.contains(tag) { subject } else { format!("{tag} {subject}") };
     if follow_up { format!("Re: {tagged}") } else { tagged }
 }
