@@ -32,12 +32,21 @@ use tokio::task::JoinSet;
 use crate::config::{Config, OutboundConfig};
 use crate::store::outbox::{self, Due};
 use crate::store::{Db, tickets};
-use transport::{Failure, Transport};
+use transport::Transport;
 
 /// How often an idle worker looks for due mail.
 const POLL: Duration = Duration::from_millis(250);
 /// Rows read from the outbox at once.
 const BATCH: usize = 256;
+
+/// Why an attempt failed; the transports say it, the worker acts on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Worth trying again later.
+    Temporary(String),
+    /// The server refused this mail for good.
+    Permanent(String),
+}
 
 /// When to try again.
 #[derive(Debug, Clone, Copy)]

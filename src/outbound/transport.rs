@@ -10,17 +10,9 @@ use anyhow::Context;
 use lettre::Address;
 use lettre::address::Envelope;
 
+use super::Failure;
 use super::smtp::Smtp;
 use crate::config::{OutboundConfig, Transport as Kind};
-
-/// Why an attempt failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// Worth trying again later.
-    Temporary(String),
-    /// The server refused this mail for good.
-    Permanent(String),
-}
 
 pub enum Transport {
     Smtp(Box<Smtp>),
