@@ -11,10 +11,9 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::app::App;
 use crate::config::Config;
 use crate::lifecycle::Role;
-use crate::pipeline::Pipeline;
-use crate::signing::Keyring;
 use crate::store::{Db, users};
 
 #[derive(Debug, Parser)]
@@ -196,8 +195,11 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => {
+            // Migrating and hashing the first password block: done before the runtime starts.
+            let app = App::open(Arc::new(config))?;
+            crate::serve::first_login(&app)?;
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(crate::serve::run(Arc::new(config)))?;
+            runtime.block_on(crate::serve::run(app))?;
             Ok(0)
         }
         Command::Ingest { files, source } => ingest(config, &files, &source),
@@ -206,15 +208,15 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             let all_read = crate::inspect::run(&config, &paths, &mut stdout.lock())?;
             Ok(if all_read { 0 } else { 1 })
         }
-        Command::Team(c) => team(&open_db(&config)?, c),
-        Command::User(c) => user(&open_db(&config)?, c),
+        Command::Team(c) => team(open(config)?.db(), c),
+        Command::User(c) => user(open(config)?.db(), c),
         Command::Outbox(c) => {
-            let db = open_db(&config)?;
-            outbox(&db, c)?;
+            outbox(open(config)?.db(), c)?;
             Ok(0)
         }
         Command::Quarantine(QuarantineCommand::List { limit }) => {
-            let db = open_db(&config)?;
+            let app = open(config)?;
+            let db = app.db();
             let mut out = std::io::stdout().lock();
             for q in db.with(|c| crate::store::inbound::quarantined(c, limit))? {
                 writeln!(
@@ -230,12 +232,12 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Migrate => {
-            open_db(&config)?;
-            println!("database {} is up to date", config.store.path.display());
+            let app = open(config)?;
+            println!("database {} is up to date", app.config().store.path.display());
             Ok(0)
         }
         Command::Backup { file, blobs } => {
-            backup(&config, &file, blobs.as_deref())?;
+            backup(&open(config)?, &file, blobs.as_deref())?;
             Ok(0)
         }
         Command::Completions { shell } => {
@@ -256,13 +258,13 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
 /// `ticketgate backup FILE [--blobs DIR]`: the database first, then the
 /// attachment files, so every file the copied database refers to exists
 /// (a file is durable before the transaction that refers to it commits).
-fn backup(config: &Config, file: &std::path::Path, blobs: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let db = open_db(config)?;
-    db.backup_to(file).with_context(|| format!("copying the database to {}", file.display()))?;
+fn backup(app: &App, file: &std::path::Path, blobs: Option<&std::path::Path>) -> anyhow::Result<()> {
+    app.db().backup_to(file).with_context(|| format!("copying the database to {}", file.display()))?;
     println!("database copied to {}", file.display());
     match blobs {
         Some(dir) => {
-            let (copied, present) = crate::store::Blobs::new(config.store.blobs.clone())
+            let (copied, present) = app
+                .blobs()
                 .copy_to(dir)
                 .with_context(|| format!("copying the attachment files to {}", dir.display()))?;
             println!("attachment files: {copied} copied to {}, {present} already there", dir.display());
@@ -272,25 +274,16 @@ fn backup(config: &Config, file: &std::path::Path, blobs: Option<&std::path::Pat
     Ok(())
 }
 
-fn open_db(config: &Config) -> anyhow::Result<Db> {
-    let timeout = std::time::Duration::from_millis(config.store.busy_timeout_millis);
-    Db::open_with_timeout(&config.store.path, timeout)
-        .with_context(|| format!("opening the database {}", config.store.path.display()))
-}
-
-/// Opens everything the pipeline needs.
-pub fn pipeline(config: Arc<Config>) -> anyhow::Result<Pipeline> {
-    let db = open_db(&config)?;
-    let keys = Keyring::load_or_create(&config.security.secret_file, &config.security.previous_secrets)?;
-    Ok(Pipeline::new(config, keys, db))
+fn open(config: Config) -> anyhow::Result<App> {
+    App::open(Arc::new(config))
 }
 
 const EX_NOINPUT: i32 = 66;
 const EX_TEMPFAIL: i32 = 75;
 
 fn ingest(config: Config, files: &[String], source: &str) -> anyhow::Result<i32> {
-    let pipeline = match pipeline(Arc::new(config)) {
-        Ok(p) => p,
+    let app = match open(config) {
+        Ok(app) => app,
         Err(e) => {
             // The MTA keeps the message and retries: nothing is lost.
             eprintln!("ticketgate: {e:#}");
@@ -313,7 +306,7 @@ fn ingest(config: Config, files: &[String], source: &str) -> anyhow::Result<i32>
                 continue;
             }
         };
-        match pipeline.ingest(&raw, source) {
+        match app.ingest(&raw, source) {
             Ok(outcome) => println!("{file}\t{}", describe(&outcome)),
             Err(e) => {
                 eprintln!("ticketgate: {file}: {e} (temporary; try again)");

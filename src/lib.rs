@@ -31,6 +31,7 @@ pub mod route;
 pub mod store;
 
 pub mod actions;
+pub mod app;
 pub mod deeplink;
 pub mod notify;
 pub mod pipeline;

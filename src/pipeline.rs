@@ -6,20 +6,18 @@
 //! nothing. Whatever cannot be processed is quarantined with its reason.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 
 use rusqlite::Connection;
 
 use crate::actions::{self, Env, Post, Upload};
-use crate::config::Config;
+use crate::app::App;
 use crate::notify::{self, Notice, Notifier};
 use crate::parse::{self, Parsed};
 use crate::policy::{attachments, auto, sender};
 use crate::route::{self, Facts, Route, token};
-use crate::signing::Keyring;
 use crate::store::tickets::{self, Ticket, Via};
 use crate::store::users::{self, NewUser, User};
-use crate::store::{Blobs, Db, StoreError, inbound};
+use crate::store::{StoreError, inbound};
 use crate::{address, clock, lifecycle};
 
 /// What became of one message. Every variant but `Quarantined` means the
@@ -99,48 +97,11 @@ fn message_span(source: &str, parsed: &Result<Parsed, Unreadable>) -> tracing::S
     tracing::info_span!("message", source, message_id, outcome = tracing::field::Empty)
 }
 
-/// Everything a message needs on its way in; cheap to clone.
-#[derive(Clone)]
-pub struct Pipeline {
-    config: Arc<Config>,
-    keys: Keyring,
-    db: Db,
-    blobs: Blobs,
-}
+/// The pipeline's methods are on [`App`]; this name stays for the callers
+/// that speak of the pipeline.
+pub type Pipeline = App;
 
-impl Pipeline {
-    pub fn new(config: Arc<Config>, keys: Keyring, db: Db) -> Pipeline {
-        let blobs = Blobs::new(config.store.blobs.clone());
-        Pipeline { config, keys, db, blobs }
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    pub fn shared_config(&self) -> Arc<Config> {
-        self.config.clone()
-    }
-
-    pub fn keys(&self) -> &Keyring {
-        &self.keys
-    }
-
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
-
-    pub fn blobs(&self) -> &Blobs {
-        &self.blobs
-    }
-
-    /// The context for [`crate::actions`] at time `now`.
-    pub fn env(&self, now: i64) -> Env<'_> {
-        Env { config: &self.config, keys: &self.keys, blobs: &self.blobs, now }
-    }
-}
-
-impl Pipeline {
+impl App {
     /// Processes one message in one transaction. Blocking.
     pub fn ingest(&self, raw: &[u8], source: &str) -> Result<Outcome, IngestError> {
         let mut out = self.ingest_batch(&[raw], source)?;

@@ -42,7 +42,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use tracing::Instrument;
 
-use crate::pipeline::Pipeline;
+use crate::app::App;
 use crate::store::StoreError;
 
 /// Room for the form fields around one largest attachment.
@@ -52,8 +52,8 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-ac
                    base-uri 'none'; frame-ancestors 'none'";
 
 /// The portal's routes, with its security headers and body limit.
-pub fn app(pipeline: Pipeline) -> Router {
-    let limit = pipeline.config().attachments.max_bytes.saturating_add(FORM_OVERHEAD);
+pub fn app(app: App) -> Router {
+    let limit = app.config().attachments.max_bytes.saturating_add(FORM_OVERHEAD);
     Router::new()
         .route("/", get(pages::list))
         .route("/login", get(auth::login_page).post(auth::login))
@@ -75,17 +75,17 @@ pub fn app(pipeline: Pipeline) -> Router {
         ))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::middleware::from_fn(observe))
-        .with_state(pipeline)
+        .with_state(app)
 }
 
 /// Serves the portal on `listener` until `shutdown` turns true (or its sender goes away).
 pub async fn run(
-    pipeline: Pipeline,
+    app: App,
     listener: tokio::net::TcpListener,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "web portal listening");
-    let service = app(pipeline).into_make_service_with_connect_info::<SocketAddr>();
+    let service = self::app(app).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
@@ -128,8 +128,8 @@ async fn observe(req: Request, next: Next) -> Response {
 
 /// For load balancers and service managers: 200 when the database answers,
 /// 503 otherwise. Needs no login and says nothing more.
-async fn healthz(State(pipeline): State<Pipeline>) -> Response {
-    let db = pipeline.db().clone();
+async fn healthz(State(app): State<App>) -> Response {
+    let db = app.db().clone();
     match tokio::task::spawn_blocking(move || db.ping(Duration::from_secs(2))).await {
         Ok(Ok(())) => (StatusCode::OK, "ok\n").into_response(),
         Ok(Err(e)) => {

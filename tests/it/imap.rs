@@ -26,7 +26,7 @@ fn pipeline(dir: &Path) -> Pipeline {
     let path = dir.join("ticketgate.toml");
     std::fs::write(&path, toml).unwrap();
     let config = Config::load_with_env(Some(&path), Vec::<(String, String)>::new()).unwrap();
-    ticketgate::cli::pipeline(Arc::new(config)).unwrap()
+    ticketgate::app::App::open(Arc::new(config)).unwrap()
 }
 
 fn mailbox(dovecot: &Dovecot, tls: ImapTls, label: &str, user: (&str, &str), folder: &str) -> ImapConfig {
