@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::notify::{self, Notice, Notifier};
 use crate::parse::{self, Parsed};
 use crate::policy::{attachments, auto, sender};
-use crate::route::{self, Facts, Route, token};
+use crate::route::{self, Facts, Named, Route, token};
 use crate::signing::Keyring;
 use crate::store::tickets::{self, Ticket, Via};
 use crate::store::users::{self, NewUser, User};
@@ -254,6 +254,12 @@ impl Pipeline {
             return Ok(Outcome::Duplicate { ticket: seen.ticket_id });
         }
         let notifier = Notifier { config: &self.config, keys: &self.keys, now };
+        let trusted = &self.config.security.trusted_authserv_ids;
+        let named = sender::of(&p.from_headers, &p.authentication_results, trusted);
+        let sender = match &named.address {
+            Some(a) => users::by_email(tx, a)?.filter(|u| !u.disabled),
+            None => None,
+        };
 
         if let Some(kind) = auto::classify(p) {
             if kind == auto::AutoKind::Bounce {
@@ -262,10 +268,15 @@ impl Pipeline {
                 return Ok(Outcome::Bounce { marked });
             }
             // Automatic mail on a known ticket is noted there, so staff see
-            // an out-of-office; it is never posted and never answered.
-            let ticket = self.referenced_ticket(tx, p)?;
+            // an out-of-office; it is never posted and never answered. Only
+            // someone who may act on the ticket leaves a note: anyone else's
+            // mail is handled as if it named no ticket.
+            let ticket = match (self.referenced_ticket(tx, p)?, &sender) {
+                (Some(t), Some(u)) if actions::may_act(u, &tickets::get(tx, t)?) => Some(t),
+                _ => None,
+            };
             if let Some(t) = ticket {
-                let from = p.from.as_deref().unwrap_or("unknown sender");
+                let from = named.address.as_deref().unwrap_or("unknown sender");
                 tickets::add_event(
                     tx,
                     t,
@@ -278,10 +289,14 @@ impl Pipeline {
             return Ok(Outcome::Automatic { kind: kind.code(), ticket });
         }
 
-        let Some(from) = p.from.as_deref() else {
+        if let Some(problem) = named.problem {
+            let detail = "the message does not name exactly one sender (one From header with one address)";
+            return quarantine(tx, &key, problem.code(), detail, source, Some(p), raw, now);
+        }
+        let Some(from) = named.address.as_deref() else {
             return quarantine(tx, &key, "no_sender", "the message has no From address", source, Some(p), raw, now);
         };
-        if sender::dmarc_fails(&p.authentication_results, &self.config.security.trusted_authserv_ids) {
+        if sender::dmarc_fails(&p.authentication_results, trusted) {
             notify::notice(
                 tx,
                 &notifier,
@@ -293,16 +308,27 @@ impl Pipeline {
             return quarantine(tx, &key, "dmarc_fail", detail, source, Some(p), raw, now);
         }
 
-        let sender = users::by_email(tx, from)?.filter(|u| !u.disabled);
-        let facts = self.gather(tx, p, sender.as_ref())?;
+        let mut facts = self.gather(tx, p, sender.as_ref())?;
+        facts.sender_authenticated = named.authenticated.is_some();
         let route = route::decide(&facts);
         match route {
-            Route::Existing { ticket, .. } => {
+            Route::Existing { ticket, verified, .. } => {
                 // decide() threads onto a ticket only for a known sender who may act on it.
                 let author = sender.ok_or(StoreError::NotFound)?;
-                self.post_reply(tx, env, &notifier, tickets::get(tx, ticket)?, &author, p, raw, &key)
+                let ticket = tickets::get(tx, ticket)?;
+                self.post_reply(tx, env, &notifier, ticket, &author, p, raw, &key, verified)
             }
-            Route::NewTicket => {
+            Route::StaffUnverified { ticket } => {
+                let ticket = tickets::get(tx, ticket)?;
+                let notice = Notice::StaffUnverified { ticket: &ticket, subject: &p.subject };
+                notify::notice(tx, &notifier, from, &notice, p.message_id.as_deref())?;
+                let detail = format!(
+                    "{from} is staff; the mail names ticket {} but carries no reply token and no trusted authentication",
+                    ticket.id
+                );
+                quarantine(tx, &key, "staff_unverified", &detail, source, Some(p), raw, now)
+            }
+            Route::NewTicket { verified } => {
                 let author = match sender {
                     Some(u) => u,
                     None => self.enrol_unknown(tx, from, p.from_name.as_deref(), now)?,
@@ -320,7 +346,7 @@ impl Pipeline {
                     );
                 };
                 let uploads = self.uploads(p);
-                let post = mail_post(&author, p, raw, &uploads);
+                let post = mail_post(&author, p, raw, &uploads, verified);
                 let posted = actions::open(tx, env, team, &p.subject, source, &post)?;
                 self.tell_refused(tx, &notifier, &author, &posted, p)?;
                 inbound::mark_processed(tx, &key, "opened", Some(posted.ticket.id), now)?;
@@ -359,10 +385,11 @@ impl Pipeline {
         p: &Parsed,
         raw: &[u8],
         key: &str,
+        verified: bool,
     ) -> Result<Outcome, StoreError> {
         let uploads = self.uploads(p);
         let (close, body) = staff_close_command(author, &p.body);
-        let mut post = mail_post(author, p, raw, &uploads);
+        let mut post = mail_post(author, p, raw, &uploads, verified);
         post.body = body;
         let posted = actions::reply(tx, env, ticket, &post)?;
         self.tell_refused(tx, notifier, author, &posted, p)?;
@@ -420,7 +447,8 @@ impl Pipeline {
             }
         }
         if let Some(ticket) = self.referenced_ticket(tx, p)? {
-            facts.referenced = Some((ticket, may_act(&tickets::get(tx, ticket)?)));
+            let may_act = may_act(&tickets::get(tx, ticket)?);
+            facts.referenced = Some(Named { ticket, may_act, participant: false });
         }
         if let Some(n) = token::ticket_in_subject(&p.subject)
             && let Ok(ticket) = tickets::get(tx, n)
@@ -429,7 +457,7 @@ impl Pipeline {
                 Some(u) => tickets::is_participant(tx, n, u.id)?,
                 None => false,
             };
-            facts.tagged = Some((n, may_act(&ticket) || participant));
+            facts.tagged = Some(Named { ticket: n, may_act: may_act(&ticket), participant });
         }
         Ok(facts)
     }
@@ -486,8 +514,15 @@ fn dedup_key(raw: &[u8], parsed: &Result<Parsed, Unreadable>) -> String {
     }
 }
 
-fn mail_post<'a>(author: &'a User, p: &'a Parsed, raw: &'a [u8], uploads: &'a [Upload<'a>]) -> Post<'a> {
+fn mail_post<'a>(
+    author: &'a User,
+    p: &'a Parsed,
+    raw: &'a [u8],
+    uploads: &'a [Upload<'a>],
+    verified: bool,
+) -> Post<'a> {
     Post {
+        unverified: !verified,
         author,
         body: &p.body,
         via: Via::Mail,

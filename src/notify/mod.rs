@@ -58,6 +58,8 @@ pub enum Notice<'a> {
     RefusedAttachments { ticket: &'a Ticket, files: &'a [Checked] },
     /// The receiving MTA's trusted Authentication-Results said dmarc=fail.
     DmarcQuarantined { subject: &'a str },
+    /// Staff mail named a ticket without evidence that staff sent it.
+    StaffUnverified { ticket: &'a Ticket, subject: &'a str },
 }
 
 /// Queues the notifications for `event` on `ticket` (as it is after the event).
@@ -116,6 +118,7 @@ pub fn ticket_event(
             internal_ref: ticket.internal_ref.clone(),
             author: author_name.clone(),
             body: shown.map(|m| m.body.clone()).filter(|b| !b.trim().is_empty()),
+            unverified: shown.is_some_and(|m| m.unverified),
             files: files.clone(),
             link: Some(deep_link(n, ticket.id, link_message, user.id)),
             support_name: support.name.clone(),
@@ -165,6 +168,13 @@ pub fn notice(tx: &Connection, n: &Notifier, to: &str, notice: &Notice, in_reply
             mail.subject = crate::actions::clean_subject(subject);
             (Kind::NoticeDmarc, None, format!("Your message is held for review: {}", mail.subject))
         }
+        Notice::StaffUnverified { ticket, subject } => {
+            mail.tag = crate::route::token::subject_tag(ticket.id);
+            mail.status = ticket.status.label().to_string();
+            mail.subject = crate::actions::clean_subject(subject);
+            let subject = format!("Your message was not posted: {}", mail.subject);
+            (Kind::NoticeStaffUnverified, Some(*ticket), subject)
+        }
         Notice::RefusedAttachments { ticket, files } => {
             let tag = crate::route::token::subject_tag(ticket.id);
             mail.tag = tag.clone();
@@ -186,10 +196,11 @@ pub fn notice(tx: &Connection, n: &Notifier, to: &str, notice: &Notice, in_reply
             (Kind::NoticeRefused, Some(*ticket), subject)
         }
     };
-    // Only a known user on a ticket gets a reply address that posts; anyone
-    // else's reply comes back to the plain support address.
-    let reply_to = match (ticket, &user) {
-        (Some(t), Some(u)) => reply_address(n, t.id, u.id),
+    // Only a known user told of refused files gets a reply address that
+    // posts; anyone else's reply comes back to the plain support address (a
+    // staff user answering a notice about a forgery must not post by it).
+    let reply_to = match (notice, ticket, &user) {
+        (Notice::RefusedAttachments { .. }, Some(t), Some(u)) => reply_address(n, t.id, u.id),
         _ => support.address.clone(),
     };
     let references: Vec<String> = in_reply_to.map(str::to_string).into_iter().collect();

@@ -104,8 +104,11 @@ pub struct Bounce {
 pub struct Parsed {
     /// Without angle brackets.
     pub message_id: Option<String>,
-    /// Normalised From address.
+    /// Normalised From address, as mail-parser reads it (for display; who
+    /// wrote the message is decided by [`crate::policy::sender::of`]).
     pub from: Option<String>,
+    /// The raw value of every `From:` header, unfolded, in order.
+    pub from_headers: Vec<String>,
     pub from_name: Option<String>,
     /// Normalised addresses from To, Cc, Delivered-To, X-Original-To, Envelope-To.
     pub recipients: Vec<String>,
@@ -168,6 +171,16 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
         a.and_then(|a| a.first()).and_then(|a| a.address()).map(|s| crate::address::normalize(&cap(s)))
     };
     let from = first_addr(msg.from());
+    let from_headers = msg
+        .headers()
+        .iter()
+        .filter(|h| h.name().eq_ignore_ascii_case("From"))
+        .take(MAX_RECIPIENTS)
+        .map(|h| {
+            let value = raw.get(h.offset_start as usize..h.offset_end as usize).unwrap_or_default();
+            cap(&String::from_utf8_lossy(value).replace(['\r', '\n'], ""))
+        })
+        .collect();
     let from_name = msg.from().and_then(|a| a.first()).and_then(|a| a.name()).map(cap);
     let mut recipients = Vec::new();
     for list in [msg.to(), msg.cc()].into_iter().flatten() {
@@ -230,6 +243,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
     Ok(Parsed {
         message_id: msg.message_id().map(clean_id).filter(|s| !s.is_empty()),
         from,
+        from_headers,
         from_name,
         recipients,
         subject: msg.subject().map(|s| cap(&c1_as_windows_1252(s))).unwrap_or_default(),

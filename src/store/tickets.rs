@@ -149,6 +149,12 @@ pub fn add_message(c: &Connection, m: &NewMessage, now: i64) -> Result<i64> {
     Ok(id)
 }
 
+/// Marks a stored message as posted without evidence of its sender.
+pub fn set_unverified(c: &Connection, message: i64) -> Result<()> {
+    c.prepare_cached("UPDATE messages SET unverified = 1 WHERE id = ?1")?.execute([message])?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub id: i64,
@@ -160,9 +166,12 @@ pub struct Message {
     pub body: String,
     pub message_id: Option<String>,
     pub created_at: i64,
+    /// Mail posted without evidence that its author sent it.
+    pub unverified: bool,
 }
 
-const MESSAGE_COLUMNS: &str = "id, ticket_id, author_id, author_role, via, event, body, message_id, created_at";
+const MESSAGE_COLUMNS: &str =
+    "id, ticket_id, author_id, author_role, via, event, body, message_id, created_at, unverified";
 
 fn message_row(r: &Row) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -175,6 +184,7 @@ fn message_row(r: &Row) -> rusqlite::Result<Message> {
         body: r.get(6)?,
         message_id: r.get(7)?,
         created_at: r.get(8)?,
+        unverified: r.get(9)?,
     })
 }
 

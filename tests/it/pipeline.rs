@@ -434,3 +434,130 @@ fn accepted_attachments_are_stored_once_and_refused_ones_listed() {
     let files = std::fs::read_dir(w.pipeline.blobs().root().join(&sha[..2])).unwrap().count();
     assert_eq!(files, 1);
 }
+
+/// A trusted authentication result proving the From domain.
+const DMARC_PASS: &str = "Authentication-Results: mx.example.test; dmarc=pass header.from=example.test\r\n";
+
+#[test]
+fn staff_mail_without_evidence_never_acts() {
+    let w = world();
+    let t = w.open();
+    let subject = format!("Re: [#{t}] Printer on fire");
+    let body = "#close\nPlease log in at http://phish.evil.test/ to see the fix.";
+    let refs = "In-Reply-To: <open@acme.test>\r\nReferences: <open@acme.test>\r\n";
+    let untrusted = "Authentication-Results: evil.test; dmarc=pass header.from=example.test\r\n";
+    let misaligned = "Authentication-Results: mx.example.test; dmarc=pass header.from=evil.test\r\n";
+    for (i, extra) in ["", refs, untrusted, misaligned].iter().enumerate() {
+        let forged = mail(
+            "Agent <agent@example.test>",
+            "support@example.test",
+            &subject,
+            &format!("fs{i}@evil.test"),
+            extra,
+            body,
+        );
+        assert_eq!(w.ingest(&forged).quarantine_reason(), Some("staff_unverified"), "{extra}");
+    }
+    assert_eq!(w.status(t), Status::WaitingForSupport, "not closed");
+    assert_eq!(w.count("SELECT count(*) FROM messages"), 1, "nothing posted");
+    assert_eq!(w.count("SELECT count(*) FROM outbox WHERE recipient = 'jane@acme.test' AND kind != 'ack'"), 0);
+    let notice: Vec<u8> = w.db(|c| {
+        c.query_row("SELECT raw FROM outbox WHERE kind = 'notice' AND recipient = 'agent@example.test'", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    });
+    let notice = String::from_utf8_lossy(&notice).replace("=\r\n", "").replace("\r\n", " ");
+    assert!(notice.contains("reply to the notification"), "the notice says how to answer: {notice}");
+    assert!(
+        notice.contains("Reply-To: Support <support@example.test>"),
+        "a reply to the notice does not post: {notice}"
+    );
+
+    // With a trusted authentication result for its domain, staff mail acts.
+    let proven = mail("agent@example.test", "support@example.test", &subject, "fs9@example.test", DMARC_PASS, body);
+    assert!(matches!(w.ingest(&proven), Outcome::Replied { ticket, .. } if ticket == t));
+    assert_eq!(w.status(t), Status::Closed);
+}
+
+#[test]
+fn customer_mail_without_evidence_is_posted_as_not_verified() {
+    let w = world();
+    let t = w.open();
+    let unverified = |id: &str| -> bool {
+        w.db(|c| c.query_row("SELECT unverified FROM messages WHERE message_id = ?1", [id], |r| r.get(0)).unwrap())
+    };
+    assert!(unverified("open@acme.test"), "a new ticket by plain mail is not verified either");
+    let refs = "References: <open@acme.test>\r\n";
+    let reply = mail("boss@acme.test", "support@example.test", "Re: Printer", "u1@acme.test", refs, "Any news?");
+    assert!(matches!(w.ingest(&reply), Outcome::Replied { ticket, .. } if ticket == t));
+    assert!(unverified("u1@acme.test"));
+    let staff_mail: Vec<u8> = w.db(|c| {
+        c.query_row("SELECT raw FROM outbox WHERE recipient = 'agent@example.test' ORDER BY id DESC LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    });
+    let staff_mail = String::from_utf8_lossy(&staff_mail).replace("=\r\n", "");
+    assert!(staff_mail.contains("sender not verified"), "staff are told: {staff_mail}");
+
+    let dkim = "Authentication-Results: mx.example.test; dkim=pass header.d=acme.test header.s=k1\r\n";
+    let proven =
+        mail("boss@acme.test", "support@example.test", "Re: Printer", "u2@acme.test", &format!("{refs}{dkim}"), "ok");
+    assert!(matches!(w.ingest(&proven), Outcome::Replied { .. }));
+    assert!(!unverified("u2@acme.test"));
+    let by_token = mail("jane@acme.test", &w.reply_address(t, w.member), "Re", "u3@acme.test", "", "thanks");
+    assert!(matches!(w.ingest(&by_token), Outcome::Replied { .. }));
+    assert!(!unverified("u3@acme.test"));
+    // Without evidence, a customer's mail never lands on another team's ticket.
+    let eve = mail("eve@globex.test", "support@example.test", &format!("Re: [#{t}]"), "u4@globex.test", refs, "x");
+    assert!(matches!(w.ingest(&eve), Outcome::Opened { ticket, .. } if ticket != t));
+}
+
+#[test]
+fn a_message_names_exactly_one_sender() {
+    let w = world();
+    let t = w.open();
+    let subject = format!("Re: [#{t}] Printer");
+    let cases = [
+        ("jane@acme.test", "From: mallory@evil.test\r\n"),
+        ("mallory@evil.test", "From: jane@acme.test\r\n"),
+        ("<ali> <ce@acme.test>", ""),
+        ("jane@acme.test, mallory@evil.test", ""),
+        ("Jane <jane@acme.test>, Boss <boss@acme.test>", ""),
+        ("jane@acme.test <mallory@evil.test>", ""),
+    ];
+    for (i, (from, extra)) in cases.iter().enumerate() {
+        let raw = mail(from, "support@example.test", &subject, &format!("a{i}@evil.test"), extra, "hi");
+        assert_eq!(w.ingest(&raw).quarantine_reason(), Some("ambiguous_sender"), "From: {from} {extra}");
+    }
+    // Sender: and Reply-To: never decide the author.
+    let raw = mail(
+        "mallory@evil.test",
+        "support@example.test",
+        &subject,
+        "a9@evil.test",
+        "Sender: jane@acme.test\r\nReply-To: jane@acme.test\r\n",
+        "hi",
+    );
+    assert_eq!(w.ingest(&raw).quarantine_reason(), Some("unknown_sender"));
+    assert_eq!(w.count("SELECT count(*) FROM messages"), 1);
+}
+
+#[test]
+fn automatic_mail_notes_only_tickets_its_sender_may_act_on() {
+    let w = world();
+    let t = w.open();
+    for (i, from) in ["eve@globex.test", "mallory@evil.test", "<x> <jane@acme.test>"].iter().enumerate() {
+        let raw = mail(
+            from,
+            "support@example.test",
+            "Out of office http://evil.test/",
+            &format!("oo{i}@evil.test"),
+            "Auto-Submitted: auto-replied\r\nIn-Reply-To: <open@acme.test>\r\n",
+            "away",
+        );
+        assert_eq!(w.ingest(&raw), Outcome::Automatic { kind: "auto-replied", ticket: None }, "{from}");
+    }
+    assert_eq!(w.count(&format!("SELECT count(*) FROM ticket_events WHERE ticket_id = {t}")), 0);
+}
