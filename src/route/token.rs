@@ -64,7 +64,7 @@ pub fn verify(keys: &Keyring, token: &str) -> Result<Token, TokenError> {
     if sig.len() != 16 {
         return Err(TokenError::Malformed);
     }
-    if keys.verify_b32(PURPOSE, signed_data(ticket, user).as_bytes(), sig) {
+    if keys.verify_b32(PURPOSE, signed_data(ticket, user).as_bytes(), sig, SIG_BYTES) {
         Ok(Token { ticket, user })
     } else {
         Err(TokenError::BadSignature)
