@@ -385,6 +385,32 @@ mod tests {
     }
 
     #[test]
+    fn addresses_are_limited_strictly_and_accounts_back_off() {
+        let (db, _dir) = crate::store::testing::db();
+        let (window, max) = (900, 3);
+        let wait = |now: i64, addr: &str| {
+            db.with(|c| wait_seconds(c, "user:jane@acme.test", addr, now - window, now, window, max)).unwrap()
+        };
+        db.with(|c| {
+            for (at, addr) in [(1000, "addr:a"), (1001, "addr:b"), (1002, "addr:c")] {
+                sessions::add_failure(c, "user:jane@acme.test", at)?;
+                sessions::add_failure(c, addr, at)?;
+            }
+            sessions::add_failure(c, "addr:a", 1003)?;
+            sessions::add_failure(c, "addr:a", 1004)?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(wait(1005, "addr:a"), Some(895), "the address is limited for the rest of its window");
+        assert_eq!(wait(1010, "addr:d"), Some(22), "the account waits 30 s after its last failure");
+        assert_eq!(wait(1032, "addr:d"), None, "and no longer");
+        db.with(|c| sessions::add_failure(c, "user:jane@acme.test", 1032).map(|_| ())).unwrap();
+        assert_eq!(wait(1062, "addr:d"), Some(30), "each further failure doubles the wait");
+        assert_eq!(wait(1092, "addr:d"), None);
+        assert_eq!(wait(1005 + window, "addr:a"), None, "old failures leave the window");
+    }
+
+    #[test]
     fn cookies_and_encoding() {
         let mut h = HeaderMap::new();
         h.insert(header::COOKIE, HeaderValue::from_static("a=1; tg_session=abc; b=2"));
