@@ -19,7 +19,7 @@ use crate::route::{self, Facts, Named, Route, token};
 use crate::signing::Keyring;
 use crate::store::tickets::{self, Ticket, Via};
 use crate::store::users::{self, NewUser, User};
-use crate::store::{Blobs, Db, StoreError, inbound};
+use crate::store::{Blobs, Db, StoreError, inbound, outbox};
 use crate::{address, clock, lifecycle};
 
 /// What became of one message. Every variant but `Quarantined` means the
@@ -468,16 +468,25 @@ impl Pipeline {
         tickets::by_message_ids(tx, &ids)
     }
 
-    /// Marks recipients of our own bounced notifications as bouncing. Only a
-    /// report that names the Message-ID of a mail we sent counts, so a forged
-    /// DSN cannot switch off mail to arbitrary users.
+    /// Marks the recipient of one of our bounced mails as bouncing. Only a
+    /// permanent failure report that came back to the signed VERP envelope
+    /// sender of a mail to that very address counts (envelope recipient from
+    /// Delivered-To / X-Original-To / To), so a forged or replayed report
+    /// cannot switch off mail to anyone else.
     fn bounce(&self, tx: &Connection, p: &Parsed, now: i64) -> Result<Vec<String>, StoreError> {
-        let Some(b) = p.bounce.as_ref() else { return Ok(Vec::new()) };
-        let Some(original) = b.original_message_id.as_deref() else { return Ok(Vec::new()) };
-        let Some((ticket, recipient)) = tickets::sent_notification(tx, original)? else { return Ok(Vec::new()) };
-        if !b.permanent || !b.recipients.contains(&recipient) {
-            return Ok(Vec::new());
+        let Some(b) = p.bounce.as_ref().filter(|b| b.permanent) else { return Ok(Vec::new()) };
+        let support = &self.config.support.address;
+        let tags = p.recipients.iter().filter_map(|r| address::tag_of(r, support)).filter_map(token::BounceTag::parse);
+        let mut sent = None;
+        for tag in tags {
+            if let Some((ticket, recipient, message_id)) = outbox::addressed(tx, tag.row)?
+                && tag.verify(&self.keys, &recipient, &message_id)
+            {
+                sent = Some((ticket, recipient));
+                break;
+            }
         }
+        let Some((ticket, recipient)) = sent.filter(|(_, r)| b.recipients.contains(r)) else { return Ok(Vec::new()) };
         let why = format!("a notification to {recipient} bounced permanently");
         users::set_bouncing(tx, &recipient, Some(&why))?;
         if let Some(t) = ticket {

@@ -25,7 +25,7 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
     for mailbox in &config.imap {
         tasks.spawn(crate::inbound::imap::run(pipeline.clone(), mailbox.clone(), shutdown.clone()));
     }
-    tasks.spawn(crate::outbound::run(pipeline.db().clone(), config.clone(), shutdown.clone()));
+    tasks.spawn(crate::outbound::run(pipeline.db().clone(), config.clone(), pipeline.keys().clone(), shutdown.clone()));
     if !config.web.listen.is_empty() {
         let listener = tokio::net::TcpListener::bind(&config.web.listen)
             .await

@@ -11,7 +11,9 @@
 //!   what happened is said in the first line of the body instead. Notices,
 //!   which are not part of the thread, say what they are in the subject.
 //! - Threading: `References` = the thread's root, the recipient's own newest
-//!   mail on the ticket and the newest few ids, ending with the parent;
+//!   mail on the ticket and the newest few ids, ending with the parent; only
+//!   the ticket's stored messages and mail to that same recipient count (see
+//!   [`tickets::thread_message_ids`]);
 //!   `In-Reply-To` = the message being notified about (every stored message
 //!   has a Message-ID, web posts get a generated one), else the recipient's
 //!   own newest mail, else the thread's newest. `Thread-Topic` carries the
@@ -100,7 +102,6 @@ pub fn ticket_event(
         None => tickets::latest_message_id(tx, ticket.id)?.unwrap_or(0),
     };
     let parent = shown.and_then(|m| m.message_id.clone());
-    let thread = tickets::thread_message_ids(tx, ticket.id)?;
     let team = users::team(tx, ticket.team_id)?.name;
     let tag = crate::route::token::subject_tag(ticket.id);
     let support = &n.config.support;
@@ -126,6 +127,7 @@ pub fn ticket_event(
         };
         let follow_up = !matches!(kind, Kind::Ack | Kind::NewTicket);
         let subject = ticket_subject(&tag, &ticket.subject, follow_up);
+        let thread = tickets::thread_message_ids(tx, ticket.id, &user.email)?;
         let own_latest = outbox::latest_to(tx, ticket.id, &user.email)?;
         let parent = parent.clone().or_else(|| own_latest.clone()).or_else(|| thread.last().cloned());
         let references = compose::references(&thread, own_latest.as_deref(), parent.as_deref());

@@ -20,9 +20,10 @@
 //!   messages (`.eml`) included, so that the policy decides and the sender
 //!   learns what was refused; none for `multipart/report` (bounces, read
 //!   receipts), whose parts are machine-readable and read by
-//!   [`crate::policy::auto::bounce`]. Bytes are the sender's file: text is not
+//!   [`dsn::read`]. Bytes are the sender's file: text is not
 //!   re-encoded to UTF-8, and line breaks of non-base64 text are CRLF.
 
+pub mod dsn;
 pub mod html;
 pub mod trim;
 
@@ -202,7 +203,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
 
     let ct = msg.content_type();
     let top_type = ct.map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")).to_lowercase());
-    // A report's parts are machine-readable (read by auto::bounce), never files.
+    // A report's parts are machine-readable (read by dsn::read), never files.
     let attachments = if top_type.as_deref() == Some("multipart/report") {
         Vec::new()
     } else {
@@ -253,7 +254,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
         text,
         body,
         attachments,
-        bounce: crate::policy::auto::bounce(&msg),
+        bounce: dsn::read(&msg),
         auto,
         authentication_results,
         sha256: sha256_hex(raw),

@@ -332,23 +332,19 @@ pub fn is_participant(c: &Connection, ticket: i64, user: i64) -> Result<bool> {
     .query_row(params![ticket, user], |r| r.get(0))?)
 }
 
-/// The Message-IDs of a ticket's thread, oldest first: stored mail and our
-/// notifications, for `References`.
-pub fn thread_message_ids(c: &Connection, ticket: i64) -> Result<Vec<String>> {
+/// The Message-IDs of a ticket's thread as `recipient` has seen it, oldest
+/// first, for `References`: the ticket's stored messages and our
+/// notifications to that recipient, never another recipient's (a Message-ID
+/// of someone else's mail would let a reader forge reports about it).
+pub fn thread_message_ids(c: &Connection, ticket: i64, recipient: &str) -> Result<Vec<String>> {
     let mut st = c.prepare_cached(
         "SELECT message_id FROM (
              SELECT message_id, created_at, 0 AS o, id FROM messages WHERE ticket_id = ?1 AND message_id IS NOT NULL
              UNION ALL
-             SELECT message_id, created_at, 1 AS o, id FROM outbox WHERE ticket_id = ?1 AND kind != 'notice')
+             SELECT message_id, created_at, 1 AS o, id FROM outbox
+             WHERE ticket_id = ?1 AND recipient = ?2 AND kind != 'notice')
          ORDER BY created_at, o, id",
     )?;
-    let rows = st.query_map([ticket], |r| r.get(0))?;
+    let rows = st.query_map(params![ticket, recipient], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// The ticket and recipient of a notification we sent, by its Message-ID.
-pub fn sent_notification(c: &Connection, message_id: &str) -> Result<Option<(Option<i64>, String)>> {
-    Ok(c.prepare_cached("SELECT ticket_id, recipient FROM outbox WHERE message_id = ?1")?
-        .query_row([message_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?)
 }

@@ -291,9 +291,13 @@ fn automatic_mail_never_opens_a_ticket() {
     );
 }
 
-fn dsn(original_id: &str, recipient: &str, action: &str, status: &str) -> Vec<u8> {
+static REPORTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A delivery status report sent to `to` about `original_id` to `recipient`.
+fn dsn(to: &str, original_id: &str, recipient: &str, action: &str, status: &str) -> Vec<u8> {
     format!(
-        "From: MAILER-DAEMON@mx.acme.test\r\nTo: support@example.test\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-{action}-{original_id}>\r\nReturn-Path: <>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.acme.test\r\n\r\nFinal-Recipient: rfc822; {recipient}\r\nAction: {action}\r\nStatus: {status}\r\n\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@example.test\r\nTo: {recipient}\r\nMessage-ID: <{original_id}>\r\nSubject: [#1] Printer\r\n\r\n--B--\r\n"
+        "From: MAILER-DAEMON@mx.acme.test\r\nTo: {to}\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-{}@mx.acme.test>\r\nReturn-Path: <>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.acme.test\r\n\r\nFinal-Recipient: rfc822; {recipient}\r\nAction: {action}\r\nStatus: {status}\r\n\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@example.test\r\nTo: {recipient}\r\nMessage-ID: <{original_id}>\r\nSubject: [#1] Printer\r\n\r\n--B--\r\n",
+        REPORTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     )
     .into_bytes()
 }
@@ -302,37 +306,61 @@ fn dsn(original_id: &str, recipient: &str, action: &str, status: &str) -> Vec<u8
 fn a_bounce_of_our_notification_marks_the_address() {
     let w = world();
     let t = w.open();
-    w.pipeline
-        .db()
-        .with(|c| {
-            ticketgate::store::outbox::enqueue(
-                c,
-                &ticketgate::store::outbox::NewMail {
-                    message_id: "n1@example.test",
-                    ticket_id: Some(t),
-                    kind: "staff_responded",
-                    recipient: "boss@acme.test",
-                    raw: b"x",
-                },
-                0,
-            )
-        })
-        .unwrap();
-    // A report about a mail we never sent marks nobody (forged DSNs cannot switch mail off).
-    assert_eq!(
-        w.ingest(&dsn("not-ours@example.test", "boss@acme.test", "failed", "5.1.1")),
-        Outcome::Bounce { marked: vec![] }
-    );
+    let enqueue = |message_id: &str, recipient: &str| -> (i64, String) {
+        let row = w
+            .pipeline
+            .db()
+            .with(|c| {
+                ticketgate::store::outbox::enqueue(
+                    c,
+                    &ticketgate::store::outbox::NewMail {
+                        message_id,
+                        ticket_id: Some(t),
+                        kind: "staff_responded",
+                        recipient,
+                        raw: b"x",
+                    },
+                    0,
+                )
+            })
+            .unwrap();
+        let tag = token::bounce_tag(w.pipeline.keys(), row, recipient, message_id);
+        (row, ticketgate::address::with_tag("support@example.test", &tag))
+    };
+    let (boss_row, to_boss) = enqueue("n1@example.test", "boss@acme.test");
+    let (jane_row, to_jane) = enqueue("n2@example.test", "jane@acme.test");
+    let moved = to_boss.replacen(&format!("b-{boss_row}-"), &format!("b-{jane_row}-"), 1);
+    let support = "support@example.test";
+    // Reports that do not come back to the VERP address of a mail to that
+    // very address mark nobody: naming our Message-ID is not enough.
+    for (to, original, recipient) in [
+        (support, "n1@example.test", "boss@acme.test"),
+        (to_jane.as_str(), "n1@example.test", "boss@acme.test"),
+        (to_jane.as_str(), "n2@example.test", "boss@acme.test"),
+        (&moved, "n1@example.test", "boss@acme.test"),
+        (&moved, "n2@example.test", "jane@acme.test"),
+    ] {
+        assert_eq!(
+            w.ingest(&dsn(to, original, recipient, "failed", "5.1.1")),
+            Outcome::Bounce { marked: vec![] },
+            "{to}"
+        );
+    }
     // A temporary failure marks nobody either.
     assert_eq!(
-        w.ingest(&dsn("n1@example.test", "boss@acme.test", "delayed", "4.4.1")),
+        w.ingest(&dsn(&to_boss, "n1@example.test", "boss@acme.test", "delayed", "4.4.1")),
         Outcome::Bounce { marked: vec![] }
     );
-    let out = w.ingest(&dsn("n1@example.test", "boss@acme.test", "failed", "5.1.1"));
-    assert_eq!(out, Outcome::Bounce { marked: vec!["boss@acme.test".into()] });
+    assert!(w.db(|c| users::by_id(c, w.admin).unwrap().bouncing).is_none());
+    let delivered_to = format!("Delivered-To: {to_boss}\r\n");
+    let mut report = delivered_to.into_bytes();
+    report.extend(dsn(support, "n1@example.test", "boss@acme.test", "failed", "5.1.1"));
+    let out = w.ingest(&report);
+    assert_eq!(out, Outcome::Bounce { marked: vec!["boss@acme.test".into()] }, "the envelope recipient counts");
     let bouncing = w.db(|c| users::by_id(c, w.admin).unwrap().bouncing);
     assert!(bouncing.is_some());
     assert_eq!(w.count(&format!("SELECT count(*) FROM ticket_events WHERE ticket_id = {t} AND kind = 'bounce'")), 1);
+    assert!(w.db(|c| users::by_id(c, w.member).unwrap().bouncing).is_none());
 }
 
 #[test]
