@@ -53,6 +53,8 @@ pub struct Post<'a> {
     /// The original message, for mail.
     pub raw: Option<&'a [u8]>,
     pub attachments: &'a [Upload<'a>],
+    /// Mail without evidence that the author sent it (shown as "sender not verified").
+    pub unverified: bool,
 }
 
 /// The result of a post.
@@ -103,7 +105,15 @@ pub fn set_reference(tx: &Connection, env: &Env, ticket: Ticket, author: &User, 
 pub fn attach(tx: &Connection, env: &Env, ticket: Ticket, author: &User, uploads: &[Upload]) -> Result<Posted> {
     let body =
         format!("Attached: {}", uploads.iter().map(|u| u.checked.filename.as_str()).collect::<Vec<_>>().join(", "));
-    let post = Post { author, body: &body, via: Via::Web, message_id: None, raw: None, attachments: uploads };
+    let post = Post {
+        author,
+        body: &body,
+        via: Via::Web,
+        message_id: None,
+        raw: None,
+        attachments: uploads,
+        unverified: false,
+    };
     write_post(tx, env, ticket, &post, Event::Updated)
 }
 
@@ -130,6 +140,9 @@ fn write_post(tx: &Connection, env: &Env, ticket: Ticket, post: &Post, event: Ev
         },
         env.now,
     )?;
+    if post.unverified {
+        tickets::set_unverified(tx, message)?;
+    }
     let mut refused = Vec::new();
     for upload in post.attachments {
         let c = &upload.checked;
@@ -197,8 +210,15 @@ mod tests {
         db.write(|tx| {
             let (member, _admin, staff) = fixture(tx);
             let env = Env { config: &config, keys: &keys, blobs: &blobs, now: 100 };
-            let post =
-                |author, body| Post { author, body, via: Via::Web, message_id: None, raw: None, attachments: &[] };
+            let post = |author, body| Post {
+                author,
+                body,
+                via: Via::Web,
+                message_id: None,
+                raw: None,
+                attachments: &[],
+                unverified: false,
+            };
             let p = open(tx, &env, member.team_id.unwrap(), "  Printer\r\nBcc: x ", "web", &post(&member, "broken"))?;
             assert_eq!(p.ticket.subject, "Printer Bcc: x");
             assert_eq!(p.ticket.status, Status::WaitingForSupport);

@@ -171,9 +171,13 @@ pub struct WebConfig {
     /// How long a deep link in a notification stays valid.
     pub link_ttl_days: u64,
     pub session_ttl_hours: u64,
-    /// Failed logins allowed per account and per client address in `login_window_minutes`.
+    /// Failed logins allowed per client address in `login_window_minutes`;
+    /// past it, an account's logins back off instead of locking.
     pub max_failed_logins: u32,
     pub login_window_minutes: u64,
+    /// Reverse proxies (addresses or CIDRs) whose `X-Forwarded-For` names the
+    /// client; from any other peer the header is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -312,6 +316,7 @@ impl Default for WebConfig {
             session_ttl_hours: 12,
             max_failed_logins: 5,
             login_window_minutes: 15,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -427,6 +432,11 @@ impl Config {
         for (key, listen) in [("web.listen", &self.web.listen), ("metrics.listen", &self.metrics.listen)] {
             if !listen.is_empty() && !is_host_port(listen) {
                 bad(key, "must be host:port (an IP or a host name), e.g. 127.0.0.1:8080 or localhost:8080, or empty");
+            }
+        }
+        for p in &self.web.trusted_proxies {
+            if crate::web::proxy::Cidr::parse(p).is_none() {
+                bad("web.trusted_proxies", &format!("{p:?}: an IP address or CIDR, e.g. 127.0.0.1 or 10.0.0.0/8"));
             }
         }
         if self.web.link_ttl_days == 0 {

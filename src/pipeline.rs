@@ -14,10 +14,10 @@ use crate::app::App;
 use crate::notify::{self, Notice, Notifier};
 use crate::parse::{self, Parsed};
 use crate::policy::{attachments, auto, sender};
-use crate::route::{self, Facts, Route, token};
+use crate::route::{self, Facts, Named, Route, token};
 use crate::store::tickets::{self, Ticket, Via};
 use crate::store::users::{self, NewUser, User};
-use crate::store::{StoreError, inbound};
+use crate::store::{StoreError, inbound, outbox};
 use crate::{address, clock, lifecycle};
 
 /// What became of one message. Every variant but `Quarantined` means the
@@ -229,6 +229,12 @@ impl App {
             return Ok(Outcome::Duplicate { ticket: seen.ticket_id });
         }
         let notifier = Notifier { config: &self.config, keys: &self.keys, now };
+        let trusted = &self.config.security.trusted_authserv_ids;
+        let named = sender::of(&p.from_headers, &p.authentication_results, trusted);
+        let sender = match &named.address {
+            Some(a) => users::by_email(tx, a)?.filter(|u| !u.disabled),
+            None => None,
+        };
 
         if let Some(kind) = auto::classify(p) {
             if kind == auto::AutoKind::Bounce {
@@ -237,10 +243,15 @@ impl App {
                 return Ok(Outcome::Bounce { marked });
             }
             // Automatic mail on a known ticket is noted there, so staff see
-            // an out-of-office; it is never posted and never answered.
-            let ticket = self.referenced_ticket(tx, p)?;
+            // an out-of-office; it is never posted and never answered. Only
+            // someone who may act on the ticket leaves a note: anyone else's
+            // mail is handled as if it named no ticket.
+            let ticket = match (self.referenced_ticket(tx, p)?, &sender) {
+                (Some(t), Some(u)) if actions::may_act(u, &tickets::get(tx, t)?) => Some(t),
+                _ => None,
+            };
             if let Some(t) = ticket {
-                let from = p.from.as_deref().unwrap_or("unknown sender");
+                let from = named.address.as_deref().unwrap_or("unknown sender");
                 tickets::add_event(
                     tx,
                     t,
@@ -253,10 +264,14 @@ impl App {
             return Ok(Outcome::Automatic { kind: kind.code(), ticket });
         }
 
-        let Some(from) = p.from.as_deref() else {
+        if let Some(problem) = named.problem {
+            let detail = "the message does not name exactly one sender (one From header with one address)";
+            return quarantine(tx, &key, problem.code(), detail, source, Some(p), raw, now);
+        }
+        let Some(from) = named.address.as_deref() else {
             return quarantine(tx, &key, "no_sender", "the message has no From address", source, Some(p), raw, now);
         };
-        if sender::dmarc_fails(&p.authentication_results, &self.config.security.trusted_authserv_ids) {
+        if sender::dmarc_fails(&p.authentication_results, trusted) {
             notify::notice(
                 tx,
                 &notifier,
@@ -268,16 +283,27 @@ impl App {
             return quarantine(tx, &key, "dmarc_fail", detail, source, Some(p), raw, now);
         }
 
-        let sender = users::by_email(tx, from)?.filter(|u| !u.disabled);
-        let facts = self.gather(tx, p, sender.as_ref())?;
+        let mut facts = self.gather(tx, p, sender.as_ref())?;
+        facts.sender_authenticated = named.authenticated.is_some();
         let route = route::decide(&facts);
         match route {
-            Route::Existing { ticket, .. } => {
+            Route::Existing { ticket, verified, .. } => {
                 // decide() threads onto a ticket only for a known sender who may act on it.
                 let author = sender.ok_or(StoreError::NotFound)?;
-                self.post_reply(tx, env, &notifier, tickets::get(tx, ticket)?, &author, p, raw, &key)
+                let ticket = tickets::get(tx, ticket)?;
+                self.post_reply(tx, env, &notifier, ticket, &author, p, raw, &key, verified)
             }
-            Route::NewTicket => {
+            Route::StaffUnverified { ticket } => {
+                let ticket = tickets::get(tx, ticket)?;
+                let notice = Notice::StaffUnverified { ticket: &ticket, subject: &p.subject };
+                notify::notice(tx, &notifier, from, &notice, p.message_id.as_deref())?;
+                let detail = format!(
+                    "{from} is staff; the mail names ticket {} but carries no reply token and no trusted authentication",
+                    ticket.id
+                );
+                quarantine(tx, &key, "staff_unverified", &detail, source, Some(p), raw, now)
+            }
+            Route::NewTicket { verified } => {
                 let author = match sender {
                     Some(u) => u,
                     None => self.enrol_unknown(tx, from, p.from_name.as_deref(), now)?,
@@ -295,7 +321,7 @@ impl App {
                     );
                 };
                 let uploads = self.uploads(p);
-                let post = mail_post(&author, p, raw, &uploads);
+                let post = mail_post(&author, p, raw, &uploads, verified);
                 let posted = actions::open(tx, env, team, &p.subject, source, &post)?;
                 self.tell_refused(tx, &notifier, &author, &posted, p)?;
                 inbound::mark_processed(tx, &key, "opened", Some(posted.ticket.id), now)?;
@@ -334,10 +360,11 @@ impl App {
         p: &Parsed,
         raw: &[u8],
         key: &str,
+        verified: bool,
     ) -> Result<Outcome, StoreError> {
         let uploads = self.uploads(p);
         let (close, body) = staff_close_command(author, &p.body);
-        let mut post = mail_post(author, p, raw, &uploads);
+        let mut post = mail_post(author, p, raw, &uploads, verified);
         post.body = body;
         let posted = actions::reply(tx, env, ticket, &post)?;
         self.tell_refused(tx, notifier, author, &posted, p)?;
@@ -395,7 +422,8 @@ impl App {
             }
         }
         if let Some(ticket) = self.referenced_ticket(tx, p)? {
-            facts.referenced = Some((ticket, may_act(&tickets::get(tx, ticket)?)));
+            let may_act = may_act(&tickets::get(tx, ticket)?);
+            facts.referenced = Some(Named { ticket, may_act, participant: false });
         }
         if let Some(n) = token::ticket_in_subject(&p.subject)
             && let Ok(ticket) = tickets::get(tx, n)
@@ -404,7 +432,7 @@ impl App {
                 Some(u) => tickets::is_participant(tx, n, u.id)?,
                 None => false,
             };
-            facts.tagged = Some((n, may_act(&ticket) || participant));
+            facts.tagged = Some(Named { ticket: n, may_act: may_act(&ticket), participant });
         }
         Ok(facts)
     }
@@ -415,16 +443,25 @@ impl App {
         tickets::by_message_ids(tx, &ids)
     }
 
-    /// Marks recipients of our own bounced notifications as bouncing. Only a
-    /// report that names the Message-ID of a mail we sent counts, so a forged
-    /// DSN cannot switch off mail to arbitrary users.
+    /// Marks the recipient of one of our bounced mails as bouncing. Only a
+    /// permanent failure report that came back to the signed VERP envelope
+    /// sender of a mail to that very address counts (envelope recipient from
+    /// Delivered-To / X-Original-To / To), so a forged or replayed report
+    /// cannot switch off mail to anyone else.
     fn bounce(&self, tx: &Connection, p: &Parsed, now: i64) -> Result<Vec<String>, StoreError> {
-        let Some(b) = p.bounce.as_ref() else { return Ok(Vec::new()) };
-        let Some(original) = b.original_message_id.as_deref() else { return Ok(Vec::new()) };
-        let Some((ticket, recipient)) = tickets::sent_notification(tx, original)? else { return Ok(Vec::new()) };
-        if !b.permanent || !b.recipients.contains(&recipient) {
-            return Ok(Vec::new());
+        let Some(b) = p.bounce.as_ref().filter(|b| b.permanent) else { return Ok(Vec::new()) };
+        let support = &self.config.support.address;
+        let tags = p.recipients.iter().filter_map(|r| address::tag_of(r, support)).filter_map(token::BounceTag::parse);
+        let mut sent = None;
+        for tag in tags {
+            if let Some((ticket, recipient, message_id)) = outbox::addressed(tx, tag.row)?
+                && tag.verify(&self.keys, &recipient, &message_id)
+            {
+                sent = Some((ticket, recipient));
+                break;
+            }
         }
+        let Some((ticket, recipient)) = sent.filter(|(_, r)| b.recipients.contains(r)) else { return Ok(Vec::new()) };
         let why = format!("a notification to {recipient} bounced permanently");
         users::set_bouncing(tx, &recipient, Some(&why))?;
         if let Some(t) = ticket {
@@ -461,8 +498,15 @@ fn dedup_key(raw: &[u8], parsed: &Result<Parsed, Unreadable>) -> String {
     }
 }
 
-fn mail_post<'a>(author: &'a User, p: &'a Parsed, raw: &'a [u8], uploads: &'a [Upload<'a>]) -> Post<'a> {
+fn mail_post<'a>(
+    author: &'a User,
+    p: &'a Parsed,
+    raw: &'a [u8],
+    uploads: &'a [Upload<'a>],
+    verified: bool,
+) -> Post<'a> {
     Post {
+        unverified: !verified,
         author,
         body: &p.body,
         via: Via::Mail,

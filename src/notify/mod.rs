@@ -11,7 +11,9 @@
 //!   what happened is said in the first line of the body instead. Notices,
 //!   which are not part of the thread, say what they are in the subject.
 //! - Threading: `References` = the thread's root, the recipient's own newest
-//!   mail on the ticket and the newest few ids, ending with the parent;
+//!   mail on the ticket and the newest few ids, ending with the parent; only
+//!   the ticket's stored messages and mail to that same recipient count (see
+//!   [`tickets::thread_message_ids`]);
 //!   `In-Reply-To` = the message being notified about (every stored message
 //!   has a Message-ID, web posts get a generated one), else the recipient's
 //!   own newest mail, else the thread's newest. `Thread-Topic` carries the
@@ -58,6 +60,8 @@ pub enum Notice<'a> {
     RefusedAttachments { ticket: &'a Ticket, files: &'a [Checked] },
     /// The receiving MTA's trusted Authentication-Results said dmarc=fail.
     DmarcQuarantined { subject: &'a str },
+    /// Staff mail named a ticket without evidence that staff sent it.
+    StaffUnverified { ticket: &'a Ticket, subject: &'a str },
 }
 
 /// Queues the notifications for `event` on `ticket` (as it is after the event).
@@ -98,7 +102,6 @@ pub fn ticket_event(
         None => tickets::latest_message_id(tx, ticket.id)?.unwrap_or(0),
     };
     let parent = shown.and_then(|m| m.message_id.clone());
-    let thread = tickets::thread_message_ids(tx, ticket.id)?;
     let team = users::team(tx, ticket.team_id)?.name;
     let tag = crate::route::token::subject_tag(ticket.id);
     let support = &n.config.support;
@@ -116,6 +119,7 @@ pub fn ticket_event(
             internal_ref: ticket.internal_ref.clone(),
             author: author_name.clone(),
             body: shown.map(|m| m.body.clone()).filter(|b| !b.trim().is_empty()),
+            unverified: shown.is_some_and(|m| m.unverified),
             files: files.clone(),
             link: Some(deep_link(n, ticket.id, link_message, user.id)),
             support_name: support.name.clone(),
@@ -123,6 +127,7 @@ pub fn ticket_event(
         };
         let follow_up = !matches!(kind, Kind::Ack | Kind::NewTicket);
         let subject = ticket_subject(&tag, &ticket.subject, follow_up);
+        let thread = tickets::thread_message_ids(tx, ticket.id, &user.email)?;
         let own_latest = outbox::latest_to(tx, ticket.id, &user.email)?;
         let parent = parent.clone().or_else(|| own_latest.clone()).or_else(|| thread.last().cloned());
         let references = compose::references(&thread, own_latest.as_deref(), parent.as_deref());
@@ -165,6 +170,13 @@ pub fn notice(tx: &Connection, n: &Notifier, to: &str, notice: &Notice, in_reply
             mail.subject = crate::header::clean_subject(subject);
             (Kind::NoticeDmarc, None, format!("Your message is held for review: {}", mail.subject))
         }
+        Notice::StaffUnverified { ticket, subject } => {
+            mail.tag = crate::route::token::subject_tag(ticket.id);
+            mail.status = ticket.status.label().to_string();
+            mail.subject = crate::header::clean_subject(subject);
+            let subject = format!("Your message was not posted: {}", mail.subject);
+            (Kind::NoticeStaffUnverified, Some(*ticket), subject)
+        }
         Notice::RefusedAttachments { ticket, files } => {
             let tag = crate::route::token::subject_tag(ticket.id);
             mail.tag = tag.clone();
@@ -186,10 +198,11 @@ pub fn notice(tx: &Connection, n: &Notifier, to: &str, notice: &Notice, in_reply
             (Kind::NoticeRefused, Some(*ticket), subject)
         }
     };
-    // Only a known user on a ticket gets a reply address that posts; anyone
-    // else's reply comes back to the plain support address.
-    let reply_to = match (ticket, &user) {
-        (Some(t), Some(u)) => reply_address(n, t.id, u.id),
+    // Only a known user told of refused files gets a reply address that
+    // posts; anyone else's reply comes back to the plain support address (a
+    // staff user answering a notice about a forgery must not post by it).
+    let reply_to = match (notice, ticket, &user) {
+        (Notice::RefusedAttachments { .. }, Some(t), Some(u)) => reply_address(n, t.id, u.id),
         _ => support.address.clone(),
     };
     let references: Vec<String> = in_reply_to.map(str::to_string).into_iter().collect();

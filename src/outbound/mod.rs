@@ -17,6 +17,9 @@
 //! Only one worker (one `serve`) may run per database: rows being delivered
 //! are tracked in memory, not locked in the database, so that a restart
 //! retries them at once instead of waiting for a lease to run out.
+//!
+//! Every mail's envelope sender is its own VERP address
+//! ([`envelope_sender`]); the `.eml` transport records it as `Return-Path`.
 
 pub mod smtp;
 pub mod transport;
@@ -30,6 +33,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::config::{Config, OutboundConfig};
+use crate::signing::Keyring;
 use crate::store::outbox::{self, Due};
 use crate::store::{Db, tickets};
 use transport::Transport;
@@ -86,11 +90,15 @@ struct Outcome {
 
 /// Delivers the outbox until `shutdown` turns true; then finishes the
 /// attempts under way, records them and returns.
-pub async fn run(db: Db, config: Arc<Config>, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(
+    db: Db,
+    config: Arc<Config>,
+    keys: Keyring,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let transport = Arc::new(Transport::from_config(&config.outbound)?);
     let concurrency = config.outbound.concurrency.max(1);
     let backoff = Backoff::new(&config.outbound);
-    let from: Arc<str> = config.support.address.as_str().into();
     // Ids handed to the transport and not yet recorded. Only this loop
     // touches the set, and only between two reads of the outbox: an id
     // leaves it after its outcome is committed, so the next read already sees
@@ -118,7 +126,8 @@ pub async fn run(db: Db, config: Arc<Config>, mut shutdown: watch::Receiver<bool
         while running.len() < concurrency
             && let Some(row) = queue.pop_front()
         {
-            let (transport, from, done) = (transport.clone(), from.clone(), done_tx.clone());
+            let (transport, done) = (transport.clone(), done_tx.clone());
+            let from = envelope_sender(&config.support.address, &keys, row.id, &row.recipient, &row.message_id);
             running.spawn(async move {
                 let result = transport.send(&from, &row.recipient, &row.message_id, &row.raw).await;
                 // The recorder outlives every delivery, so the send cannot fail.
@@ -144,6 +153,13 @@ pub async fn run(db: Db, config: Arc<Config>, mut shutdown: watch::Receiver<bool
     recorded?;
     tracing::info!("outbound worker stopped");
     Ok(())
+}
+
+/// The VERP envelope sender of outbox row `row` (SPEC.md "Outbound mail"):
+/// bounces come back to an address that names the row and is signed for its
+/// recipient and Message-ID.
+pub fn envelope_sender(support: &str, keys: &Keyring, row: i64, recipient: &str, message_id: &str) -> String {
+    crate::address::with_tag(support, &crate::route::token::bounce_tag(keys, row, recipient, message_id))
 }
 
 /// Due rows that are not already being delivered; marks them in flight.

@@ -20,9 +20,10 @@
 //!   messages (`.eml`) included, so that the policy decides and the sender
 //!   learns what was refused; none for `multipart/report` (bounces, read
 //!   receipts), whose parts are machine-readable and read by
-//!   [`crate::policy::auto::bounce`]. Bytes are the sender's file: text is not
+//!   [`dsn::read`]. Bytes are the sender's file: text is not
 //!   re-encoded to UTF-8, and line breaks of non-base64 text are CRLF.
 
+pub mod dsn;
 pub mod html;
 pub mod trim;
 
@@ -104,8 +105,11 @@ pub struct Bounce {
 pub struct Parsed {
     /// Without angle brackets.
     pub message_id: Option<String>,
-    /// Normalised From address.
+    /// Normalised From address, as mail-parser reads it (for display; who
+    /// wrote the message is decided by [`crate::policy::sender::of`]).
     pub from: Option<String>,
+    /// The raw value of every `From:` header, unfolded, in order.
+    pub from_headers: Vec<String>,
     pub from_name: Option<String>,
     /// Normalised addresses from To, Cc, Delivered-To, X-Original-To, Envelope-To.
     pub recipients: Vec<String>,
@@ -168,6 +172,16 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
         a.and_then(|a| a.first()).and_then(|a| a.address()).map(|s| crate::address::normalize(&cap(s)))
     };
     let from = first_addr(msg.from());
+    let from_headers = msg
+        .headers()
+        .iter()
+        .filter(|h| h.name().eq_ignore_ascii_case("From"))
+        .take(MAX_RECIPIENTS)
+        .map(|h| {
+            let value = raw.get(h.offset_start as usize..h.offset_end as usize).unwrap_or_default();
+            cap(&String::from_utf8_lossy(value).replace(['\r', '\n'], ""))
+        })
+        .collect();
     let from_name = msg.from().and_then(|a| a.first()).and_then(|a| a.name()).map(cap);
     let mut recipients = Vec::new();
     for list in [msg.to(), msg.cc()].into_iter().flatten() {
@@ -189,7 +203,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
 
     let ct = msg.content_type();
     let top_type = ct.map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")).to_lowercase());
-    // A report's parts are machine-readable (read by auto::bounce), never files.
+    // A report's parts are machine-readable (read by dsn::read), never files.
     let attachments = if top_type.as_deref() == Some("multipart/report") {
         Vec::new()
     } else {
@@ -230,6 +244,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
     Ok(Parsed {
         message_id: msg.message_id().map(clean_id).filter(|s| !s.is_empty()),
         from,
+        from_headers,
         from_name,
         recipients,
         subject: msg.subject().map(|s| cap(&c1_as_windows_1252(s))).unwrap_or_default(),
@@ -239,7 +254,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
         text,
         body,
         attachments,
-        bounce: crate::policy::auto::bounce(&msg),
+        bounce: dsn::read(&msg),
         auto,
         authentication_results,
         sha256: sha256_hex(raw),

@@ -60,6 +60,13 @@ pub fn pending_depth(c: &Connection) -> Result<Depth> {
         .query_row([], |r| Ok(Depth { count: r.get(0)?, oldest_created_at: r.get(1)? }))?)
 }
 
+/// Whom outbox row `id` went to: (ticket, recipient, Message-ID).
+pub fn addressed(c: &Connection, id: i64) -> Result<Option<(Option<i64>, String, String)>> {
+    Ok(c.prepare_cached("SELECT ticket_id, recipient, message_id FROM outbox WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?)
+}
+
 /// A mail that is due for an attempt.
 #[derive(Debug, Clone)]
 pub struct Due {

@@ -154,6 +154,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX tickets_status_sort ON tickets(status, updated_at, id);
     CREATE INDEX tickets_team_status_sort ON tickets(team_id, status, updated_at, id);
     "#,
+    // 3: mail posted without evidence of its sender ("sender not verified").
+    r#"
+    ALTER TABLE messages ADD COLUMN unverified INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// Brings the schema up to the newest version. Safe when several processes

@@ -28,6 +28,7 @@
 
 mod auth;
 mod pages;
+pub mod proxy;
 pub mod view;
 
 use std::net::SocketAddr;
