@@ -1,8 +1,9 @@
 //! The command line: one subcommand per job, each calling one function.
 //! Exit statuses follow sysexits where an MTA reads them: `ingest` exits 0
-//! when every message was accepted or quarantined, 75 (EX_TEMPFAIL) when one
-//! hit a transient failure (the MTA retries), 66 (EX_NOINPUT) for an
-//! unreadable file.
+//! when every message was accepted or quarantined (a message over
+//! `limits.max_message_bytes` included: it is quarantined without being read
+//! whole), 75 (EX_TEMPFAIL) when one hit a transient failure (the MTA
+//! retries), 66 (EX_NOINPUT) for an unreadable file.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -290,31 +291,58 @@ fn ingest(config: Config, files: &[String], source: &str) -> anyhow::Result<i32>
             return Ok(EX_TEMPFAIL);
         }
     };
+    let max = app.config().limits.max_message_bytes;
     let mut status = 0;
     for file in files {
-        let raw = if file == "-" {
-            let mut buf = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf).map(|_| buf)
+        let outcome = if file == "-" {
+            ingest_stdin(&app, max, source)
         } else {
-            std::fs::read(file)
+            ingest_file(&app, std::path::Path::new(file), max, source)
         };
-        let raw = match raw {
-            Ok(raw) => raw,
+        match outcome {
+            Ok(Ok(outcome)) => {
+                println!("{file}\t{}", describe(&outcome));
+                if matches!(outcome, crate::pipeline::Outcome::Failed { .. }) {
+                    // Nothing was recorded: the MTA keeps the message and tries again later.
+                    status = EX_TEMPFAIL;
+                }
+            }
+            Ok(Err(e)) => {
+                eprintln!("ticketgate: {file}: {e} (temporary; try again)");
+                status = EX_TEMPFAIL;
+            }
             Err(e) => {
                 eprintln!("ticketgate: {file}: {e}");
                 status = status.max(EX_NOINPUT);
-                continue;
-            }
-        };
-        match app.ingest(&raw, source) {
-            Ok(outcome) => println!("{file}\t{}", describe(&outcome)),
-            Err(e) => {
-                eprintln!("ticketgate: {file}: {e} (temporary; try again)");
-                status = EX_TEMPFAIL;
             }
         }
     }
     Ok(status)
+}
+
+/// The outcome of one `ingest` input: `Err` when it could not be read, `Ok(Err)` on a
+/// transient failure.
+type Ingested = std::io::Result<Result<crate::pipeline::Outcome, crate::pipeline::IngestError>>;
+
+/// A file's size is known before it is read: one over `max` is streamed into quarantine.
+fn ingest_file(app: &App, path: &std::path::Path, max: u64, source: &str) -> Ingested {
+    if std::fs::metadata(path)?.len() > max {
+        return Ok(app.quarantine_oversized(&mut std::fs::File::open(path)?, source));
+    }
+    Ok(app.ingest(&std::fs::read(path)?, source))
+}
+
+/// Standard input is counted while it is read: at most `max + 1` bytes are held, and a message
+/// longer than that is streamed into quarantine (and accepted: the MTA must not retry it).
+fn ingest_stdin(app: &App, max: u64, source: &str) -> Ingested {
+    let mut stdin = std::io::stdin().lock();
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(&mut stdin, max.saturating_add(1)), &mut raw)?;
+    if raw.len() as u64 > max {
+        let mut all = std::io::Read::chain(std::io::Cursor::new(raw), stdin);
+        return Ok(app.quarantine_oversized(&mut all, source));
+    }
+    Ok(app.ingest(&raw, source))
 }
 
 /// One line about an outcome, for `ingest`.
@@ -329,6 +357,7 @@ pub fn describe(o: &crate::pipeline::Outcome) -> String {
         Bounce { marked } if marked.is_empty() => "delivery report; nothing marked".into(),
         Bounce { marked } => format!("delivery report; marked bouncing: {}", marked.join(", ")),
         Quarantined { reason, id } => format!("quarantined #{id}: {reason}"),
+        Failed { error } => format!("failed, nothing recorded: {error}"),
     }
 }
 

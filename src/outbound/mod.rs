@@ -1,11 +1,14 @@
 //! MAIL OUT: delivers what the outbox holds.
 //!
-//! The worker takes due rows from the outbox, hands up to
-//! `outbound.concurrency` of them to the transport at once, and records each
-//! outcome afterwards. A mail is marked sent only after the server (or the
-//! disk) accepted it. A crash between acceptance and the record sends that
-//! mail again after the restart, with the same Message-ID (fixed when it was
-//! queued), so a repeat is recognisable; nothing is ever lost.
+//! The worker takes due rows from the outbox (bounded by bytes; each message
+//! is read only when it is sent), hands up to `outbound.concurrency` of them
+//! to the transport at once, and records each outcome afterwards. A mail is
+//! marked sent only after the server (or the disk) accepted it. A crash
+//! between acceptance and the record sends that mail again after the
+//! restart, with the same Message-ID (fixed when it was queued), so a repeat
+//! is recognisable; nothing is ever lost. No more than `concurrency` mails
+//! are ever accepted and not yet recorded, so a crash repeats at most that
+//! many.
 //!
 //! Temporary failures are retried with exponential backoff
 //! (`retry_base_seconds`, doubled per attempt, capped at `retry_max_seconds`)
@@ -40,8 +43,12 @@ use transport::Transport;
 
 /// How often an idle worker looks for due mail.
 const POLL: Duration = Duration::from_millis(250);
-/// Rows read from the outbox at once.
+/// Rows read from the outbox at once, at most.
 const BATCH: usize = 256;
+/// Message bytes of the rows read at once, at most (a larger mail is read alone).
+const BATCH_BYTES: i64 = 8 * 1024 * 1024;
+/// How long recording an outcome waits for the write lock before it tries again.
+const RECORD_BUSY_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Why an attempt failed; the transports say it, the worker acts on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +97,13 @@ struct Outcome {
 
 /// Delivers the outbox until `shutdown` turns true; then finishes the
 /// attempts under way, records them and returns.
+///
+/// At most `outbound.concurrency` mails are ever handed to the transport and
+/// not yet recorded: while that many outcomes wait to be written (the
+/// database may be locked by a long writer), no further mail is sent, so a
+/// crash repeats at most that many. Outcomes are written on their own
+/// connection, which waits for the lock ([`RECORD_BUSY_TIMEOUT`]) instead of
+/// giving up and queueing behind every other writer again.
 pub async fn run(
     db: Db,
     config: Arc<Config>,
@@ -99,42 +113,48 @@ pub async fn run(
     let transport = Arc::new(Transport::from_config(&config.outbound)?);
     let concurrency = config.outbound.concurrency.max(1);
     let backoff = Backoff::new(&config.outbound);
-    // Ids handed to the transport and not yet recorded. Only this loop
-    // touches the set, and only between two reads of the outbox: an id
-    // leaves it after its outcome is committed, so the next read already sees
-    // the new state and can never pick the mail up a second time.
+    // Ids read from the outbox and not yet recorded (queued, being sent, or
+    // sent and waiting to be recorded). Only this loop touches the set, and
+    // only between two reads of the outbox: an id leaves it after its outcome
+    // is committed, so the next read already sees the new state and can never
+    // pick the mail up a second time.
     let mut in_flight: HashSet<i64> = HashSet::new();
+    // Of those, the ones handed to the transport.
+    let mut unrecorded = 0usize;
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let (recorded_tx, mut recorded_rx) = mpsc::unbounded_channel::<Vec<i64>>();
-    let recorder = tokio::spawn(record(db.clone(), backoff, done_rx, recorded_tx));
+    let recorder = tokio::spawn(record(db.with_busy_timeout(RECORD_BUSY_TIMEOUT), backoff, done_rx, recorded_tx));
     let mut queue: VecDeque<Due> = VecDeque::new();
     let mut running = JoinSet::new();
     tracing::info!(transport = ?config.outbound.transport, concurrency, "outbound worker started");
 
     while !*shutdown.borrow() {
         while let Ok(ids) = recorded_rx.try_recv() {
-            ids.iter().for_each(|id| {
-                in_flight.remove(id);
-            });
+            settled(&ids, &mut in_flight, &mut unrecorded);
         }
-        if queue.is_empty() && running.len() < concurrency {
+        if queue.is_empty() && unrecorded < concurrency {
             match fetch(&db, &mut in_flight).await {
                 Ok(rows) => queue.extend(rows),
                 Err(e) => tracing::warn!("reading the outbox: {e}"),
             }
         }
-        while running.len() < concurrency
+        while unrecorded < concurrency
             && let Some(row) = queue.pop_front()
         {
-            let (transport, done) = (transport.clone(), done_tx.clone());
+            unrecorded += 1;
+            let (transport, done, db) = (transport.clone(), done_tx.clone(), db.clone());
             let from = envelope_sender(&config.support.address, &keys, row.id, &row.recipient, &row.message_id);
             running.spawn(async move {
-                let result = transport.send(&from, &row.recipient, &row.message_id, &row.raw).await;
+                let id = row.id;
+                let result = match db.run(move |c| outbox::raw(c, id)).await {
+                    Ok(raw) => transport.send(&from, &row.recipient, &row.message_id, &raw).await,
+                    Err(e) => Err(Failure::Temporary(format!("reading the mail from the outbox: {e}"))),
+                };
                 // The recorder outlives every delivery, so the send cannot fail.
                 let _ = done.send(Outcome { row, result });
             });
         }
-        if running.is_empty() && queue.is_empty() {
+        if unrecorded == 0 && queue.is_empty() {
             tokio::select! {
                 _ = tokio::time::sleep(POLL) => {}
                 _ = shutdown.changed() => {}
@@ -142,6 +162,7 @@ pub async fn run(
         } else {
             tokio::select! {
                 _ = running.join_next(), if !running.is_empty() => {}
+                Some(ids) = recorded_rx.recv() => settled(&ids, &mut in_flight, &mut unrecorded),
                 _ = shutdown.changed() => {}
             }
         }
@@ -162,11 +183,34 @@ pub fn envelope_sender(support: &str, keys: &Keyring, row: i64, recipient: &str,
     crate::address::with_tag(support, &crate::route::token::bounce_tag(keys, row, recipient, message_id))
 }
 
-/// Due rows that are not already being delivered; marks them in flight.
+/// Rows whose outcomes are committed leave the worker's books.
+fn settled(ids: &[i64], in_flight: &mut HashSet<i64>, unrecorded: &mut usize) {
+    *unrecorded -= ids.len();
+    for id in ids {
+        in_flight.remove(id);
+    }
+}
+
+/// Due rows that are not already being delivered, at most [`BATCH`] rows and
+/// [`BATCH_BYTES`] of mail (each mail is read only when it is sent); marks
+/// them in flight.
 async fn fetch(db: &Db, in_flight: &mut HashSet<i64>) -> crate::store::Result<Vec<Due>> {
     let (now, limit) = (crate::clock::now(), BATCH + in_flight.len());
     let rows = db.run(move |c| outbox::due(c, now, limit)).await?;
-    Ok(rows.into_iter().filter(|r| in_flight.insert(r.id)).take(BATCH).collect())
+    let mut bytes = 0;
+    let mut out = Vec::new();
+    for row in rows {
+        if in_flight.contains(&row.id) {
+            continue;
+        }
+        if !out.is_empty() && (out.len() >= BATCH || bytes + row.size > BATCH_BYTES) {
+            break;
+        }
+        bytes += row.size;
+        in_flight.insert(row.id);
+        out.push(row);
+    }
+    Ok(out)
 }
 
 /// Writes outcomes as they come, several per transaction when they queue up.

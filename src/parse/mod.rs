@@ -263,7 +263,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
 
 /// The bytes before the first empty line (all of `raw` without one), at
 /// most 64 KiB: where headers must be.
-fn header_section(raw: &[u8]) -> &[u8] {
+pub fn header_section(raw: &[u8]) -> &[u8] {
     let head = &raw[..raw.len().min(64 * 1024)];
     let end = head.windows(2).position(|w| w == b"\n\n").or_else(|| head.windows(4).position(|w| w == b"\r\n\r\n"));
     &head[..end.unwrap_or(head.len())]

@@ -101,6 +101,14 @@ impl Db {
         &self.inner.path
     }
 
+    /// Another pool on the same database whose connections wait up to
+    /// `busy_timeout` for the lock: a writer that must not give up (or be
+    /// starved by the others' retries) gets its own.
+    pub fn with_busy_timeout(&self, busy_timeout: Duration) -> Db {
+        let inner = Inner { path: self.inner.path.clone(), busy_timeout, idle: Mutex::new(Vec::new()) };
+        Db { inner: Arc::new(inner) }
+    }
+
     /// Runs `f` on a pooled connection (blocking).
     pub fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let conn = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();

@@ -158,6 +158,13 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE messages ADD COLUMN unverified INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 4: a re-delivered quarantined message is found by its key and stays quarantined; a
+    // message too large for the database is kept as a file.
+    r#"
+    ALTER TABLE quarantine ADD COLUMN dedup_key TEXT;   -- processed.key of the message
+    ALTER TABLE quarantine ADD COLUMN raw_path TEXT;    -- the whole message, when raw holds only its header
+    CREATE INDEX quarantine_key ON quarantine(dedup_key);
+    "#,
 ];
 
 /// Brings the schema up to the newest version. Safe when several processes

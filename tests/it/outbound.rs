@@ -435,3 +435,71 @@ fn the_default_eml_folder_gets_one_file_per_message_id() {
         assert_eq!(on_disk, expected, "the stored bytes, unchanged, after the VERP Return-Path");
     }
 }
+
+/// The reproduction of issue 9: a full outbox, `serve` with no mail source, and another process
+/// holding the write lock (as a long inbound batch would) while the worker delivers; `kill -9`
+/// meanwhile. However long the lock is held, at most `outbound.concurrency` mails are delivered
+/// and not recorded, so each kill repeats at most that many.
+#[test]
+fn a_held_write_lock_and_kill_9_repeat_at_most_concurrency_mails_per_kill() {
+    const TICKETS: usize = 150;
+    const CONCURRENCY: usize = 4;
+    const KILLS: usize = 2;
+    let ca = TestCa::new();
+    let capture = Capture::start(&ca);
+    // Slow enough that the backlog outlasts the held locks.
+    capture.set_faults("delay DATA 0.05\n");
+    let config = AppConfig::new()
+        .without_web()
+        .set("maildir.path", "")
+        .set("outbound.transport", "smtp")
+        .set("outbound.concurrency", CONCURRENCY as i64)
+        .set("outbound.smtp.host", "localhost")
+        .set("outbound.smtp.port", capture.smtp_port() as i64)
+        .set("outbound.smtp.tls", "starttls")
+        .set("outbound.smtp.ca_file", ca.ca_pem().to_string_lossy().into_owned())
+        .set("outbound.smtp.username", SUPPORT.0)
+        .env("TICKETGATE_OUTBOUND__SMTP__PASSWORD", SUPPORT.1);
+    let mut app = App::start(config);
+    app.kill9();
+    let db_path = app.data_dir().join("ticketgate.sqlite");
+    let db = Db::open(&db_path).unwrap();
+    let who = cast(&db);
+    let (mut cfg, keys) = (Config::default(), Keyring::new(vec![vec![3; 32]]));
+    cfg.support.address = SUPPORT.0.into();
+    let n = Notifier { config: &cfg, keys: &keys, now: ticketgate::clock::now() };
+    for i in 0..TICKETS {
+        new_ticket(&db, &n, &who, &format!("Held {i}"), &format!("root.h{i}@acme.test"));
+    }
+    let queued = outbox_ids(&db).len();
+
+    for _ in 0..KILLS {
+        let before = capture.messages().len();
+        app.restart();
+        wait_until("deliveries under way", LONG, || capture.messages().len() > before + CONCURRENCY);
+        let lock = rusqlite::Connection::open(&db_path).unwrap();
+        lock.busy_timeout(LONG).unwrap();
+        lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let locked_at = capture.messages().len();
+        // Time for the worker to deliver far more than it may, if it would.
+        std::thread::sleep(Duration::from_secs(3));
+        let while_locked = capture.messages().len() - locked_at;
+        app.kill9();
+        lock.execute_batch("ROLLBACK").unwrap();
+        println!("delivered while the lock was held: {while_locked}");
+        assert!(while_locked <= CONCURRENCY, "{while_locked} mails delivered while none could be recorded");
+    }
+    capture.set_faults("");
+    app.restart();
+    wait_until("every mail sent after the restart", LONG, || all_sent(&db));
+
+    let stored: HashSet<String> = outbox_ids(&db).into_iter().map(|(_, id, _)| id).collect();
+    let mut copies: BTreeMap<String, usize> = BTreeMap::new();
+    for m in capture.messages() {
+        *copies.entry(message_id(&m)).or_default() += 1;
+    }
+    assert_eq!(copies.keys().cloned().collect::<HashSet<_>>(), stored, "nothing lost, nothing foreign");
+    let extra: usize = copies.values().map(|n| n - 1).sum();
+    println!("queued {queued}, {KILLS} kills, extra copies {extra}");
+    assert!(extra <= CONCURRENCY * KILLS, "{extra} second copies after {KILLS} kills");
+}

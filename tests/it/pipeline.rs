@@ -415,14 +415,13 @@ fn unreadable_and_oversized_mail_is_quarantined_not_dropped() {
     let w = world_with(|c| c.limits.max_message_bytes = 10_000);
     assert_eq!(w.ingest(b"").quarantine_reason(), Some("empty_message"));
     let big = mail("jane@acme.test", "support@example.test", "big", "big@acme.test", "", &"x".repeat(20_000));
-    assert_eq!(w.ingest(&big).quarantine_reason(), Some("message_too_large"));
+    let kept = w.ingest(&big);
+    assert_eq!(kept.quarantine_reason(), Some("message_too_large"));
     let no_from = b"To: support@example.test\r\nSubject: who\r\nMessage-ID: <nf@x>\r\n\r\nhi\r\n";
     assert_eq!(w.ingest(no_from).quarantine_reason(), Some("no_sender"));
     assert_eq!(w.count("SELECT count(*) FROM quarantine"), 3);
-    assert!(
-        matches!(w.ingest(&big), Outcome::Duplicate { .. }),
-        "a re-delivered quarantined message is not kept twice"
-    );
+    assert_eq!(w.ingest(&big), kept, "a re-delivered quarantined message keeps its outcome");
+    assert_eq!(w.count("SELECT count(*) FROM quarantine"), 3, "a re-delivered quarantined message is not kept twice");
 }
 
 #[test]
@@ -588,4 +587,16 @@ fn automatic_mail_notes_only_tickets_its_sender_may_act_on() {
         assert_eq!(w.ingest(&raw), Outcome::Automatic { kind: "auto-replied", ticket: None }, "{from}");
     }
     assert_eq!(w.count(&format!("SELECT count(*) FROM ticket_events WHERE ticket_id = {t}")), 0);
+}
+
+#[test]
+fn a_store_error_while_routing_never_turns_a_reply_into_a_new_ticket() {
+    let w = world();
+    let t = w.open();
+    // A broken row: reading the token's ticket fails with an error other than "not found".
+    w.db(|c| c.execute("UPDATE tickets SET created_at = 'broken' WHERE id = ?1", [t]).unwrap());
+    let to = w.reply_address(t, w.member);
+    let reply = mail("jane@acme.test", &to, "Re: whatever", "broken@acme.test", "", "More smoke.");
+    assert_eq!(w.ingest(&reply).quarantine_reason(), Some("internal_error"));
+    assert_eq!(w.count("SELECT count(*) FROM tickets"), 1, "no new ticket");
 }
