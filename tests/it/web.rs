@@ -491,6 +491,26 @@ async fn the_authorization_matrix() {
 }
 
 #[tokio::test]
+async fn mail_without_evidence_is_shown_as_sender_not_verified() {
+    let w = world();
+    let t = w.ticket;
+    let agent = w.session(w.staff);
+    let page = w.get(&format!("/t/{t}"), Some(&agent)).await;
+    assert!(!page.body.contains("sender not verified"), "web posts are the logged-in user's");
+    // Jane's mail threaded by its References only: posted, but marked.
+    let raw = format!(
+        "From: jane@acme.test\r\nTo: support@example.test\r\nSubject: Re: Printer\r\nMessage-ID: <nv@acme.test>\r\n\
+         References: <{}>\r\n\r\nStill burning.\r\n",
+        w.messages(t)[0].message_id.clone().unwrap()
+    );
+    let out = w.pipeline.ingest(raw.as_bytes(), "support").unwrap();
+    assert_eq!(out.ticket(), Some(t), "{out:?}");
+    let page = w.get(&format!("/t/{t}"), Some(&agent)).await;
+    assert_eq!(page.body.matches("data-testid=\"unverified\"").count(), 1, "only the mailed message is marked");
+    assert!(page.body.contains("sender not verified"));
+}
+
+#[tokio::test]
 async fn forms_without_the_session_token_change_nothing() {
     let w = world();
     let t = w.ticket;
