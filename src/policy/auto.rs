@@ -144,6 +144,16 @@ mod tests {
     }
 
     #[test]
+    fn delivery_reports_are_bounces() {
+        for raw in [
+            include_str!("../../tests/fixtures/eml/auto/postfix-dsn.eml"),
+            include_str!("../../tests/fixtures/eml/auto/exchange-ndr.eml"),
+        ] {
+            assert_eq!(classify(&parse(raw)), Some(AutoKind::Bounce));
+        }
+    }
+
+    #[test]
     fn read_receipt_and_other_reports() {
         let report = |t: &str| {
             format!(

@@ -59,6 +59,13 @@ fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
     }
 }
 
+/// An `X-Forwarded-For` entry: an address, or an address with a port
+/// (`203.0.113.9:4711`, `[2001:db8::1]:4711`) as some proxies write it.
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    let ip = hop.parse::<IpAddr>().ok().or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))?;
+    Some(canonical(ip))
+}
+
 /// The client of a request from `peer` with these `X-Forwarded-For` values.
 pub fn client(peer: IpAddr, forwarded_for: &[&str], trusted: &[Cidr]) -> IpAddr {
     let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
@@ -71,7 +78,7 @@ pub fn client(peer: IpAddr, forwarded_for: &[&str], trusted: &[Cidr]) -> IpAddr 
     for hop in hops {
         // A hop that is no address ends the trusted chain: what the proxy saw
         // before it cannot be told apart from what the client wrote.
-        let Ok(ip) = hop.parse::<IpAddr>().map(canonical) else { break };
+        let Some(ip) = hop_address(hop) else { break };
         client = ip;
         if !is_trusted(ip) {
             break;
@@ -113,6 +120,8 @@ mod tests {
         assert_eq!(client(proxy, &["1.1.1.1", "203.0.113.9, 10.0.0.7"], &trusted), ip("203.0.113.9"));
         assert_eq!(client(proxy, &[], &trusted), proxy, "no header: the proxy itself");
         assert_eq!(client(proxy, &["garbage"], &trusted), proxy);
+        assert_eq!(client(proxy, &["203.0.113.9:4711"], &trusted), ip("203.0.113.9"), "with a port");
+        assert_eq!(client(proxy, &["[2001:db8::1]:4711"], &trusted), ip("2001:db8::1"));
         assert_eq!(client(ip("198.51.100.1"), &["203.0.113.9"], &trusted), ip("198.51.100.1"), "untrusted peer");
         assert_eq!(client(proxy, &["203.0.113.9"], &[]), proxy, "no trusted proxies configured");
     }

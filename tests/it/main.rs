@@ -9,6 +9,7 @@ mod browser;
 mod full_loop;
 mod imap;
 mod inspect;
+mod login;
 mod maildir;
 mod ops;
 mod outbound;

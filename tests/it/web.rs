@@ -389,12 +389,13 @@ async fn forty_concurrent_guesses_get_at_most_the_limit_checked() {
         let email = if spread { "boss@acme.test" } else { "jane@acme.test" };
         let guesses = (0..40).map(|i| {
             let addr = if spread { format!("10.1.0.{i}:1") } else { "10.2.0.1:1".to_string() };
-            let password = if i == 39 { PASSWORD.to_string() } else { format!("guess {i}") };
-            async move { login_as(w, email, &password, "/", &addr).await.status }
+            async move { login_as(w, email, &format!("guess {i}"), "/", &addr).await.status }
         });
         let statuses = futures::future::join_all(guesses).await;
         let checked = statuses.iter().filter(|s| **s != StatusCode::TOO_MANY_REQUESTS).count();
         assert!(checked <= max, "spread {spread}: {checked} of 40 were checked, limit {max}: {statuses:?}");
+        let right = login_as(w, email, PASSWORD, "/", "10.3.0.1:1").await.status;
+        assert_eq!(right, StatusCode::TOO_MANY_REQUESTS, "spread {spread}: the right one now waits too");
     }
 }
 
@@ -488,6 +489,26 @@ async fn the_authorization_matrix() {
     // A customer cannot widen their view with ?team=.
     assert!(!w.get(&format!("/?team={globex}"), Some(&jane)).await.body.contains("Globex"));
     assert!(w.get(&format!("/?team={globex}"), Some(&jane)).await.body.contains("Printer"));
+}
+
+#[tokio::test]
+async fn mail_without_evidence_is_shown_as_sender_not_verified() {
+    let w = world();
+    let t = w.ticket;
+    let agent = w.session(w.staff);
+    let page = w.get(&format!("/t/{t}"), Some(&agent)).await;
+    assert!(!page.body.contains("sender not verified"), "web posts are the logged-in user's");
+    // Jane's mail threaded by its References only: posted, but marked.
+    let raw = format!(
+        "From: jane@acme.test\r\nTo: support@example.test\r\nSubject: Re: Printer\r\nMessage-ID: <nv@acme.test>\r\n\
+         References: <{}>\r\n\r\nStill burning.\r\n",
+        w.messages(t)[0].message_id.clone().unwrap()
+    );
+    let out = w.pipeline.ingest(raw.as_bytes(), "support").unwrap();
+    assert_eq!(out.ticket(), Some(t), "{out:?}");
+    let page = w.get(&format!("/t/{t}"), Some(&agent)).await;
+    assert_eq!(page.body.matches("data-testid=\"unverified\"").count(), 1, "only the mailed message is marked");
+    assert!(page.body.contains("sender not verified"));
 }
 
 #[tokio::test]
