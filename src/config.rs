@@ -435,7 +435,7 @@ impl Config {
             }
         }
         for p in &self.web.trusted_proxies {
-            if crate::web::proxy::Cidr::parse(p).is_none() {
+            if crate::proxy::Cidr::parse(p).is_none() {
                 bad("web.trusted_proxies", &format!("{p:?}: an IP address or CIDR, e.g. 127.0.0.1 or 10.0.0.0/8"));
             }
         }

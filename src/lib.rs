@@ -10,7 +10,7 @@
 //! web → auth → store (and the same pipeline actions as mail)
 //! ```
 //!
-//! Leaf modules (`config`, `clock`, `durable`, `header`, `signing`, `address`, `lifecycle`, `parse`,
+//! Leaf modules (`config`, `clock`, `durable`, `header`, `proxy`, `signing`, `address`, `lifecycle`, `parse`,
 //! `route`, `policy`) do no I/O beyond what their doc says; only `pipeline`,
 //! `serve` and `web` orchestrate.
 
@@ -21,6 +21,7 @@ pub mod durable;
 pub mod header;
 pub mod lifecycle;
 pub mod password;
+pub mod proxy;
 pub mod signing;
 pub mod tls;
 

@@ -9,7 +9,7 @@
 //! waits 30 s after the previous one, doubling with each failure up to the
 //! window, so guessing from many addresses stays slow while no single client
 //! can lock every user out. The client address is the peer's, or behind a
-//! `web.trusted_proxies` proxy the one [`super::proxy::client`] finds.
+//! `web.trusted_proxies` proxy the one [`crate::proxy::client`] finds.
 //!
 //! The session cookie holds a random token; the database keeps only its
 //! SHA-256 ([`crate::store::sessions`]). Each session carries its own CSRF
@@ -26,12 +26,12 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::proxy::Cidr;
 use super::view::{Login, Nav};
 use super::{WebError, blocking, html};
 use crate::clock;
 use crate::config::Config;
 use crate::pipeline::Pipeline;
+use crate::proxy::Cidr;
 use crate::store::users::{self, User};
 use crate::store::{Db, sessions};
 
@@ -151,7 +151,7 @@ impl FromRequestParts<Pipeline> for ClientAddr {
         let trusted: Vec<Cidr> = pipeline.config().web.trusted_proxies.iter().filter_map(|p| Cidr::parse(p)).collect();
         let forwarded: Vec<&str> =
             parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
-        Ok(ClientAddr(super::proxy::client(peer.ip(), &forwarded, &trusted).to_string()))
+        Ok(ClientAddr(crate::proxy::client(peer.ip(), &forwarded, &trusted).to_string()))
     }
 }
 

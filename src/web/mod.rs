@@ -28,7 +28,6 @@
 
 mod auth;
 mod pages;
-pub mod proxy;
 pub mod view;
 
 use std::net::SocketAddr;
