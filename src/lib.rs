@@ -10,7 +10,7 @@
 //! web → auth → store (and the same pipeline actions as mail)
 //! ```
 //!
-//! Leaf modules (`config`, `clock`, `durable`, `header`, `signing`, `address`, `lifecycle`, `parse`,
+//! Leaf modules (`config`, `clock`, `durable`, `format`, `header`, `signing`, `address`, `lifecycle`, `parse`,
 //! `route`, `policy`) do no I/O beyond what their doc says; only `pipeline`,
 //! `serve` and `web` orchestrate.
 
@@ -18,6 +18,7 @@ pub mod address;
 pub mod clock;
 pub mod config;
 pub mod durable;
+pub mod format;
 pub mod header;
 pub mod lifecycle;
 pub mod password;
