@@ -393,15 +393,14 @@ fn c1_as_windows_1252(s: &str) -> String {
     }
 }
 
-/// The Windows-1252 glyph for a C1 control character; any other character,
-/// and the five C1 codes 1252 leaves undefined, unchanged.
+/// The Windows-1252 glyph for a C1 control character (encoding_rs's WHATWG
+/// table); any other character, and the five C1 codes 1252 leaves
+/// undefined, unchanged.
 pub(crate) fn windows_1252(c: char) -> char {
-    const GLYPHS: [char; 32] = [
-        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž', '\u{8f}', '\u{90}', '‘',
-        '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}', 'ž', 'Ÿ',
-    ];
-    match c as u32 {
-        code @ 0x80..=0x9f => GLYPHS[code as usize - 0x80],
+    match u8::try_from(u32::from(c)) {
+        Ok(byte @ 0x80..=0x9f) => {
+            encoding_rs::WINDOWS_1252.decode_without_bom_handling(&[byte]).0.chars().next().unwrap_or(c)
+        }
         _ => c,
     }
 }
@@ -563,6 +562,13 @@ mod tests {
         let p = parse(raw).expect("parses");
         assert_eq!(p.subject, "“quoted”");
         assert_eq!(p.text, "“Hi” € 5 – café");
+    }
+
+    #[test]
+    fn every_c1_code_maps_as_in_windows_1252() {
+        let mapped: String = ('\u{80}'..='\u{9f}').map(windows_1252).collect();
+        assert_eq!(mapped, "€\u{81}‚ƒ„…†‡ˆ‰Š‹Œ\u{8d}Ž\u{8f}\u{90}‘’“”•–—˜™š›œ\u{9d}žŸ");
+        assert_eq!((windows_1252('é'), windows_1252('\u{7f}'), windows_1252('\u{a0}')), ('é', '\u{7f}', '\u{a0}'));
     }
 
     #[test]
