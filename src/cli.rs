@@ -411,19 +411,11 @@ fn password_or_prompt(given: Option<String>) -> anyhow::Result<String> {
         return check_password(p);
     }
     let stdin = std::io::stdin();
-    let tty = stdin.is_terminal();
-    if tty {
-        eprint!("Password: ");
-        std::io::stderr().flush()?;
-        let _ = std::process::Command::new("stty").arg("-echo").status();
+    if stdin.is_terminal() {
+        return check_password(rpassword::prompt_password("Password: ")?);
     }
     let mut line = String::new();
-    let read = stdin.lock().read_line(&mut line);
-    if tty {
-        let _ = std::process::Command::new("stty").arg("echo").status();
-        eprintln!();
-    }
-    read?;
+    stdin.lock().read_line(&mut line)?;
     check_password(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
