@@ -84,7 +84,11 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
     /// Print the manual page (roff) to standard output.
-    Man,
+    Man {
+        /// Instead, write ticketgate.1 and one page per subcommand (ticketgate-backup.1, ...) into this folder.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Measure the pipeline on a generated corpus.
     Bench(crate::bench::BenchArgs),
 }
@@ -244,8 +248,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             clap_complete::generate(shell, &mut Cli::command(), "ticketgate", &mut std::io::stdout());
             Ok(0)
         }
-        Command::Man => {
+        Command::Man { dir: None } => {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(0)
+        }
+        Command::Man { dir: Some(dir) } => {
+            std::fs::create_dir_all(&dir)?;
+            clap_mangen::generate_to(Cli::command(), &dir)?;
+            println!("manual pages written to {}", dir.display());
             Ok(0)
         }
         Command::Bench(args) => {

@@ -284,6 +284,14 @@ fn completions_and_the_man_page_come_from_the_command_line_definition() {
     for word in ["backup", "completions", "quarantine", "log\\-format"] {
         assert!(man.contains(word), "the man page lacks {word}");
     }
+    let dir = tempfile::tempdir().unwrap();
+    output(ticketgate().arg("man").arg("--dir").arg(dir.path()));
+    for page in ["ticketgate.1", "ticketgate-backup.1", "ticketgate-user-add.1", "ticketgate-quarantine-list.1"] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH ticketgate"), "{page}: {text}");
+    }
+    let add = std::fs::read_to_string(dir.path().join("ticketgate-user-add.1")).unwrap();
+    assert!(add.contains("no\\-password") && add.contains("What the user may do"), "{add}");
 }
 
 #[test]
