@@ -10,13 +10,14 @@
 //! web → auth → store (and the same pipeline actions as mail)
 //! ```
 //!
-//! Leaf modules (`config`, `clock`, `durable`, `format`, `header`, `signing`, `address`, `lifecycle`, `parse`,
+//! Leaf modules (`config`, `clock`, `digest`, `durable`, `format`, `header`, `signing`, `address`, `lifecycle`, `parse`,
 //! `route`, `policy`) do no I/O beyond what their doc says; only `pipeline`,
 //! `serve` and `web` orchestrate.
 
 pub mod address;
 pub mod clock;
 pub mod config;
+pub mod digest;
 pub mod durable;
 pub mod format;
 pub mod header;

@@ -27,7 +27,6 @@ pub mod html;
 pub mod trim;
 
 use mail_parser::{Encoding, HeaderValue, MessageParser, MimeHeaders, PartType};
-use sha2::{Digest, Sha256};
 
 /// Longest Message-ID, address or header value kept.
 pub const MAX_ID_LEN: usize = 998;
@@ -138,11 +137,6 @@ impl Parsed {
     }
 }
 
-/// SHA-256 of `bytes` as lower-case hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    data_encoding::HEXLOWER.encode(&Sha256::digest(bytes))
-}
-
 /// Parses one raw message.
 ///
 /// Errors only for input that is no mail at all: nothing but whitespace
@@ -242,7 +236,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
         bounce: crate::policy::auto::bounce(&msg),
         auto,
         authentication_results,
-        sha256: sha256_hex(raw),
+        sha256: crate::digest::sha256_hex(raw),
     })
 }
 

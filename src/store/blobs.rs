@@ -39,7 +39,7 @@ impl Blobs {
 
     /// Stores `bytes`; returns the hex SHA-256 that names them.
     pub fn put(&self, bytes: &[u8]) -> std::io::Result<String> {
-        let sha = crate::parse::sha256_hex(bytes);
+        let sha = crate::digest::sha256_hex(bytes);
         let path = self.path_of(&sha).expect("a hex digest names a path");
         if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
             return Ok(sha);

@@ -57,7 +57,7 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 /// The session user of a request, if any.
 pub async fn viewer(pipeline: &Pipeline, headers: &HeaderMap) -> Result<Option<Viewer>, WebError> {
     let Some(token) = cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty()) else { return Ok(None) };
-    let session = crate::parse::sha256_hex(token.as_bytes());
+    let session = crate::digest::sha256_hex(token.as_bytes());
     let db = pipeline.db().clone();
     blocking(move || {
         db.with(|c| {
@@ -203,7 +203,7 @@ pub async fn login(
     let db = pipeline.db().clone();
     let (user_key, addr_key) = (format!("user:{email}"), format!("addr:{addr}"));
     // A session this browser already had is ended by a new login (no session fixation).
-    let previous = cookie(&headers, SESSION_COOKIE).map(|t| crate::parse::sha256_hex(t.as_bytes()));
+    let previous = cookie(&headers, SESSION_COOKIE).map(|t| crate::digest::sha256_hex(t.as_bytes()));
     let outcome =
         blocking(move || attempt(&db, &config, &email, &form.password, &user_key, &addr_key, previous)).await?;
     let email = crate::address::normalize(&form.email);
@@ -285,7 +285,7 @@ fn attempt(
                 if let Some(previous) = &previous {
                     sessions::delete(tx, previous)?;
                 }
-                let id = crate::parse::sha256_hex(token.as_bytes());
+                let id = crate::digest::sha256_hex(token.as_bytes());
                 let csrf = crate::signing::random_token();
                 sessions::create(tx, &id, u.id, &csrf, now, now.saturating_add(ttl_seconds(config)))?;
             }

@@ -251,7 +251,7 @@ fn a_backup_taken_mid_ingest_restores_every_committed_message() {
     assert!(shas.len() >= before.len(), "every message has its attachment");
     for sha in shas {
         let content = std::fs::read(restored.join("blobs").join(&sha[..2]).join(&sha[2..])).unwrap();
-        assert_eq!(ticketgate::parse::sha256_hex(&content), sha);
+        assert_eq!(ticketgate::digest::sha256_hex(&content), sha);
     }
     // The restored database knows what it holds: the same mail again changes nothing.
     let again = dir.path().join("m0.eml");
