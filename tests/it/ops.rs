@@ -15,7 +15,6 @@ use tower::ServiceExt;
 
 use crate::common::{App, AppConfig, PortBlock, unique, wait_until};
 use ticketgate::config::Config;
-use ticketgate::pipeline::Pipeline;
 use ticketgate::signing::Keyring;
 use ticketgate::store::Db;
 
@@ -57,8 +56,8 @@ async fn healthz_answers_without_login_and_fails_when_the_database_does_not() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
     let path = dir.path().join("t.sqlite");
-    let pipeline = Pipeline::new(Arc::new(config), Keyring::new(vec![vec![7; 32]]), Db::open(&path).unwrap());
-    let app = ticketgate::web::app(pipeline);
+    let app = ticketgate::app::App::new(Arc::new(config), Keyring::new(vec![vec![7; 32]]), Db::open(&path).unwrap());
+    let app = ticketgate::web::app(app);
     let get = || Request::get("/healthz").body(Body::empty()).unwrap();
 
     let res = app.clone().oneshot(get()).await.unwrap();
