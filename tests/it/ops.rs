@@ -87,6 +87,9 @@ fn metrics_count_messages_and_requests_and_logs_carry_their_spans() {
     assert_eq!(status, 200);
     let (status, _) = http_get(&web, "/t/12345");
     assert_eq!(status, 303, "an anonymous visitor is sent to the login page");
+    let mut odd = std::net::TcpStream::connect(web.as_str()).unwrap();
+    write!(odd, "BREW /t/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    odd.read_to_string(&mut String::new()).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let id = format!("{}@acme.test", unique("metrics"));
@@ -142,6 +145,7 @@ fn metrics_count_messages_and_requests_and_logs_carry_their_spans() {
         "ticketgate_notifications_failed_total 0",
         "ticketgate_http_request_duration_seconds_count{method=\"GET\",route=\"/healthz\"} 1",
         "ticketgate_http_request_duration_seconds_count{method=\"GET\",route=\"/t/{id}\"} 1",
+        "ticketgate_http_request_duration_seconds_count{method=\"other\",route=\"/t/{id}\"} 1",
     ] {
         assert!(has(&text, line), "no line {line:?} in\n{text}");
     }
