@@ -10,9 +10,11 @@
 //! web → auth → store (and the same pipeline actions as mail)
 //! ```
 //!
-//! Leaf modules (`config`, `clock`, `digest`, `durable`, `format`, `header`, `signing`, `address`, `lifecycle`, `parse`,
-//! `route`, `policy`) do no I/O beyond what their doc says; only `pipeline`,
-//! `serve` and `web` orchestrate.
+//! Leaf modules (`config`, `clock`, `digest`, `durable`, `format`, `header`,
+//! `signing`, `address`, `lifecycle`, `parse`, `route`, `policy`) do no I/O
+//! beyond what their doc says; only `pipeline`, `serve` and `web`
+//! orchestrate. [`app::App`] is what they share: configuration, keys,
+//! database and attachment files, opened once per process.
 
 pub mod address;
 pub mod clock;
