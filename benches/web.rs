@@ -150,7 +150,7 @@ fn serve(db_path: &Path) -> anyhow::Result<()> {
 
 fn session(db: &Db, user: i64) -> anyhow::Result<String> {
     let token = ticketgate::signing::random_token();
-    let id = ticketgate::parse::sha256_hex(token.as_bytes());
+    let id = ticketgate::digest::sha256_hex(token.as_bytes());
     let now = ticketgate::clock::now();
     db.write(|tx| sessions::create(tx, &id, user, "bench", now, now + 86_400))?;
     Ok(format!("tg_session={token}"))

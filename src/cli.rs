@@ -85,7 +85,11 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
     /// Print the manual page (roff) to standard output.
-    Man,
+    Man {
+        /// Instead, write ticketgate.1 and one page per subcommand (ticketgate-backup.1, ...) into this folder.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Measure the pipeline on a generated corpus.
     Bench(crate::bench::BenchArgs),
 }
@@ -245,8 +249,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             clap_complete::generate(shell, &mut Cli::command(), "ticketgate", &mut std::io::stdout());
             Ok(0)
         }
-        Command::Man => {
+        Command::Man { dir: None } => {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(0)
+        }
+        Command::Man { dir: Some(dir) } => {
+            std::fs::create_dir_all(&dir)?;
+            clap_mangen::generate_to(Cli::command(), &dir)?;
+            println!("manual pages written to {}", dir.display());
             Ok(0)
         }
         Command::Bench(args) => {
@@ -440,19 +450,11 @@ fn password_or_prompt(given: Option<String>) -> anyhow::Result<String> {
         return check_password(p);
     }
     let stdin = std::io::stdin();
-    let tty = stdin.is_terminal();
-    if tty {
-        eprint!("Password: ");
-        std::io::stderr().flush()?;
-        let _ = std::process::Command::new("stty").arg("-echo").status();
+    if stdin.is_terminal() {
+        return check_password(rpassword::prompt_password("Password: ")?);
     }
     let mut line = String::new();
-    let read = stdin.lock().read_line(&mut line);
-    if tty {
-        let _ = std::process::Command::new("stty").arg("echo").status();
-        eprintln!();
-    }
-    read?;
+    stdin.lock().read_line(&mut line)?;
     check_password(line.trim_end_matches(['\r', '\n']).to_string())
 }
 

@@ -10,14 +10,18 @@
 //! web → auth → store (and the same pipeline actions as mail)
 //! ```
 //!
-//! Leaf modules (`config`, `clock`, `durable`, `header`, `proxy`, `signing`, `address`, `lifecycle`, `parse`,
-//! `route`, `policy`) do no I/O beyond what their doc says; only `pipeline`,
-//! `serve` and `web` orchestrate.
+//! Leaf modules (`config`, `clock`, `digest`, `durable`, `format`, `header`,
+//! `proxy`, `signing`, `address`, `lifecycle`, `parse`, `route`, `policy`) do
+//! no I/O beyond what their doc says; only `pipeline`, `serve` and `web`
+//! orchestrate. [`app::App`] is what they share: configuration, keys,
+//! database and attachment files, opened once per process.
 
 pub mod address;
 pub mod clock;
 pub mod config;
+pub mod digest;
 pub mod durable;
+pub mod format;
 pub mod header;
 pub mod lifecycle;
 pub mod password;

@@ -130,7 +130,12 @@ pub fn imap_pass(label: &str) {
 }
 
 /// One portal request on `route` (the matched pattern, e.g. `/t/{id}`).
-pub fn request(method: &str, route: &str, seconds: f64) {
+/// Methods outside the standard ones are counted as `other`: a client must
+/// not be able to make a new series per request.
+pub fn request(method: &axum::http::Method, route: &str, seconds: f64) {
+    use axum::http::Method;
+    let standard = [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS];
+    let method = if standard.contains(method) { method.as_str() } else { "other" };
     let labels = RouteLabels { method: method.to_string(), route: route.to_string() };
     METRICS.request_seconds.get_or_create(&labels).observe(seconds);
 }

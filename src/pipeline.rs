@@ -690,7 +690,7 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
 fn dedup_key(raw: &[u8], parsed: &Result<Parsed, Unreadable>) -> String {
     match parsed {
         Ok(p) => p.dedup_key(),
-        Err(_) => format!("sha256:{}", parse::sha256_hex(raw)),
+        Err(_) => format!("sha256:{}", crate::digest::sha256_hex(raw)),
     }
 }
 

@@ -189,7 +189,7 @@ pub fn notice(tx: &Connection, n: &Notifier, to: &str, notice: &Notice, in_reply
                 .collect();
             let rules = &n.config.attachments;
             mail.allowed = rules.allowed_extensions.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(", ");
-            mail.max_size = templates::human_size(rules.max_bytes);
+            mail.max_size = crate::format::size(rules.max_bytes);
             if let Some(u) = &user {
                 let newest = tickets::latest_message_id(tx, ticket.id)?.unwrap_or(0);
                 mail.link = Some(deep_link(n, ticket.id, newest, u.id));
@@ -326,7 +326,7 @@ fn deep_link(n: &Notifier, ticket: i64, message: i64, user: i64) -> String {
 fn file_line(name: &str, size: u64, refused: Option<&str>) -> FileLine {
     FileLine {
         name: name.to_string(),
-        size: templates::human_size(size),
+        size: crate::format::size(size),
         refused: refused.map(|code| crate::policy::attachments::reason_text(code).to_string()),
     }
 }

@@ -153,24 +153,6 @@ pub fn render(kind: Kind, m: &Mail) -> askama::Result<(String, String)> {
     }
 }
 
-/// "512 bytes", "14 KB", "2.5 MB".
-pub fn human_size(bytes: u64) -> String {
-    const KB: u64 = 1024;
-    const MB: u64 = 1024 * 1024;
-    if bytes < KB {
-        format!("{bytes} bytes")
-    } else if bytes < MB {
-        format!("{} KB", bytes.div_ceil(KB))
-    } else {
-        let tenths = (bytes * 10).div_ceil(MB);
-        if tenths.is_multiple_of(10) {
-            format!("{} MB", tenths / 10)
-        } else {
-            format!("{}.{} MB", tenths / 10, tenths % 10)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,13 +218,5 @@ mod tests {
         let staff = Mail { for_staff: true, ..hostile() };
         let (text, _) = render(Kind::CustomerUpdate, &staff).unwrap();
         assert!(text.contains("as the support response"), "{text}");
-    }
-
-    #[test]
-    fn sizes_read_well() {
-        assert_eq!(human_size(12), "12 bytes");
-        assert_eq!(human_size(1500), "2 KB");
-        assert_eq!(human_size(15 * 1024 * 1024), "15 MB");
-        assert_eq!(human_size(2_621_440), "2.5 MB");
     }
 }

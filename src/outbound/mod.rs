@@ -291,8 +291,8 @@ pub fn list(db: &Db, out: &mut dyn Write) -> anyhow::Result<()> {
     )?;
     for r in rows {
         let when = match (r.state.as_str(), r.sent_at) {
-            ("sent", Some(at)) => time(at),
-            ("pending", _) => time(r.next_attempt_at),
+            ("sent", Some(at)) => crate::format::time(at).text,
+            ("pending", _) => crate::format::time(r.next_attempt_at).text,
             _ => "-".to_string(),
         };
         let ticket = r.ticket_id.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
@@ -311,10 +311,6 @@ pub fn list(db: &Db, out: &mut dyn Write) -> anyhow::Result<()> {
 pub fn retry(db: &Db, id: Option<i64>) -> anyhow::Result<usize> {
     let now = crate::clock::now();
     Ok(db.write(|tx| outbox::retry(tx, id, now))?)
-}
-
-fn time(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0).map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
 }
 
 #[cfg(test)]

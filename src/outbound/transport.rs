@@ -3,8 +3,7 @@
 //! (the embedded default). Both take the stored bytes as they are: the
 //! Message-ID and every header were fixed when the mail was queued.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use lettre::Address;
@@ -46,7 +45,7 @@ impl Transport {
                 // The envelope sender, as a delivering MTA records it.
                 let mut raw = format!("Return-Path: <{from}>\r\n").into_bytes();
                 raw.extend_from_slice(bytes);
-                tokio::task::spawn_blocking(move || write_atomically(&path, &raw))
+                tokio::task::spawn_blocking(move || crate::durable::write(&path, &raw))
                     .await
                     .map_err(|e| Failure::Temporary(e.to_string()))?
                     .map_err(|e| Failure::Temporary(format!("writing the .eml file: {e}")))
@@ -70,20 +69,6 @@ pub fn eml_name(message_id: &str) -> String {
         .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@') { c } else { '_' })
         .collect();
     format!("{safe}.eml")
-}
-
-/// Writes `path` so a reader never sees half a file and a power cut never
-/// loses an acknowledged one: temp file, fsync, rename, fsync the folder.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -28,7 +28,6 @@ pub mod html;
 pub mod trim;
 
 use mail_parser::{Encoding, HeaderValue, MessageParser, MimeHeaders, PartType};
-use sha2::{Digest, Sha256};
 
 /// Longest Message-ID, address or header value kept.
 pub const MAX_ID_LEN: usize = 998;
@@ -142,11 +141,6 @@ impl Parsed {
     }
 }
 
-/// SHA-256 of `bytes` as lower-case hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    data_encoding::HEXLOWER.encode(&Sha256::digest(bytes))
-}
-
 /// Parses one raw message.
 ///
 /// Errors only for input that is no mail at all: nothing but whitespace
@@ -257,7 +251,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
         bounce: dsn::read(&msg),
         auto,
         authentication_results,
-        sha256: sha256_hex(raw),
+        sha256: crate::digest::sha256_hex(raw),
     })
 }
 
@@ -408,15 +402,14 @@ fn c1_as_windows_1252(s: &str) -> String {
     }
 }
 
-/// The Windows-1252 glyph for a C1 control character; any other character,
-/// and the five C1 codes 1252 leaves undefined, unchanged.
+/// The Windows-1252 glyph for a C1 control character (encoding_rs's WHATWG
+/// table); any other character, and the five C1 codes 1252 leaves
+/// undefined, unchanged.
 pub(crate) fn windows_1252(c: char) -> char {
-    const GLYPHS: [char; 32] = [
-        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž', '\u{8f}', '\u{90}', '‘',
-        '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}', 'ž', 'Ÿ',
-    ];
-    match c as u32 {
-        code @ 0x80..=0x9f => GLYPHS[code as usize - 0x80],
+    match u8::try_from(u32::from(c)) {
+        Ok(byte @ 0x80..=0x9f) => {
+            encoding_rs::WINDOWS_1252.decode_without_bom_handling(&[byte]).0.chars().next().unwrap_or(c)
+        }
         _ => c,
     }
 }
@@ -578,6 +571,13 @@ mod tests {
         let p = parse(raw).expect("parses");
         assert_eq!(p.subject, "“quoted”");
         assert_eq!(p.text, "“Hi” € 5 – café");
+    }
+
+    #[test]
+    fn every_c1_code_maps_as_in_windows_1252() {
+        let mapped: String = ('\u{80}'..='\u{9f}').map(windows_1252).collect();
+        assert_eq!(mapped, "€\u{81}‚ƒ„…†‡ˆ‰Š‹Œ\u{8d}Ž\u{8f}\u{90}‘’“”•–—˜™š›œ\u{9d}žŸ");
+        assert_eq!((windows_1252('é'), windows_1252('\u{7f}'), windows_1252('\u{a0}')), ('é', '\u{7f}', '\u{a0}'));
     }
 
     #[test]

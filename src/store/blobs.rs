@@ -11,7 +11,6 @@
 //! before it commits. Because a crash can then leave a renamed but short
 //! file behind, an existing file is only trusted when its size matches.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,23 +39,17 @@ impl Blobs {
 
     /// Stores `bytes`; returns the hex SHA-256 that names them.
     pub fn put(&self, bytes: &[u8]) -> std::io::Result<String> {
-        let sha = crate::parse::sha256_hex(bytes);
+        let sha = crate::digest::sha256_hex(bytes);
         let path = self.path_of(&sha).expect("a hex digest names a path");
         if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
             return Ok(sha);
         }
-        let dir = path.parent().expect("blob paths have a parent");
-        std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!(".{}.{}.tmp", &sha[2..], std::process::id()));
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        std::fs::create_dir_all(path.parent().expect("blob paths have a parent"))?;
         match &self.unsynced {
-            None => {
-                f.sync_all()?;
-                std::fs::rename(&tmp, &path)?;
-                std::fs::File::open(dir)?.sync_all()?;
-            }
+            None => crate::durable::write(&path, bytes)?,
             Some(flag) => {
+                let tmp = crate::durable::temp_beside(&path);
+                std::fs::write(&tmp, bytes)?;
                 std::fs::rename(&tmp, &path)?;
                 flag.store(true, Ordering::Release);
             }

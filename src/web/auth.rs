@@ -24,6 +24,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::Deserialize;
 
 use super::view::{Login, Nav};
@@ -61,21 +62,14 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    CookieJar::from_headers(headers).get(name).map(|c| c.value().to_string())
 }
 
 /// The session user of a request, if any.
 pub async fn viewer(pipeline: &Pipeline, headers: &HeaderMap) -> Result<Option<Viewer>, WebError> {
     let Some(token) = cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty()) else { return Ok(None) };
-    let session = crate::parse::sha256_hex(token.as_bytes());
+    let session = crate::digest::sha256_hex(token.as_bytes());
     let db = pipeline.db().clone();
     blocking(move || {
         db.with(|c| {
@@ -156,9 +150,14 @@ impl FromRequestParts<Pipeline> for ClientAddr {
 }
 
 fn set_cookie(config: &Config, name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
-    let secure = if config.secure_cookies() { "; Secure" } else { "" };
-    let c = format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}");
-    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
+    let c = Cookie::build((name, value))
+        .path(path)
+        .max_age(cookie::time::Duration::seconds(max_age))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(config.secure_cookies())
+        .build();
+    HeaderValue::from_str(&c.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 #[derive(Deserialize)]
@@ -214,7 +213,7 @@ pub async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, WebError> {
-    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
+    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !same(form.csrf.as_bytes(), expected.as_bytes()) {
         return Err(WebError::Csrf);
     }
@@ -224,7 +223,7 @@ pub async fn login(
     let db = pipeline.db().clone();
     let (user_key, addr_key) = (format!("user:{email}"), format!("addr:{addr}"));
     // A session this browser already had is ended by a new login (no session fixation).
-    let previous = cookie(&headers, SESSION_COOKIE).map(|t| crate::parse::sha256_hex(t.as_bytes()));
+    let previous = cookie(&headers, SESSION_COOKIE).map(|t| crate::digest::sha256_hex(t.as_bytes()));
     let outcome =
         blocking(move || attempt(&db, &config, &email, &form.password, &user_key, &addr_key, previous)).await?;
     let email = crate::address::normalize(&form.email);
@@ -311,7 +310,7 @@ fn attempt(
         if let Some(previous) = &previous {
             sessions::delete(tx, previous)?;
         }
-        let id = crate::parse::sha256_hex(token.as_bytes());
+        let id = crate::digest::sha256_hex(token.as_bytes());
         let csrf = crate::signing::random_token();
         sessions::create(tx, &id, u.id, &csrf, now, now.saturating_add(ttl_seconds(config)))?;
         Ok::<_, WebError>(())
@@ -414,7 +413,7 @@ mod tests {
     fn cookies_and_encoding() {
         let mut h = HeaderMap::new();
         h.insert(header::COOKIE, HeaderValue::from_static("a=1; tg_session=abc; b=2"));
-        assert_eq!(cookie(&h, "tg_session"), Some("abc"));
+        assert_eq!(cookie(&h, "tg_session").as_deref(), Some("abc"));
         assert_eq!(cookie(&h, "tg_login"), None);
         assert_eq!(encode("/t/5?q=a b&x=é"), "%2Ft%2F5%3Fq%3Da%20b%26x%3D%C3%A9");
         assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"abc", b"ab"));

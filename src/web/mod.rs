@@ -122,7 +122,7 @@ async fn observe(req: Request, next: Next) -> Response {
     span.record("status", res.status().as_u16());
     span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
     span.in_scope(|| tracing::info!("request"));
-    crate::metrics::request(method.as_str(), &route, elapsed.as_secs_f64());
+    crate::metrics::request(&method, &route, elapsed.as_secs_f64());
     res
 }
 

@@ -15,7 +15,6 @@ use super::auth::{self, Viewer, encode};
 use super::view::{self, AttachmentView, Contact, ListRow, MessageView, Nav, NewTicket, NoteView, TicketPage};
 use super::{WebError, blocking, html, page};
 use crate::actions::{self, Post, Upload};
-use crate::clock;
 use crate::deeplink::{Link, LinkError};
 use crate::lifecycle::Status;
 use crate::parse::Part;
@@ -24,6 +23,7 @@ use crate::policy::attachments::{self, Checked};
 use crate::store::portal::{self, Listing, Sort};
 use crate::store::tickets::{self, Ticket, Via};
 use crate::store::users::{self, User};
+use crate::{clock, format};
 
 /// Tickets per list page.
 pub const PAGE_SIZE: i64 = 50;
@@ -114,8 +114,8 @@ pub async fn list(
                 status_class: view::status_class(r.ticket.status),
                 team: r.team,
                 opener: r.opener,
-                created: view::time(r.ticket.created_at),
-                updated: view::time(r.ticket.updated_at),
+                created: format::time(r.ticket.created_at),
+                updated: format::time(r.ticket.updated_at),
             })
             .collect(),
         page,
@@ -179,7 +179,7 @@ async fn ticket_page(
             by_message.entry(a.message_id).or_default().push(AttachmentView {
                 id: a.id,
                 filename: a.filename,
-                size: view::size(a.size),
+                size: format::size(u64::try_from(a.size).unwrap_or(0)),
                 refused: a.refused.as_deref().map(|code| attachments::reason_text(code).to_string()),
             });
         }
@@ -192,7 +192,7 @@ async fn ticket_page(
                 staff: m.author_role == "staff",
                 via: m.via,
                 unverified: m.unverified,
-                when: view::time(m.created_at),
+                when: format::time(m.created_at),
                 body: view::linkify(&m.body),
                 attachments: by_message.remove(&Some(m.id)).unwrap_or_default(),
             })
@@ -207,14 +207,14 @@ async fn ticket_page(
             closed: ticket.status == Status::Closed,
             team,
             opener,
-            created: view::time(ticket.created_at),
-            updated: view::time(ticket.updated_at),
+            created: format::time(ticket.created_at),
+            updated: format::time(ticket.updated_at),
             reference: ticket.internal_ref,
             messages,
             loose,
             notes: notes
                 .into_iter()
-                .map(|n| NoteView { kind: n.kind, detail: n.detail, when: view::time(n.created_at) })
+                .map(|n| NoteView { kind: n.kind, detail: n.detail, when: format::time(n.created_at) })
                 .collect(),
             draft,
             error,
@@ -227,8 +227,10 @@ async fn ticket_page(
 
 fn limits(pipeline: &Pipeline) -> (String, String) {
     let rules = &pipeline.config().attachments;
-    let max = i64::try_from(rules.max_bytes).unwrap_or(i64::MAX);
-    (view::size(max), rules.allowed_extensions.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(" "))
+    (
+        format::size(rules.max_bytes),
+        rules.allowed_extensions.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(" "),
+    )
 }
 
 /// A multipart form as posted by the reply and new-ticket pages.

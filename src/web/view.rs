@@ -8,6 +8,7 @@ use std::sync::LazyLock;
 
 use askama::Template;
 
+use crate::format::Time;
 use crate::lifecycle::{Role, Status};
 use crate::store::portal::Sort;
 use crate::store::users::{Team, User};
@@ -160,21 +161,6 @@ pub struct NewTicket {
     pub extensions: String,
 }
 
-/// A moment, for `<time>`: machine-readable and for people, both UTC.
-pub struct Time {
-    pub iso: String,
-    pub text: String,
-}
-
-pub fn time(unix: i64) -> Time {
-    match chrono::DateTime::from_timestamp(unix, 0) {
-        Some(d) => {
-            Time { iso: d.format("%Y-%m-%dT%H:%M:%SZ").to_string(), text: d.format("%Y-%m-%d %H:%M UTC").to_string() }
-        }
-        None => Time { iso: String::new(), text: "?".into() },
-    }
-}
-
 /// A run of a message body: text, or a link whose text is its address.
 pub struct Segment {
     pub text: String,
@@ -221,14 +207,6 @@ pub fn status_class(s: Status) -> &'static str {
         Status::WaitingForSupport => "s-support",
         Status::WaitingForCustomer => "s-customer",
         Status::Closed => "s-closed",
-    }
-}
-
-pub fn size(bytes: i64) -> String {
-    match bytes {
-        b if b >= 1024 * 1024 => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
-        b if b >= 1024 => format!("{:.0} KB", b as f64 / 1024.0),
-        b => format!("{b} bytes"),
     }
 }
 
@@ -293,7 +271,7 @@ mod tests {
             staff: false,
             via: "mail".into(),
             unverified: false,
-            when: time(0),
+            when: crate::format::time(0),
             body: linkify("<script>alert(1)</script> http://x.test/\"onmouseover=\"y"),
             attachments: vec![],
         };
@@ -306,8 +284,8 @@ mod tests {
             closed: true,
             team: "t".into(),
             opener: "o".into(),
-            created: time(0),
-            updated: time(0),
+            created: crate::format::time(0),
+            updated: crate::format::time(0),
             reference: String::new(),
             messages: vec![m],
             loose: vec![],

@@ -1,86 +1,28 @@
-//! End to end in headless Chromium, driven through chromedriver's WebDriver
-//! HTTP API (a small client below; no browser-automation crate). The real
-//! `ticketgate serve` receives a customer's mail in its Maildir, writes the
-//! acknowledgement as an `.eml` file; the test takes the deep link out of
-//! that mail's HTML part, opens it logged out, logs in, lands on the message,
-//! replies with an attachment, closes, reopens with Send, and saves a
-//! screenshot under target/browser-artifacts/.
+//! End to end in headless Chromium, driven through chromedriver with the
+//! fantoccini WebDriver client. The real `ticketgate serve` receives a
+//! customer's mail in its Maildir, writes the acknowledgement as an `.eml`
+//! file; the test takes the deep link out of that mail's HTML part, opens it
+//! logged out, logs in, lands on the message, replies with an attachment,
+//! closes, reopens with Send, and saves a screenshot under
+//! target/browser-artifacts/.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`; without them the test
 //! fails saying so (CI installs them), it never skips.
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
 
 use crate::common::{App, AppConfig, PortBlock, wait_until};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const PASSWORD: &str = "browser-test-pw";
-
-/// One HTTP/1.1 exchange with `Connection: close`; returns the status and the body.
-fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("chromedriver on {port}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(120))).expect("timeout");
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json; charset=utf-8\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{payload}",
-        payload.len()
-    );
-    s.write_all(req.as_bytes()).expect("send to chromedriver");
-    // chromedriver keeps the connection open: read the head, then Content-Length bytes.
-    let mut raw = Vec::new();
-    let mut chunk = [0u8; 64 * 1024];
-    let split = loop {
-        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = s.read(&mut chunk).expect("read from chromedriver");
-        assert!(n > 0, "chromedriver closed the connection mid-response");
-        raw.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status");
-    let length =
-        head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok());
-    match length {
-        Some(len) => {
-            while raw.len() < split + len {
-                let n = s.read(&mut chunk).expect("read from chromedriver");
-                assert!(n > 0, "chromedriver closed the connection mid-body");
-                raw.extend_from_slice(&chunk[..n]);
-            }
-        }
-        None => {
-            s.read_to_end(&mut raw).expect("read from chromedriver");
-        }
-    }
-    let mut body = raw[split..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        body = dechunk(&body);
-    }
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
-        b = &b[eol + 2 + size + 2..];
-    }
-    out
-}
 
 /// The chromedriver process, killed on drop (also when start-up fails half-way).
 struct Driver(Child);
@@ -92,12 +34,14 @@ impl Drop for Driver {
     }
 }
 
-/// A chromedriver process and one browser session, both ended on drop.
+/// A chromedriver process and one browser session, both ended on drop. The
+/// test is synchronous (the harness polls and sleeps), so each WebDriver call
+/// runs to completion on a runtime of its own.
 struct Browser {
-    // Dropped after the session is deleted in `Drop for Browser`.
+    client: Client,
+    runtime: tokio::runtime::Runtime,
+    // Dropped after the session is closed in `Drop for Browser`.
     _driver: Driver,
-    port: u16,
-    session: String,
     _ports: PortBlock,
     _profile: tempfile::TempDir,
 }
@@ -120,9 +64,7 @@ impl Browser {
                 .spawn()
                 .expect("start chromedriver"),
         );
-        wait_until("chromedriver ready", Duration::from_secs(30), || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok() && http(port, "GET", "/status", None).0 == 200
-        });
+        wait_until("chromedriver ready", Duration::from_secs(30), || TcpStream::connect(("127.0.0.1", port)).is_ok());
         let profile = tempfile::Builder::new().prefix("tg-chromium").tempdir().expect("profile dir");
         let args = [
             "--headless",
@@ -136,67 +78,55 @@ impl Browser {
             "--window-size=1100,1400",
             &format!("--user-data-dir={}", profile.path().display()),
         ];
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {"binary": CHROMIUM, "args": args}
-        }}});
-        let (status, body) = http(port, "POST", "/session", Some(&caps));
-        assert_eq!(status, 200, "new WebDriver session: {body}");
-        let v: Value = serde_json::from_str(&body).expect("json");
-        let session = v["value"]["sessionId"].as_str().expect("a session id").to_string();
-        Browser { _driver: driver, port, session, _ports: ports, _profile: profile }
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert("goog:chromeOptions".into(), json!({"binary": CHROMIUM, "args": args}));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let client = runtime
+            .block_on(
+                ClientBuilder::new(HttpConnector::new())
+                    .capabilities(caps)
+                    .connect(&format!("http://127.0.0.1:{port}")),
+            )
+            .expect("new WebDriver session");
+        Browser { client, runtime, _driver: driver, _ports: ports, _profile: profile }
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let (status, text) = http(self.port, method, &format!("/session/{}{path}", self.session), body.as_ref());
-        assert_eq!(status, 200, "{method} {path}: {text}");
-        serde_json::from_str::<Value>(&text).expect("json")["value"].clone()
-    }
-
-    /// [`Browser::call`] that answers `None` instead of failing, for polling
-    /// while a page loads: an element found on the old page goes stale.
-    fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Option<Value> {
-        let (status, text) = http(self.port, method, &format!("/session/{}{path}", self.session), body.as_ref());
-        (status == 200).then(|| serde_json::from_str::<Value>(&text).ok()).flatten().map(|v| v["value"].clone())
-    }
-
-    /// The text of `css` on the current page, or `None` while it is changing.
+    /// The text of `css` on the current page, or `None` while it is changing
+    /// (an element found on the old page goes stale).
     fn try_text(&self, css: &str) -> Option<String> {
-        let found = self.try_call("POST", "/element", Some(json!({"using": "css selector", "value": css})))?;
-        let e = found[ELEMENT].as_str()?.to_string();
-        self.try_call("GET", &format!("/element/{e}/text"), None)?.as_str().map(str::to_string)
+        self.runtime.block_on(async { self.client.find(Locator::Css(css)).await.ok()?.text().await.ok() })
     }
 
     fn goto(&self, url: &str) {
-        self.call("POST", "/url", Some(json!({ "url": url })));
+        self.runtime.block_on(self.client.goto(url)).unwrap_or_else(|e| panic!("go to {url}: {e}"));
     }
 
     fn url(&self) -> String {
-        self.call("GET", "/url", None).as_str().unwrap_or("").to_string()
+        self.runtime.block_on(self.client.current_url()).expect("current URL").to_string()
     }
 
     fn source(&self) -> String {
-        self.call("GET", "/source", None).as_str().unwrap_or("").to_string()
+        self.runtime.block_on(self.client.source()).expect("page source")
     }
 
-    fn find(&self, css: &str) -> String {
-        let v = self.call("POST", "/element", Some(json!({"using": "css selector", "value": css})));
-        v[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}")).to_string()
+    fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.runtime.block_on(self.client.find(Locator::Css(css))).unwrap_or_else(|e| panic!("no element {css}: {e}"))
     }
 
     fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css);
-        self.call("POST", &format!("/element/{e}/value"), Some(json!({ "text": text })));
+        self.runtime.block_on(e.send_keys(text)).unwrap_or_else(|e| panic!("type into {css}: {e}"));
     }
 
     fn click(&self, css: &str) {
         let e = self.find(css);
-        self.call("POST", &format!("/element/{e}/click"), Some(json!({})));
+        self.runtime.block_on(e.click()).unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
     fn text(&self, css: &str) -> String {
         let e = self.find(css);
-        self.call("GET", &format!("/element/{e}/text"), None).as_str().unwrap_or("").to_string()
+        self.runtime.block_on(e.text()).unwrap_or_else(|e| panic!("text of {css}: {e}"))
     }
 
     /// Polls until `cond` holds on the current page (navigation is asynchronous).
@@ -205,15 +135,14 @@ impl Browser {
     }
 
     fn screenshot(&self, path: &Path) {
-        let b64 = self.call("GET", "/screenshot", None);
-        let png = data_encoding::BASE64.decode(b64.as_str().unwrap_or("").as_bytes()).expect("base64 PNG");
+        let png = self.runtime.block_on(self.client.screenshot()).expect("screenshot");
         std::fs::write(path, png).expect("write screenshot");
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = http(self.port, "DELETE", &format!("/session/{}", self.session), None);
+        let _ = self.runtime.block_on(self.client.clone().close());
     }
 }
 

@@ -15,7 +15,6 @@ use tower::ServiceExt;
 
 use crate::common::{App, AppConfig, PortBlock, unique, wait_until};
 use ticketgate::config::Config;
-use ticketgate::pipeline::Pipeline;
 use ticketgate::signing::Keyring;
 use ticketgate::store::Db;
 
@@ -57,8 +56,8 @@ async fn healthz_answers_without_login_and_fails_when_the_database_does_not() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
     let path = dir.path().join("t.sqlite");
-    let pipeline = Pipeline::new(Arc::new(config), Keyring::new(vec![vec![7; 32]]), Db::open(&path).unwrap());
-    let app = ticketgate::web::app(pipeline);
+    let app = ticketgate::app::App::new(Arc::new(config), Keyring::new(vec![vec![7; 32]]), Db::open(&path).unwrap());
+    let app = ticketgate::web::app(app);
     let get = || Request::get("/healthz").body(Body::empty()).unwrap();
 
     let res = app.clone().oneshot(get()).await.unwrap();
@@ -88,6 +87,9 @@ fn metrics_count_messages_and_requests_and_logs_carry_their_spans() {
     assert_eq!(status, 200);
     let (status, _) = http_get(&web, "/t/12345");
     assert_eq!(status, 303, "an anonymous visitor is sent to the login page");
+    let mut odd = std::net::TcpStream::connect(web.as_str()).unwrap();
+    write!(odd, "BREW /t/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    odd.read_to_string(&mut String::new()).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let id = format!("{}@acme.test", unique("metrics"));
@@ -143,6 +145,7 @@ fn metrics_count_messages_and_requests_and_logs_carry_their_spans() {
         "ticketgate_notifications_failed_total 0",
         "ticketgate_http_request_duration_seconds_count{method=\"GET\",route=\"/healthz\"} 1",
         "ticketgate_http_request_duration_seconds_count{method=\"GET\",route=\"/t/{id}\"} 1",
+        "ticketgate_http_request_duration_seconds_count{method=\"other\",route=\"/t/{id}\"} 1",
     ] {
         assert!(has(&text, line), "no line {line:?} in\n{text}");
     }
@@ -251,7 +254,7 @@ fn a_backup_taken_mid_ingest_restores_every_committed_message() {
     assert!(shas.len() >= before.len(), "every message has its attachment");
     for sha in shas {
         let content = std::fs::read(restored.join("blobs").join(&sha[..2]).join(&sha[2..])).unwrap();
-        assert_eq!(ticketgate::parse::sha256_hex(&content), sha);
+        assert_eq!(ticketgate::digest::sha256_hex(&content), sha);
     }
     // The restored database knows what it holds: the same mail again changes nothing.
     let again = dir.path().join("m0.eml");
@@ -284,6 +287,14 @@ fn completions_and_the_man_page_come_from_the_command_line_definition() {
     for word in ["backup", "completions", "quarantine", "log\\-format"] {
         assert!(man.contains(word), "the man page lacks {word}");
     }
+    let dir = tempfile::tempdir().unwrap();
+    output(ticketgate().arg("man").arg("--dir").arg(dir.path()));
+    for page in ["ticketgate.1", "ticketgate-backup.1", "ticketgate-user-add.1", "ticketgate-quarantine-list.1"] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH ticketgate"), "{page}: {text}");
+    }
+    let add = std::fs::read_to_string(dir.path().join("ticketgate-user-add.1")).unwrap();
+    assert!(add.contains("no\\-password") && add.contains("What the user may do"), "{add}");
 }
 
 #[test]

@@ -110,7 +110,7 @@ impl World {
     fn session(&self, user: i64) -> Client {
         let token = format!("token-{user}-{}", ticketgate::signing::random_token());
         let csrf = ticketgate::signing::random_token();
-        let id = ticketgate::parse::sha256_hex(token.as_bytes());
+        let id = ticketgate::digest::sha256_hex(token.as_bytes());
         let now = ticketgate::clock::now();
         self.pipeline.db().write(|tx| sessions::create(tx, &id, user, &csrf, now, now + 3600)).unwrap();
         Client { cookie: format!("tg_session={token}"), csrf }
