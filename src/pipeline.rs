@@ -295,25 +295,35 @@ impl App {
         let dir = self.config.data_dir.join("quarantine");
         std::fs::create_dir_all(&dir)?;
         let tmp = dir.join(format!(".{}.tmp", crate::signing::random_token()));
-        let mut file = std::fs::File::create(&tmp)?;
-        let mut hash = Sha256::new();
-        hash.update(head);
-        file.write_all(head)?;
-        let mut size = head.len() as u64;
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = match content.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            hash.update(&buf[..n]);
-            file.write_all(&buf[..n])?;
-            size += n as u64;
-        }
-        file.sync_all()?;
-        let sha = data_encoding::HEXLOWER.encode(&hash.finalize());
+        let copied = (|| {
+            let mut file = std::fs::File::create(&tmp)?;
+            let mut hash = Sha256::new();
+            hash.update(head);
+            file.write_all(head)?;
+            let mut size = head.len() as u64;
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = match content.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                hash.update(&buf[..n]);
+                file.write_all(&buf[..n])?;
+                size += n as u64;
+            }
+            file.sync_all()?;
+            Ok((size, data_encoding::HEXLOWER.encode(&hash.finalize())))
+        })();
+        let (size, sha) = match copied {
+            Ok(done) => done,
+            Err(e) => {
+                // A source that failed half-way tries the whole message again later.
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
         let path = dir.join(format!("{sha}.eml"));
         std::fs::rename(&tmp, &path)?;
         std::fs::File::open(&dir)?.sync_all()?;

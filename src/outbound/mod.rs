@@ -1,6 +1,6 @@
 //! MAIL OUT: delivers what the outbox holds.
 //!
-//! The worker takes due rows from the outbox (bounded by bytes; each message
+//! The worker takes due rows from the outbox (without their messages: each
 //! is read only when it is sent), hands up to `outbound.concurrency` of them
 //! to the transport at once, and records each outcome afterwards. A mail is
 //! marked sent only after the server (or the disk) accepted it. A crash
@@ -43,10 +43,8 @@ use transport::Transport;
 
 /// How often an idle worker looks for due mail.
 const POLL: Duration = Duration::from_millis(250);
-/// Rows read from the outbox at once, at most.
+/// Rows read from the outbox at once.
 const BATCH: usize = 256;
-/// Message bytes of the rows read at once, at most (a larger mail is read alone).
-const BATCH_BYTES: i64 = 8 * 1024 * 1024;
 /// How long recording an outcome waits for the write lock before it tries again.
 const RECORD_BUSY_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -191,26 +189,13 @@ fn settled(ids: &[i64], in_flight: &mut HashSet<i64>, unrecorded: &mut usize) {
     }
 }
 
-/// Due rows that are not already being delivered, at most [`BATCH`] rows and
-/// [`BATCH_BYTES`] of mail (each mail is read only when it is sent); marks
-/// them in flight.
+/// Due rows that are not already being delivered, without their messages
+/// (each is read only when it is sent, so memory holds at most `concurrency`
+/// of them); marks them in flight.
 async fn fetch(db: &Db, in_flight: &mut HashSet<i64>) -> crate::store::Result<Vec<Due>> {
     let (now, limit) = (crate::clock::now(), BATCH + in_flight.len());
     let rows = db.run(move |c| outbox::due(c, now, limit)).await?;
-    let mut bytes = 0;
-    let mut out = Vec::new();
-    for row in rows {
-        if in_flight.contains(&row.id) {
-            continue;
-        }
-        if !out.is_empty() && (out.len() >= BATCH || bytes + row.size > BATCH_BYTES) {
-            break;
-        }
-        bytes += row.size;
-        in_flight.insert(row.id);
-        out.push(row);
-    }
-    Ok(out)
+    Ok(rows.into_iter().filter(|r| in_flight.insert(r.id)).take(BATCH).collect())
 }
 
 /// Writes outcomes as they come, several per transaction when they queue up.

@@ -75,8 +75,6 @@ pub struct Due {
     pub message_id: String,
     pub ticket_id: Option<i64>,
     pub recipient: String,
-    /// Bytes of the rendered message.
-    pub size: i64,
     pub attempts: i64,
     pub created_at: i64,
 }
@@ -84,7 +82,7 @@ pub struct Due {
 /// Pending mails whose next attempt is due, oldest due first.
 pub fn due(c: &Connection, now: i64, limit: usize) -> Result<Vec<Due>> {
     let mut st = c.prepare_cached(
-        "SELECT id, message_id, ticket_id, recipient, length(raw), attempts, created_at FROM outbox
+        "SELECT id, message_id, ticket_id, recipient, attempts, created_at FROM outbox
          WHERE state = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
     )?;
     let rows = st.query_map(params![now, limit as i64], |r| {
@@ -93,9 +91,8 @@ pub fn due(c: &Connection, now: i64, limit: usize) -> Result<Vec<Due>> {
             message_id: r.get(1)?,
             ticket_id: r.get(2)?,
             recipient: r.get(3)?,
-            size: r.get(4)?,
-            attempts: r.get(5)?,
-            created_at: r.get(6)?,
+            attempts: r.get(4)?,
+            created_at: r.get(5)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use mail_parser::MessageParser;
 use ticketgate::config::{Config, TlsMode, Transport};
+use ticketgate::inbound::maildir::Maildir;
 use ticketgate::lifecycle::{Event, Role};
 use ticketgate::notify::{self, Notifier};
 use ticketgate::route::token;
@@ -449,18 +450,7 @@ fn a_held_write_lock_and_kill_9_repeat_at_most_concurrency_mails_per_kill() {
     let capture = Capture::start(&ca);
     // Slow enough that the backlog outlasts the held locks.
     capture.set_faults("delay DATA 0.05\n");
-    let config = AppConfig::new()
-        .without_web()
-        .set("maildir.path", "")
-        .set("outbound.transport", "smtp")
-        .set("outbound.concurrency", CONCURRENCY as i64)
-        .set("outbound.smtp.host", "localhost")
-        .set("outbound.smtp.port", capture.smtp_port() as i64)
-        .set("outbound.smtp.tls", "starttls")
-        .set("outbound.smtp.ca_file", ca.ca_pem().to_string_lossy().into_owned())
-        .set("outbound.smtp.username", SUPPORT.0)
-        .env("TICKETGATE_OUTBOUND__SMTP__PASSWORD", SUPPORT.1);
-    let mut app = App::start(config);
+    let mut app = App::start(delivering_app(&capture, &ca, CONCURRENCY).set("maildir.path", ""));
     app.kill9();
     let db_path = app.data_dir().join("ticketgate.sqlite");
     let db = Db::open(&db_path).unwrap();
@@ -502,4 +492,60 @@ fn a_held_write_lock_and_kill_9_repeat_at_most_concurrency_mails_per_kill() {
     let extra: usize = copies.values().map(|n| n - 1).sum();
     println!("queued {queued}, {KILLS} kills, extra copies {extra}");
     assert!(extra <= CONCURRENCY * KILLS, "{extra} second copies after {KILLS} kills");
+}
+
+/// The same bound while an inbound backlog competes for the write lock: `kill -9` at random
+/// points of a Maildir backlog whose notifications are being delivered.
+#[test]
+fn kill_9_during_a_running_backlog_repeats_at_most_concurrency_mails_per_kill() {
+    use rand::RngExt;
+    const MESSAGES: usize = 1_000;
+    const CONCURRENCY: usize = 4;
+    const KILLS: usize = 5;
+    let ca = TestCa::new();
+    let capture = Capture::start(&ca);
+    capture.set_faults("delay DATA 0.02\n");
+    let mut app = App::start(delivering_app(&capture, &ca, CONCURRENCY));
+    let db = Db::open(&app.data_dir().join("ticketgate.sqlite")).unwrap();
+    cast(&db);
+    app.kill9();
+    let inbox = Maildir::open(&app.data_dir().join("inbox")).unwrap();
+    for i in 0..MESSAGES {
+        let (subject, id) = (format!("Backlog {i}"), format!("backlog{i}@acme.test"));
+        inbox.deliver(&crate::pipeline::mail("mia@acme.test", SUPPORT.0, &subject, &id, "", "help")).unwrap();
+    }
+    let mut rng = rand::rng();
+    for _ in 0..KILLS {
+        app.restart();
+        std::thread::sleep(Duration::from_millis(rng.random_range(500..2000)));
+        app.kill9();
+    }
+    capture.set_faults("");
+    app.restart();
+    wait_until("the backlog ingested", LONG, || inbox.pending().unwrap().is_empty());
+    wait_until("every mail sent", LONG, || all_sent(&db));
+
+    let stored: HashSet<String> = outbox_ids(&db).into_iter().map(|(_, id, _)| id).collect();
+    let mut copies: BTreeMap<String, usize> = BTreeMap::new();
+    for m in capture.messages() {
+        *copies.entry(message_id(&m)).or_default() += 1;
+    }
+    assert_eq!(copies.keys().cloned().collect::<HashSet<_>>(), stored, "nothing lost, nothing foreign");
+    let extra: usize = copies.values().map(|n| n - 1).sum();
+    println!("{} mails, {KILLS} kills, extra copies {extra}", stored.len());
+    assert!(extra <= CONCURRENCY * KILLS, "{extra} second copies after {KILLS} kills");
+}
+
+/// `serve` delivering to `capture` over STARTTLS + AUTH with `concurrency`, the portal off.
+fn delivering_app(capture: &Capture, ca: &TestCa, concurrency: usize) -> AppConfig {
+    AppConfig::new()
+        .without_web()
+        .set("outbound.transport", "smtp")
+        .set("outbound.concurrency", concurrency as i64)
+        .set("outbound.smtp.host", "localhost")
+        .set("outbound.smtp.port", capture.smtp_port() as i64)
+        .set("outbound.smtp.tls", "starttls")
+        .set("outbound.smtp.ca_file", ca.ca_pem().to_string_lossy().into_owned())
+        .set("outbound.smtp.username", SUPPORT.0)
+        .env("TICKETGATE_OUTBOUND__SMTP__PASSWORD", SUPPORT.1)
 }
