@@ -30,6 +30,10 @@ pub enum Kind {
     NoticeDmarc,
     /// To staff whose mail named a ticket without evidence that they sent it.
     NoticeStaffUnverified,
+    /// To a sender who used another user's reply address.
+    NoticeTokenMismatch,
+    /// To staff whose mail named no ticket.
+    NoticeStaffWithoutTicket,
 }
 
 impl Kind {
@@ -46,6 +50,8 @@ impl Kind {
             Kind::NoticeRefused => "notice_refused",
             Kind::NoticeDmarc => "notice_dmarc",
             Kind::NoticeStaffUnverified => "notice_staff_unverified",
+            Kind::NoticeTokenMismatch => "notice_token_mismatch",
+            Kind::NoticeStaffWithoutTicket => "notice_staff_without_ticket",
         }
     }
 
@@ -54,7 +60,12 @@ impl Kind {
     pub fn is_notice(self) -> bool {
         matches!(
             self,
-            Kind::NoticeUnknownSender | Kind::NoticeRefused | Kind::NoticeDmarc | Kind::NoticeStaffUnverified
+            Kind::NoticeUnknownSender
+                | Kind::NoticeRefused
+                | Kind::NoticeDmarc
+                | Kind::NoticeStaffUnverified
+                | Kind::NoticeTokenMismatch
+                | Kind::NoticeStaffWithoutTicket
         )
     }
 }
@@ -132,6 +143,18 @@ template_pair!(
     "mail/notice_staff_unverified.txt",
     "mail/notice_staff_unverified.html"
 );
+template_pair!(
+    TokenMismatchText,
+    TokenMismatchHtml,
+    "mail/notice_token_mismatch.txt",
+    "mail/notice_token_mismatch.html"
+);
+template_pair!(
+    StaffWithoutTicketText,
+    StaffWithoutTicketHtml,
+    "mail/notice_staff_without_ticket.txt",
+    "mail/notice_staff_without_ticket.html"
+);
 
 /// Renders the text and the HTML part of `kind`.
 pub fn render(kind: Kind, m: &Mail) -> askama::Result<(String, String)> {
@@ -150,6 +173,8 @@ pub fn render(kind: Kind, m: &Mail) -> askama::Result<(String, String)> {
         Kind::NoticeRefused => pair(RefusedText { m }, RefusedHtml { m }),
         Kind::NoticeDmarc => pair(DmarcText { m }, DmarcHtml { m }),
         Kind::NoticeStaffUnverified => pair(StaffUnverifiedText { m }, StaffUnverifiedHtml { m }),
+        Kind::NoticeTokenMismatch => pair(TokenMismatchText { m }, TokenMismatchHtml { m }),
+        Kind::NoticeStaffWithoutTicket => pair(StaffWithoutTicketText { m }, StaffWithoutTicketHtml { m }),
     }
 }
 
@@ -175,7 +200,7 @@ pub fn human_size(bytes: u64) -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Kind; 11] = [
+    const ALL: [Kind; 13] = [
         Kind::Ack,
         Kind::NewTicket,
         Kind::Response,
@@ -187,6 +212,8 @@ mod tests {
         Kind::NoticeRefused,
         Kind::NoticeDmarc,
         Kind::NoticeStaffUnverified,
+        Kind::NoticeTokenMismatch,
+        Kind::NoticeStaffWithoutTicket,
     ];
 
     fn hostile() -> Mail {
