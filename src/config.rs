@@ -214,7 +214,7 @@ pub struct Limits {
     pub notice_interval_minutes: u64,
     /// Largest raw message accepted; larger ones are quarantined.
     pub max_message_bytes: u64,
-    /// `serve` removes quarantine entries (and their kept files) older than this many days.
+    /// `serve` removes quarantine entries (and their kept files) older than this many days; 0 keeps them.
     pub quarantine_retention_days: u64,
 }
 

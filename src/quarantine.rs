@@ -248,6 +248,33 @@ impl App {
     }
 }
 
+/// How often `serve` purges the quarantine.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// `serve`'s task: purges entries older than `limits.quarantine_retention_days`
+/// (never when 0) at start and then hourly, until shutdown. A failed purge is
+/// logged and tried again the next hour.
+pub async fn purge_regularly(app: App, mut shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
+    let days = app.config().limits.quarantine_retention_days;
+    if days == 0 {
+        return Ok(());
+    }
+    let mut tick = tokio::time::interval(PURGE_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+        }
+        let app = app.clone();
+        match tokio::task::spawn_blocking(move || app.purge_quarantine(days)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(purged = n, days, "old quarantine entries purged"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "purging the quarantine failed"),
+            Err(e) => tracing::warn!(error = %e, "purging the quarantine failed"),
+        }
+    }
+}
+
 fn active(user: Option<User>, who: &str) -> Result<User> {
     user.filter(|u| !u.disabled).ok_or_else(|| refused(format!("no active user {who}")))
 }

@@ -159,10 +159,10 @@ pub fn set_outcome(c: &Connection, key: &str, outcome: &str, ticket: Option<i64>
     Ok(())
 }
 
-/// Removes the entries that arrived before `before`; returns how many, and
+/// Removes the entries that arrived at `before` or earlier; returns how many, and
 /// the files (`raw_path`) they kept, for the caller to remove once committed.
 pub fn purge(c: &Connection, before: i64) -> Result<(usize, Vec<String>)> {
-    let mut st = c.prepare("DELETE FROM quarantine WHERE created_at < ?1 RETURNING raw_path")?;
+    let mut st = c.prepare("DELETE FROM quarantine WHERE created_at <= ?1 RETURNING raw_path")?;
     let rows = st.query_map([before], |r| r.get::<_, Option<String>>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok((rows.len(), rows.into_iter().flatten().collect()))
 }
