@@ -28,6 +28,7 @@
 
 mod auth;
 mod pages;
+mod quarantine;
 pub mod view;
 
 use std::net::SocketAddr;
@@ -65,6 +66,11 @@ pub fn app(app: App) -> Router {
         .route("/t/{id}/reply", post(pages::reply))
         .route("/t/{id}/reference", post(pages::reference))
         .route("/t/{id}/a/{attachment}", get(pages::download))
+        .route("/quarantine", get(quarantine::list))
+        .route("/quarantine/{id}", get(quarantine::entry))
+        .route("/quarantine/{id}/raw", get(quarantine::raw))
+        .route("/quarantine/{id}/release", post(quarantine::release))
+        .route("/quarantine/{id}/delete", post(quarantine::delete))
         .route("/static/portal.css", get(stylesheet))
         .route("/healthz", get(healthz))
         .fallback(not_found)
