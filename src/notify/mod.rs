@@ -66,6 +66,8 @@ pub enum Notice<'a> {
     TokenSenderMismatch { subject: &'a str },
     /// Staff mail named no ticket.
     StaffWithoutTicket { subject: &'a str },
+    /// `account` asked to add the recipient's address as an alias; `link` confirms it.
+    ConfirmAlias { account: &'a str, link: &'a str },
 }
 
 /// Queues the notifications for `event` on `ticket` (as it is after the event).
@@ -181,6 +183,11 @@ pub fn notice(tx: &Connection, n: &Notifier, to: &str, notice: &Notice, in_reply
         Notice::StaffWithoutTicket { subject } => {
             mail.subject = crate::header::clean_subject(subject);
             (Kind::NoticeStaffWithoutTicket, None, format!("Your message was not posted: {}", mail.subject))
+        }
+        Notice::ConfirmAlias { account, link } => {
+            mail.author = account.to_string();
+            mail.link = Some(link.to_string());
+            (Kind::NoticeConfirmAlias, None, "Confirm your address".to_string())
         }
         Notice::StaffUnverified { ticket, subject } => {
             mail.tag = crate::route::token::subject_tag(ticket.id);

@@ -34,6 +34,8 @@ pub enum Kind {
     NoticeTokenMismatch,
     /// To staff whose mail named no ticket.
     NoticeStaffWithoutTicket,
+    /// To an address a user asked to add as an alias: the confirmation link.
+    NoticeConfirmAlias,
 }
 
 impl Kind {
@@ -52,6 +54,7 @@ impl Kind {
             Kind::NoticeStaffUnverified => "notice_staff_unverified",
             Kind::NoticeTokenMismatch => "notice_token_mismatch",
             Kind::NoticeStaffWithoutTicket => "notice_staff_without_ticket",
+            Kind::NoticeConfirmAlias => "notice_confirm_alias",
         }
     }
 
@@ -66,6 +69,7 @@ impl Kind {
                 | Kind::NoticeStaffUnverified
                 | Kind::NoticeTokenMismatch
                 | Kind::NoticeStaffWithoutTicket
+                | Kind::NoticeConfirmAlias
         )
     }
 }
@@ -155,6 +159,7 @@ template_pair!(
     "mail/notice_staff_without_ticket.txt",
     "mail/notice_staff_without_ticket.html"
 );
+template_pair!(ConfirmAliasText, ConfirmAliasHtml, "mail/notice_confirm_alias.txt", "mail/notice_confirm_alias.html");
 
 /// Renders the text and the HTML part of `kind`.
 pub fn render(kind: Kind, m: &Mail) -> askama::Result<(String, String)> {
@@ -175,6 +180,7 @@ pub fn render(kind: Kind, m: &Mail) -> askama::Result<(String, String)> {
         Kind::NoticeStaffUnverified => pair(StaffUnverifiedText { m }, StaffUnverifiedHtml { m }),
         Kind::NoticeTokenMismatch => pair(TokenMismatchText { m }, TokenMismatchHtml { m }),
         Kind::NoticeStaffWithoutTicket => pair(StaffWithoutTicketText { m }, StaffWithoutTicketHtml { m }),
+        Kind::NoticeConfirmAlias => pair(ConfirmAliasText { m }, ConfirmAliasHtml { m }),
     }
 }
 
@@ -200,7 +206,7 @@ pub fn human_size(bytes: u64) -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Kind; 13] = [
+    const ALL: [Kind; 14] = [
         Kind::Ack,
         Kind::NewTicket,
         Kind::Response,
@@ -214,6 +220,7 @@ mod tests {
         Kind::NoticeStaffUnverified,
         Kind::NoticeTokenMismatch,
         Kind::NoticeStaffWithoutTicket,
+        Kind::NoticeConfirmAlias,
     ];
 
     fn hostile() -> Mail {

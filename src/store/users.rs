@@ -139,6 +139,15 @@ pub fn remove_alias(c: &Connection, id: i64, alias: &str) -> Result<()> {
     expect_one(c.execute("DELETE FROM aliases WHERE address = ?1 AND user_id = ?2", params![alias, id])?)
 }
 
+/// Every alias with its user's address, sorted by user then alias.
+pub fn all_aliases(c: &mut Connection) -> Result<Vec<(String, String)>> {
+    let mut st = c.prepare_cached(
+        "SELECT a.address, u.email FROM aliases a JOIN users u ON u.id = a.user_id ORDER BY u.email, a.address",
+    )?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// The user's alias addresses, sorted.
 pub fn aliases(c: &Connection, id: i64) -> Result<Vec<String>> {
     let mut st = c.prepare_cached("SELECT address FROM aliases WHERE user_id = ?1 ORDER BY address")?;

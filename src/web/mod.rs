@@ -26,6 +26,7 @@
 //!   ([`SEARCH_HITS`](crate::store::portal::SEARCH_HITS)); the page says when
 //!   older matches were left out. Lists page by 50 with no total count.
 
+mod aliases;
 mod auth;
 mod pages;
 mod quarantine;
@@ -71,6 +72,12 @@ pub fn app(app: App) -> Router {
         .route("/quarantine/{id}/raw", get(quarantine::raw))
         .route("/quarantine/{id}/release", post(quarantine::release))
         .route("/quarantine/{id}/delete", post(quarantine::delete))
+        .route("/account", get(aliases::account))
+        .route("/account/aliases", post(aliases::ask))
+        .route("/account/aliases/remove", post(aliases::remove_own))
+        .route("/alias/{token}", get(aliases::confirm_page).post(aliases::confirm))
+        .route("/aliases", get(aliases::all).post(aliases::add))
+        .route("/aliases/remove", post(aliases::remove))
         .route("/static/portal.css", get(stylesheet))
         .route("/healthz", get(healthz))
         .fallback(not_found)
@@ -172,6 +179,21 @@ pub enum WebError {
     /// The upload went over the body limit.
     TooLarge,
     Internal(String),
+}
+
+impl WebError {
+    /// A refusal of the store (`Conflict`) said as it is; anything else as usual.
+    fn refusal(e: StoreError) -> WebError {
+        match e {
+            StoreError::Conflict(why) => WebError::BadRequest(format!("Not done: {why}.")),
+            e => e.into(),
+        }
+    }
+}
+
+/// Staff pass; anyone else gets the same "not found" as for a page that does not exist.
+fn staff_only(viewer: &auth::Viewer) -> Result<(), WebError> {
+    if viewer.user.role.is_staff() { Ok(()) } else { Err(WebError::NotFound) }
 }
 
 impl From<StoreError> for WebError {

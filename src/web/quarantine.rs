@@ -12,11 +12,10 @@ use serde::Deserialize;
 
 use super::auth::Viewer;
 use super::view::{self, Nav, Time};
-use super::{WebError, blocking, html};
+use super::{WebError, blocking, html, staff_only};
 use crate::app::App;
 use crate::policy::attachments;
 use crate::quarantine::{Release, Target, notice_text};
-use crate::store::StoreError;
 use crate::store::inbound::{self, QuarantineEntry};
 use crate::store::users;
 
@@ -68,18 +67,13 @@ pub struct Entry {
     pub teams: Vec<String>,
 }
 
-/// A staff viewer, or "not found" for anyone else.
-fn staff(viewer: &Viewer) -> Result<(), WebError> {
-    if viewer.user.role.is_staff() { Ok(()) } else { Err(WebError::NotFound) }
-}
-
 fn parse_id(s: &str) -> Result<i64, WebError> {
     s.parse::<i64>().ok().filter(|n| *n > 0).ok_or(WebError::NotFound)
 }
 
 /// GET /quarantine.
 pub async fn list(State(app): State<App>, viewer: Viewer) -> Result<Response, WebError> {
-    staff(&viewer)?;
+    staff_only(&viewer)?;
     let db = app.db().clone();
     let entries = blocking(move || Ok(db.with(|c| inbound::quarantined(c, LIST_LIMIT))?)).await?;
     let rows = entries
@@ -98,7 +92,7 @@ pub async fn list(State(app): State<App>, viewer: Viewer) -> Result<Response, We
 
 /// GET /quarantine/{id}.
 pub async fn entry(State(app): State<App>, viewer: Viewer, Path(id): Path<String>) -> Result<Response, WebError> {
-    staff(&viewer)?;
+    staff_only(&viewer)?;
     let id = parse_id(&id)?;
     let nav = viewer.nav();
     let page = blocking(move || {
@@ -158,7 +152,7 @@ fn entry_page(app: &App, nav: Nav, q: QuarantineEntry, stored: &[u8], teams: Vec
 
 /// GET /quarantine/{id}/raw: the message as a `.eml` download.
 pub async fn raw(State(app): State<App>, viewer: Viewer, Path(id): Path<String>) -> Result<Response, WebError> {
-    staff(&viewer)?;
+    staff_only(&viewer)?;
     let id = parse_id(&id)?;
     let bytes = blocking(move || Ok(app.quarantined_message(id)?)).await?;
     let mut res = bytes.into_response();
@@ -199,7 +193,7 @@ pub async fn release(
     Path(id): Path<String>,
     Form(form): Form<ReleaseForm>,
 ) -> Result<Response, WebError> {
-    staff(&viewer)?;
+    staff_only(&viewer)?;
     let id = parse_id(&id)?;
     viewer.check_csrf(&form.csrf)?;
     let target = match form.target.as_str() {
@@ -222,7 +216,7 @@ pub async fn release(
     let by = viewer.user.email.clone();
     let outcome = blocking(move || {
         let r = Release { target, as_user: as_user.as_deref(), add_alias, by: &by };
-        app.release(id, &r).map_err(refusal)
+        app.release(id, &r).map_err(WebError::refusal)
     })
     .await?;
     Ok(match outcome.ticket() {
@@ -244,18 +238,10 @@ pub async fn delete(
     Path(id): Path<String>,
     Form(form): Form<DeleteForm>,
 ) -> Result<Response, WebError> {
-    staff(&viewer)?;
+    staff_only(&viewer)?;
     let id = parse_id(&id)?;
     viewer.check_csrf(&form.csrf)?;
     let by = viewer.user.email.clone();
-    blocking(move || app.delete_quarantined(id, &by).map_err(refusal)).await?;
+    blocking(move || app.delete_quarantined(id, &by).map_err(WebError::refusal)).await?;
     Ok(Redirect::to("/quarantine").into_response())
-}
-
-/// A refused action is said as it is; anything else is an error page.
-fn refusal(e: StoreError) -> WebError {
-    match e {
-        StoreError::Conflict(why) => WebError::BadRequest(format!("Not done: {why}.")),
-        e => e.into(),
-    }
 }

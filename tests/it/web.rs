@@ -969,3 +969,91 @@ async fn the_quarantine_is_staff_only_and_a_release_posts_once() {
     let list = w.get("/quarantine", Some(&agent)).await;
     assert!(!list.body.contains(&format!("/quarantine/{gone}\"")) && list.body.contains("Nothing is waiting"));
 }
+
+#[tokio::test]
+async fn an_alias_counts_only_after_its_signed_link_is_confirmed_by_its_user() {
+    let w = world();
+    let (jane, boss, agent) = (w.session(w.member), w.session(w.admin), w.session(w.staff));
+    let home = |id: &str| {
+        format!(
+            "From: jane@home.test\r\nTo: support@example.test\r\nSubject: From home\r\nMessage-ID: <{id}>\r\n\r\nHi\r\n"
+        )
+    };
+    let asked = w.form("/account/aliases", Some(&jane), &[("csrf", &jane.csrf), ("alias", "Jane@Home.test")]).await;
+    assert_eq!(asked.status, StatusCode::OK);
+    assert!(asked.body.contains("A confirmation link was mailed to jane@home.test"), "{}", asked.body);
+    let mailed: Vec<u8> = w
+        .pipeline
+        .db()
+        .with(|c| {
+            Ok(c.query_row("SELECT raw FROM outbox WHERE kind = 'notice' AND recipient = 'jane@home.test'", [], |r| {
+                r.get(0)
+            })?)
+        })
+        .unwrap();
+    let mailed = String::from_utf8_lossy(&mailed).replace("=\r\n", "");
+    let at = mailed.find("http://portal.test/alias/").expect("the link is in the mail") + "http://portal.test".len();
+    let path: String = mailed[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || "/.".contains(*c)).collect();
+    let out = w.pipeline.ingest(home("h1@home.test").as_bytes(), "support").unwrap();
+    assert_eq!(out.quarantine_reason(), Some("unknown_sender"), "not before it is confirmed");
+
+    assert!(w.get(&path, None).await.is_login_redirect(), "the link asks for a login first");
+    assert_eq!(w.get(&path, Some(&boss)).await.status, StatusCode::NOT_FOUND, "only for the user who asked");
+    let confirm = w.get(&path, Some(&jane)).await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("jane@home.test") && confirm.body.contains("id=\"confirm\""));
+    let aliases = || w.pipeline.db().with(|c| users::aliases(c, w.member)).unwrap();
+    assert!(aliases().is_empty(), "opening the link alone changes nothing");
+
+    let last = path.chars().last().unwrap();
+    let tampered = format!("{}{}", &path[..path.len() - 1], if last == 'a' { 'b' } else { 'a' });
+    let expired = ticketgate::deeplink::AliasLink { user: w.member, alias: "jane@home.test".into(), expires: 1 };
+    let expired = format!("/alias/{}", expired.token(w.pipeline.keys()));
+    let forged_user = path.replacen(&format!("/alias/{}.", w.member), &format!("/alias/{}.", w.admin), 1);
+    for (bad, status) in
+        [(&tampered, StatusCode::NOT_FOUND), (&expired, StatusCode::GONE), (&forged_user, StatusCode::NOT_FOUND)]
+    {
+        assert_eq!(w.get(bad, Some(&jane)).await.status, status, "{bad}");
+        assert_eq!(w.form(bad, Some(&jane), &[("csrf", &jane.csrf)]).await.status, status, "{bad}");
+    }
+    assert_eq!(w.form(&path, Some(&jane), &[("csrf", "forged")]).await.status, StatusCode::FORBIDDEN);
+    assert!(aliases().is_empty(), "refused links add nothing");
+
+    let done = w.form(&path, Some(&jane), &[("csrf", &jane.csrf)]).await;
+    assert_eq!((done.status, done.location()), (StatusCode::SEE_OTHER, "/account"));
+    assert_eq!(aliases(), vec!["jane@home.test".to_string()]);
+    assert!(w.get("/account", Some(&jane)).await.body.contains("jane@home.test"));
+    let out = w.pipeline.ingest(home("h2@home.test").as_bytes(), "support").unwrap();
+    let ticket = out.ticket().expect("mail from the alias is Jane's");
+    assert_eq!(w.ticket_row(ticket).opener_id, w.member);
+
+    // Staff manage anyone's aliases at once; customers see nothing of it.
+    assert_eq!(w.get("/aliases", Some(&jane)).await.status, StatusCode::NOT_FOUND);
+    let r = w
+        .form("/aliases", Some(&jane), &[("csrf", &jane.csrf), ("email", "boss@acme.test"), ("alias", "b@x.test")])
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = w
+        .form("/aliases", Some(&agent), &[("csrf", &agent.csrf), ("email", "boss@acme.test"), ("alias", "b@x.test")])
+        .await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/aliases"));
+    let list = w.get("/aliases", Some(&agent)).await;
+    assert!(list.body.contains("b@x.test") && list.body.contains("jane@home.test"), "{}", list.body);
+    let r = w
+        .form(
+            "/aliases",
+            Some(&agent),
+            &[("csrf", &agent.csrf), ("email", "boss@acme.test"), ("alias", "jane@home.test")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "another user's alias is refused");
+    let r = w
+        .form(
+            "/aliases/remove",
+            Some(&agent),
+            &[("csrf", &agent.csrf), ("email", "boss@acme.test"), ("alias", "b@x.test")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(w.pipeline.db().with(|c| users::aliases(c, w.admin)).unwrap().is_empty());
+}
