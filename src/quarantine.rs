@@ -8,7 +8,9 @@
 //!   entry, from the portal and the command line at once, post it once.
 //! - The released message is posted with its own Message-ID, raw message
 //!   (its `Date:` header included), attachments through the attachment
-//!   policy and the notifications of any mail; the idempotency record
+//!   policy and the notifications of any mail, and is dated when it arrived
+//!   (not by its `Date:` header, which the sender writes); the ticket is
+//!   updated at the release. The idempotency record
 //!   (`processed`) then holds its new outcome, so a re-delivery of the same
 //!   mail is a duplicate of the posted message.
 //! - Without a ticket or a team, a release threads the message as the
@@ -92,6 +94,9 @@ impl App {
             }
             if let Some(key) = &entry.key {
                 inbound::set_outcome(tx, key, outcome.label(), outcome.ticket())?;
+            }
+            if let Outcome::Opened { message, .. } | Outcome::Replied { message, .. } = &outcome {
+                tickets::set_message_date(tx, *message, entry.created_at)?;
             }
             if let Some(t) = outcome.ticket() {
                 let note = format!("quarantine entry #{id} ({}) released by {}", entry.reason, r.by);

@@ -70,6 +70,9 @@ fn an_unknown_sender_is_told_only_when_proven_and_is_released_as_a_new_ticket_fo
     let message_id: String =
         w.db(|c| c.query_row("SELECT message_id FROM messages WHERE ticket_id = ?1", [ticket], |r| r.get(0)).unwrap());
     assert_eq!(message_id, "p1@home.test", "the original Message-ID is kept");
+    let dated: i64 =
+        w.db(|c| c.query_row("SELECT created_at FROM messages WHERE ticket_id = ?1", [ticket], |r| r.get(0)).unwrap());
+    assert_eq!(dated, w.entry(id).created_at, "dated when it arrived, not when released");
     assert_eq!(w.mails_to("jane@home.test", "ack"), 1, "the opener hears of it like any new ticket");
     assert_eq!(w.mails_to(STAFF, "new_ticket"), staff_before + 1, "staff hear of it like any new ticket");
     let resolution = w.entry(id).resolution.unwrap();
@@ -179,6 +182,19 @@ fn mail_from_an_alias_is_the_user_and_a_release_can_add_the_alias() {
     let opener: i64 =
         w.db(|c| c.query_row("SELECT opener_id FROM tickets WHERE id = ?1", [ticket], |r| r.get(0)).unwrap());
     assert_eq!(opener, w.member);
+    // Her reply token and a trusted check of the alias's domain are evidence for her.
+    let to = w.reply_address(t, w.member);
+    let by_token = mail("jane@home.test", &to, "Re: Printer on fire", "a4@home.test", "", "By token");
+    assert!(matches!(w.ingest(&by_token), Outcome::Replied { ticket, .. } if ticket == t));
+    let proven = "Authentication-Results: mx.example.test; dmarc=pass header.from=home.test\r\n";
+    let refs = "In-Reply-To: <open@acme.test>\r\n";
+    let by_ref = mail("jane@home.test", "support@example.test", "Re", "a5@home.test", &format!("{proven}{refs}"), "x");
+    assert!(matches!(w.ingest(&by_ref), Outcome::Replied { ticket, .. } if ticket == t));
+    let unverified: Vec<(String, bool)> = w.db(|c| {
+        let mut st = c.prepare("SELECT message_id, unverified FROM messages WHERE message_id IN ('a4@home.test', 'a5@home.test') ORDER BY id").unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    });
+    assert_eq!(unverified, vec![("a4@home.test".into(), false), ("a5@home.test".into(), false)], "both verified");
     w.db(|c| users::remove_alias(c, w.member, "jane@home.test").unwrap());
     let after = mail("jane@home.test", "support@example.test", "Third", "a3@home.test", "", "x");
     assert_eq!(w.ingest(&after).quarantine_reason(), Some("unknown_sender"));
