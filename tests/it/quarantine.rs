@@ -277,3 +277,35 @@ fn the_commands_show_release_delete_and_serve_purges_old_entries() {
     let (code, out) = cli(&app, &["quarantine", "purge", "--older-than", "0"]);
     assert_eq!((code, out.as_str()), (0, "2 quarantine entries purged\n"));
 }
+
+#[test]
+fn unverified_staff_dmarc_failures_and_ambiguous_senders_tell_the_right_address_or_nobody() {
+    let w = world();
+    let t = w.open();
+    let subject = format!("Re: [#{t}] Printer on fire");
+    let raw = mail(STAFF, "support@example.test", &subject, "su1@x.test", "", "Replace the fuser.");
+    let id = w.quarantined(&raw, "staff_unverified");
+    assert_eq!(w.entry(id).notice.as_deref(), Some("sent to agent@example.test"), "the staff address is told");
+    let out = w.release(id, Target::Thread, None).unwrap();
+    assert!(matches!(out, Outcome::Replied { ticket, .. } if ticket == t), "onto the ticket it named: {out:?}");
+    assert_eq!(w.mails_to("jane@acme.test", "response"), 1, "the customer gets the response");
+
+    let failed = |from: &str, domain: &str, id: &str| {
+        let extra = format!("Authentication-Results: mx.example.test; dmarc=fail header.from={domain}\r\n");
+        mail(from, "support@example.test", "Pay now", id, &extra, "Wire the money.")
+    };
+    let known = w.quarantined(&failed("jane@acme.test", "acme.test", "d1@acme.test"), "dmarc_fail");
+    assert_eq!(w.entry(known).notice.as_deref(), Some("sent to jane@acme.test"), "the real owner hears of it");
+    let stranger = w.quarantined(&failed("ceo@bank.test", "bank.test", "d2@bank.test"), "dmarc_fail");
+    assert!(w.entry(stranger).notice.unwrap().starts_with("not sent: ceo@bank.test"), "a forged stranger is not");
+    assert_eq!(w.notices_to("ceo@bank.test"), 0);
+    let out = w.release(known, Target::Thread, None).unwrap();
+    assert!(matches!(out, Outcome::Opened { .. }), "a new ticket in Jane's team: {out:?}");
+
+    let before = w.count("SELECT count(*) FROM outbox");
+    let two = b"From: jane@acme.test\r\nFrom: boss@acme.test\r\nTo: support@example.test\r\nSubject: x\r\n\
+                Message-ID: <amb@acme.test>\r\n\r\nhi\r\n";
+    let id = w.quarantined(two, "ambiguous_sender");
+    assert_eq!(w.entry(id).notice, None, "no single sender, nobody to tell");
+    assert_eq!(w.count("SELECT count(*) FROM outbox"), before);
+}
