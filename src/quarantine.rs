@@ -290,5 +290,5 @@ fn refused(why: String) -> StoreError {
 
 /// What the sender of an entry was told, in words.
 pub fn notice_text(q: &QuarantineEntry) -> &str {
-    q.notice.as_deref().unwrap_or("not sent: no notice is sent for this reason")
+    q.notice.as_deref().unwrap_or("none: no notice is sent for this reason (or the entry is older than notice records)")
 }

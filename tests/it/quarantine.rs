@@ -149,7 +149,7 @@ fn without_a_single_sender_nobody_is_told_and_the_entry_says_so() {
     let id = w.quarantined(raw, "no_sender");
     assert_eq!(w.count("SELECT count(*) FROM outbox"), 0);
     let entry = w.entry(id);
-    assert_eq!(ticketgate::quarantine::notice_text(&entry), "not sent: no notice is sent for this reason");
+    assert!(ticketgate::quarantine::notice_text(&entry).starts_with("none: no notice is sent for this reason"));
     let out = w.release(id, Target::Thread, None);
     assert!(matches!(&out, Err(StoreError::Conflict(why)) if why.contains("not a known user")), "{out:?}");
     w.pipeline.delete_quarantined(id, STAFF).unwrap();

@@ -934,6 +934,10 @@ async fn the_quarantine_is_staff_only_and_a_release_posts_once() {
     assert!(w.get("/", Some(&agent)).await.body.contains("href=\"/quarantine\""), "staff have a menu entry");
     let page = w.get(&format!("/quarantine/{q}"), Some(&agent)).await;
     assert_eq!(page.status, StatusCode::OK);
+    for r in [&list, &page] {
+        let csp = r.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("default-src 'none'") && !r.body.contains("<script") && !r.body.contains("style=\""));
+    }
     for shown in ["The toner is low.", "scan.pdf", "accepted", "q1@home.test", "not sent: pat@home.test", ".eml"] {
         assert!(page.body.contains(shown), "the entry page shows {shown:?}: {}", page.body);
     }
