@@ -510,6 +510,10 @@ fn user(db: &Db, c: UserCommand) -> anyhow::Result<i32> {
                 if let Some(b) = &u.bouncing {
                     flags.push(format!("bouncing: {b}"));
                 }
+                let aliases = db.with(|c| users::aliases(c, u.id))?;
+                if !aliases.is_empty() {
+                    flags.push(format!("aliases: {}", aliases.join(", ")));
+                }
                 println!("{}\t{}\t{}\t{team}\t{}", u.id, u.email, u.role.as_str(), flags.join("; "));
             }
         }

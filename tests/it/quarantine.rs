@@ -242,6 +242,17 @@ fn the_commands_show_release_delete_and_serve_purges_old_entries() {
     let inbox = ticketgate::inbound::maildir::Maildir::open(&app.data_dir().join("inbox")).unwrap();
     let (code, out) = cli(&app, &["team", "add", "Acme"]);
     assert_eq!(code, 0, "{out}");
+    let (code, out) =
+        cli(&app, &["user", "add", "pat@acme.test", "--role", "member", "--team", "Acme", "--no-password"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cli(&app, &["user", "alias", "add", "pat@acme.test", "Pat@Home.test"]);
+    assert_eq!((code, out.as_str()), (0, "pat@acme.test is now also pat@home.test\n"));
+    let (_, out) = cli(&app, &["user", "list"]);
+    assert!(out.contains("aliases: pat@home.test"), "{out}");
+    let (code, _) = cli(&app, &["user", "alias", "remove", "pat@acme.test", "pat@home.test"]);
+    assert_eq!(code, 0);
+    let (code, out) = cli(&app, &["user", "alias", "remove", "pat@acme.test", "pat@home.test"]);
+    assert!(code != 0 && out.contains("no such alias"), "{out}");
     for (i, from) in ["jane@home.test", "old@home.test", "gone@home.test"].iter().enumerate() {
         inbox.deliver(&mail(from, "support@example.test", "Printer", &format!("c{i}@home.test"), "", "Help")).unwrap();
         wait_until("quarantined", Duration::from_secs(30), || {
