@@ -149,6 +149,9 @@ pub enum UserCommand {
     },
     /// List the users with their role, team and marks.
     List,
+    /// A user's extra addresses: mail from an alias is that user.
+    #[command(subcommand)]
+    Alias(AliasCommand),
     /// Stop a user from logging in and from writing by mail.
     Disable {
         /// The user's mail address.
@@ -175,6 +178,24 @@ pub enum UserCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Make ALIAS an address of the user (it counts at once).
+    Add {
+        /// The user's mail address.
+        email: String,
+        /// The extra address.
+        alias: String,
+    },
+    /// Remove one of the user's extra addresses.
+    Remove {
+        /// The user's mail address.
+        email: String,
+        /// The extra address.
+        alias: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
     /// List the newest mails with their state.
     List,
@@ -192,6 +213,36 @@ pub enum QuarantineCommand {
         /// How many to show.
         #[arg(long, default_value_t = 50)]
         limit: i64,
+    },
+    /// Show one entry: reason, detail, notice, size, what was done, and the headers.
+    Show {
+        /// The entry's id (from `quarantine list`).
+        id: i64,
+    },
+    /// Post the message through the pipeline: where it would have gone, onto a ticket, or as a new ticket.
+    Release {
+        /// The entry's id (from `quarantine list`).
+        id: i64,
+        /// Post it as a reply on this ticket.
+        #[arg(long, conflicts_with = "team")]
+        ticket: Option<i64>,
+        /// Open a new ticket for this team (a sender who is no user becomes its member).
+        #[arg(long)]
+        team: Option<String>,
+        /// Post it as from this user instead of the sender.
+        #[arg(long = "as", value_name = "EMAIL")]
+        as_user: Option<String>,
+    },
+    /// Delete the message; the entry keeps who deleted it and when.
+    Delete {
+        /// The entry's id (from `quarantine list`).
+        id: i64,
+    },
+    /// Remove entries (and their kept files) older than DAYS days.
+    Purge {
+        /// Age in days.
+        #[arg(long)]
+        older_than: u64,
     },
 }
 
@@ -219,23 +270,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             outbox(open(config)?.db(), c)?;
             Ok(0)
         }
-        Command::Quarantine(QuarantineCommand::List { limit }) => {
-            let app = open(config)?;
-            let db = app.db();
-            let mut out = std::io::stdout().lock();
-            for q in db.with(|c| crate::store::inbound::quarantined(c, limit))? {
-                writeln!(
-                    out,
-                    "{}\t{}\t{}\t{}\t{}",
-                    q.id,
-                    q.reason,
-                    q.sender.as_deref().unwrap_or("-"),
-                    q.subject.as_deref().unwrap_or("-"),
-                    q.detail
-                )?;
-            }
-            Ok(0)
-        }
+        Command::Quarantine(c) => quarantine(&open(config)?, c),
         Command::Migrate => {
             let app = open(config)?;
             println!("database {} is up to date", app.config().store.path.display());
@@ -264,6 +299,77 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// Who acts from the command line, for the quarantine's record.
+fn cli_actor() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default();
+    if user.is_empty() { "command line".into() } else { format!("command line ({user})") }
+}
+
+fn quarantine(app: &App, c: QuarantineCommand) -> anyhow::Result<i32> {
+    use crate::quarantine::{Release, Target};
+    use crate::store::inbound;
+    let mut out = std::io::stdout().lock();
+    match c {
+        QuarantineCommand::List { limit } => {
+            for q in app.db().with(|c| inbound::quarantined(c, limit))? {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}",
+                    q.id,
+                    q.reason,
+                    q.sender.as_deref().unwrap_or("-"),
+                    q.subject.as_deref().unwrap_or("-"),
+                    q.detail
+                )?;
+            }
+        }
+        QuarantineCommand::Show { id } => {
+            let q = app.db().with(|c| inbound::entry(c, id)).with_context(|| format!("no quarantine entry #{id}"))?;
+            writeln!(out, "entry:    #{}", q.id)?;
+            writeln!(out, "reason:   {}", q.reason)?;
+            writeln!(out, "detail:   {}", q.detail)?;
+            writeln!(out, "source:   {}", q.source)?;
+            writeln!(out, "arrived:  {}", crate::web::view::time(q.created_at).text)?;
+            writeln!(out, "notice:   {}", crate::quarantine::notice_text(&q))?;
+            match &q.raw_path {
+                Some(path) => writeln!(out, "size:     kept in {path} ({} bytes of headers stored)", q.stored_bytes)?,
+                None => writeln!(out, "size:     {} bytes", q.stored_bytes)?,
+            }
+            if let Some(r) = &q.resolution {
+                writeln!(out, "done:     {} by {} at {}", r.what, r.by, crate::web::view::time(r.at).text)?;
+            }
+            writeln!(out)?;
+            let raw = app.db().with(|c| inbound::raw(c, id))?;
+            out.write_all(crate::parse::header_section(&raw))?;
+        }
+        QuarantineCommand::Release { id, ticket, team, as_user } => {
+            let target = match (ticket, team) {
+                (Some(n), _) => Target::Ticket(n),
+                (None, Some(t)) => Target::Team(t),
+                (None, None) => Target::Thread,
+            };
+            let by = cli_actor();
+            let r = Release { target, as_user: as_user.as_deref(), add_alias: false, by: &by };
+            match app.release(id, &r) {
+                Ok(outcome) => writeln!(out, "#{id}\t{}", describe(&outcome))?,
+                Err(crate::store::StoreError::NotFound) => bail!("no quarantine entry #{id}"),
+                Err(crate::store::StoreError::Conflict(why)) => bail!("#{id} not released: {why}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        QuarantineCommand::Delete { id } => match app.delete_quarantined(id, &cli_actor()) {
+            Ok(()) => writeln!(out, "#{id}\tdeleted")?,
+            Err(crate::store::StoreError::NotFound) => bail!("no quarantine entry #{id}"),
+            Err(e) => return Err(e.into()),
+        },
+        QuarantineCommand::Purge { older_than } => {
+            let n = app.purge_quarantine(older_than)?;
+            writeln!(out, "{n} quarantine entr{} purged", if n == 1 { "y" } else { "ies" })?;
+        }
+    }
+    Ok(0)
 }
 
 /// `ticketgate backup FILE [--blobs DIR]`: the database first, then the
@@ -414,6 +520,10 @@ fn user(db: &Db, c: UserCommand) -> anyhow::Result<i32> {
                 if let Some(b) = &u.bouncing {
                     flags.push(format!("bouncing: {b}"));
                 }
+                let aliases = db.with(|c| users::aliases(c, u.id))?;
+                if !aliases.is_empty() {
+                    flags.push(format!("aliases: {}", aliases.join(", ")));
+                }
                 println!("{}\t{}\t{}\t{team}\t{}", u.id, u.email, u.role.as_str(), flags.join("; "));
             }
         }
@@ -423,6 +533,15 @@ fn user(db: &Db, c: UserCommand) -> anyhow::Result<i32> {
             let user = db.with(|c| users::by_email(c, &email))?.context("no such user")?;
             let hash = crate::password::hash(&password_or_prompt(password)?);
             db.with(|c| users::set_password(c, user.id, &hash))?;
+        }
+        UserCommand::Alias(AliasCommand::Add { email, alias }) => {
+            let user = db.with(|c| users::by_email(c, &email))?.context("no such user")?;
+            db.with(|c| users::add_alias(c, user.id, &alias, crate::clock::now()))?;
+            println!("{} is now also {}", user.email, crate::address::normalize(&alias));
+        }
+        UserCommand::Alias(AliasCommand::Remove { email, alias }) => {
+            let user = db.with(|c| users::by_email(c, &email))?.context("no such user")?;
+            db.with(|c| users::remove_alias(c, user.id, &alias)).context("no such alias of that user")?;
         }
         UserCommand::ClearBounce { email } => {
             if !db.with(|c| users::set_bouncing(c, &email, None))? {

@@ -214,6 +214,8 @@ pub struct Limits {
     pub notice_interval_minutes: u64,
     /// Largest raw message accepted; larger ones are quarantined.
     pub max_message_bytes: u64,
+    /// `serve` removes quarantine entries (and their kept files) older than this many days; 0 keeps them.
+    pub quarantine_retention_days: u64,
 }
 
 impl Default for Config {
@@ -342,7 +344,7 @@ impl Default for AttachmentRules {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { notice_interval_minutes: 60, max_message_bytes: 40 * 1024 * 1024 }
+        Limits { notice_interval_minutes: 60, max_message_bytes: 40 * 1024 * 1024, quarantine_retention_days: 30 }
     }
 }
 

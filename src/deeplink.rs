@@ -65,6 +65,57 @@ impl Link {
     }
 }
 
+const ALIAS_PURPOSE: &str = "alias-confirm";
+/// Alias links grant something, so they carry the whole HMAC.
+const ALIAS_SIG_BYTES: usize = 32;
+
+/// The link mailed to an address a user asked to add as an alias: opening it
+/// (logged in as that user) proves the address is theirs. Signed over the
+/// user, the address and the expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasLink {
+    pub user: i64,
+    /// The address, normalised.
+    pub alias: String,
+    pub expires: i64,
+}
+
+impl AliasLink {
+    fn data(&self) -> String {
+        format!("{}:{}:{}", self.user, self.alias, self.expires)
+    }
+
+    /// `USER.EXPIRES.ALIAS(base32).SIG`.
+    pub fn token(&self, keys: &Keyring) -> String {
+        let sig = keys.sign_b32(ALIAS_PURPOSE, self.data().as_bytes(), ALIAS_SIG_BYTES);
+        format!("{}.{}.{}.{sig}", self.user, self.expires, crate::signing::b32(self.alias.as_bytes()))
+    }
+
+    pub fn url(&self, base: &str, keys: &Keyring) -> String {
+        format!("{}/alias/{}", base.trim_end_matches('/'), self.token(keys))
+    }
+
+    /// Checks signature first, then expiry.
+    pub fn verify(keys: &Keyring, token: &str, now: i64) -> Result<AliasLink, LinkError> {
+        let parts: Vec<&str> = token.split('.').collect();
+        let [u, e, a, sig] = parts[..] else { return Err(LinkError::Invalid) };
+        let num = |s: &str| s.parse::<i64>().map_err(|_| LinkError::Invalid);
+        let alias = data_encoding::BASE32_NOPAD
+            .decode(a.to_ascii_uppercase().as_bytes())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or(LinkError::Invalid)?;
+        let link = AliasLink { user: num(u)?, alias, expires: num(e)? };
+        if !keys.verify_b32(ALIAS_PURPOSE, link.data().as_bytes(), sig, ALIAS_SIG_BYTES) {
+            return Err(LinkError::Invalid);
+        }
+        if now > link.expires {
+            return Err(LinkError::Expired);
+        }
+        Ok(link)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +137,27 @@ mod tests {
         let cut = tok.replacen(sig, &crate::signing::b32(&bytes[..8]), 1);
         assert_eq!(Link::verify(&k, &cut, 0), Err(LinkError::Invalid), "8 of 16 bytes never verify");
         assert!(link.url("http://h/", &k).starts_with("http://h/l/4.17.2.1000."));
+    }
+
+    #[test]
+    fn alias_links_verify_expire_and_resist_tampering() {
+        let k = Keyring::new(vec![vec![9; 32]]);
+        let link = AliasLink { user: 3, alias: "jane@home.test".into(), expires: 1000 };
+        let tok = link.token(&k);
+        assert_eq!(AliasLink::verify(&k, &tok, 1000), Ok(link.clone()));
+        assert_eq!(AliasLink::verify(&k, &tok, 1001), Err(LinkError::Expired));
+        let other = crate::signing::b32(b"eve@evil.test");
+        let parts: Vec<&str> = tok.split('.').collect();
+        for tampered in [
+            tok.replacen("3.", "4.", 1),
+            tok.replacen(".1000.", ".9999.", 1),
+            [parts[0], parts[1], &other, parts[3]].join("."),
+            tok[..tok.len() - 1].to_string(),
+        ] {
+            assert_eq!(AliasLink::verify(&k, &tampered, 0), Err(LinkError::Invalid), "{tampered}");
+        }
+        let sig = parts[3];
+        assert_eq!(data_encoding::BASE32_NOPAD.decode(sig.to_ascii_uppercase().as_bytes()).unwrap().len(), 32);
+        assert!(link.url("http://h/", &k).starts_with("http://h/alias/3.1000."));
     }
 }

@@ -40,6 +40,7 @@ pub mod app;
 pub mod deeplink;
 pub mod notify;
 pub mod pipeline;
+pub mod quarantine;
 
 pub mod inbound;
 pub mod outbound;

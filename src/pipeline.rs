@@ -387,7 +387,7 @@ impl App {
         let trusted = &self.config.security.trusted_authserv_ids;
         let named = sender::of(&p.from_headers, &p.authentication_results, trusted);
         let sender = match &named.address {
-            Some(a) => users::by_email(tx, a)?.filter(|u| !u.disabled),
+            Some(a) => users::by_address(tx, a)?.filter(|u| !u.disabled),
             None => None,
         };
 
@@ -426,16 +426,11 @@ impl App {
         let Some(from) = named.address.as_deref() else {
             return quarantine(tx, &key, "no_sender", "the message has no From address", source, Some(p), raw, now);
         };
+        let told = Told { tx, notifier: &notifier, to: from, known: sender.is_some(), named: &named, p };
         if sender::dmarc_fails(&p.authentication_results, trusted) {
-            notify::notice(
-                tx,
-                &notifier,
-                from,
-                &Notice::DmarcQuarantined { subject: &p.subject },
-                p.message_id.as_deref(),
-            )?;
+            let notice = told.tell(&Notice::DmarcQuarantined { subject: &p.subject })?;
             let detail = "a trusted Authentication-Results header reports dmarc=fail";
-            return quarantine(tx, &key, "dmarc_fail", detail, source, Some(p), raw, now);
+            return quarantine(tx, &key, "dmarc_fail", detail, source, Some(p), raw, now).and_then(noted(tx, &notice));
         }
 
         let mut facts = self.gather(tx, p, sender.as_ref())?;
@@ -450,13 +445,13 @@ impl App {
             }
             Route::StaffUnverified { ticket } => {
                 let ticket = tickets::get(tx, ticket)?;
-                let notice = Notice::StaffUnverified { ticket: &ticket, subject: &p.subject };
-                notify::notice(tx, &notifier, from, &notice, p.message_id.as_deref())?;
+                let notice = told.tell(&Notice::StaffUnverified { ticket: &ticket, subject: &p.subject })?;
                 let detail = format!(
                     "{from} is staff; the mail names ticket {} but carries no reply token and no trusted authentication",
                     ticket.id
                 );
                 quarantine(tx, &key, "staff_unverified", &detail, source, Some(p), raw, now)
+                    .and_then(noted(tx, &notice))
             }
             Route::NewTicket { verified } => {
                 let author = match sender {
@@ -475,37 +470,58 @@ impl App {
                         now,
                     );
                 };
-                let uploads = self.uploads(p);
-                let post = mail_post(&author, p, raw, &uploads, verified);
-                let posted = actions::open(tx, env, team, &p.subject, source, &post)?;
-                self.tell_refused(tx, &notifier, &author, &posted, p)?;
-                inbound::mark_processed(tx, &key, "opened", Some(posted.ticket.id), now)?;
-                Ok(Outcome::Opened { ticket: posted.ticket.id, message: posted.message })
+                self.open_ticket(tx, env, &notifier, (team, source), &author, p, raw, &key, verified)
             }
             Route::UnknownSender => {
-                notify::notice(
-                    tx,
-                    &notifier,
-                    from,
-                    &Notice::UnknownSender { subject: &p.subject },
-                    p.message_id.as_deref(),
-                )?;
+                let notice = told.tell(&Notice::UnknownSender { subject: &p.subject })?;
                 let detail = format!("{from} is not a known user");
-                quarantine(tx, &key, "unknown_sender", &detail, source, Some(p), raw, now)
+                quarantine(tx, &key, "unknown_sender", &detail, source, Some(p), raw, now).and_then(noted(tx, &notice))
             }
             Route::TokenSenderMismatch { ticket } => {
+                let notice = told.tell(&Notice::TokenSenderMismatch { subject: &p.subject })?;
                 let detail = format!("{from} used the reply address of another user on ticket {ticket}");
-                quarantine(tx, &key, "token_sender_mismatch", &detail, source, Some(p), raw, now)
+                let outcome = quarantine(tx, &key, "token_sender_mismatch", &detail, source, Some(p), raw, now)
+                    .and_then(noted(tx, &notice))?;
+                if let Outcome::Quarantined { id, .. } = &outcome {
+                    let note = format!("{detail}; it is held as quarantine entry #{id} (notice {notice})");
+                    tickets::add_event(tx, ticket, "token_sender_mismatch", &note, now)?;
+                }
+                Ok(outcome)
             }
             Route::StaffWithoutTicket => {
+                let notice = told.tell(&Notice::StaffWithoutTicket { subject: &p.subject })?;
                 let detail = format!("{from} is staff and the mail names no ticket");
                 quarantine(tx, &key, "staff_without_ticket", &detail, source, Some(p), raw, now)
+                    .and_then(noted(tx, &notice))
             }
         }
     }
 
+    /// Opens a ticket for `team` with the message as its first post.
     #[allow(clippy::too_many_arguments)]
-    fn post_reply(
+    pub(crate) fn open_ticket(
+        &self,
+        tx: &Connection,
+        env: &Env,
+        notifier: &Notifier,
+        (team, source): (i64, &str),
+        author: &User,
+        p: &Parsed,
+        raw: &[u8],
+        key: &str,
+        verified: bool,
+    ) -> Result<Outcome, StoreError> {
+        let uploads = self.uploads(p);
+        let post = mail_post(author, p, raw, &uploads, verified);
+        let posted = actions::open(tx, env, team, &p.subject, source, &post)?;
+        self.tell_refused(tx, notifier, author, &posted, p)?;
+        inbound::mark_processed(tx, key, "opened", Some(posted.ticket.id), env.now)?;
+        Ok(Outcome::Opened { ticket: posted.ticket.id, message: posted.message })
+    }
+
+    /// Posts the message on `ticket`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn post_reply(
         &self,
         tx: &Connection,
         env: &Env,
@@ -553,7 +569,7 @@ impl App {
     }
 
     /// Collects what routing needs: token, references, subject tag, sender.
-    fn gather(&self, tx: &Connection, p: &Parsed, sender: Option<&User>) -> Result<Facts, StoreError> {
+    pub(crate) fn gather(&self, tx: &Connection, p: &Parsed, sender: Option<&User>) -> Result<Facts, StoreError> {
         let may_act = |t: &Ticket| sender.is_some_and(|u| actions::may_act(u, t));
         let mut facts = Facts {
             sender_known: sender.is_some(),
@@ -763,4 +779,44 @@ fn record_quarantine(tx: &Connection, entry: &inbound::Quarantined, now: i64) ->
     let id = inbound::quarantine(tx, entry, now)?;
     inbound::mark_processed(tx, entry.key, "quarantined", None, now)?;
     Ok(Outcome::Quarantined { reason: entry.reason.to_string(), id })
+}
+
+/// Telling the sender of a message that was not posted, without backscatter.
+struct Told<'a> {
+    tx: &'a Connection,
+    notifier: &'a Notifier<'a>,
+    to: &'a str,
+    /// The sender is a known, active user (by address or alias).
+    known: bool,
+    named: &'a sender::Sender,
+    p: &'a Parsed,
+}
+
+impl Told<'_> {
+    /// Sends `notice` when the address may receive it without backscatter
+    /// (a known user, or a sender a trusted authentication check proved) and
+    /// the rate limit allows; returns what the quarantine entry records.
+    fn tell(&self, notice: &Notice) -> Result<String, StoreError> {
+        if !self.known && self.named.authenticated.is_none() {
+            return Ok(format!(
+                "not sent: {} is not a known user and no trusted authentication proves the address (no backscatter)",
+                self.to
+            ));
+        }
+        Ok(if notify::notice(self.tx, self.notifier, self.to, notice, self.p.message_id.as_deref())? {
+            format!("sent to {}", self.to)
+        } else {
+            format!("not sent: {} had a notice recently, is disabled or bounces", self.to)
+        })
+    }
+}
+
+/// Records `notice` on the quarantine entry an outcome names.
+fn noted<'a>(tx: &'a Connection, notice: &'a str) -> impl FnOnce(Outcome) -> Result<Outcome, StoreError> + 'a {
+    move |outcome| {
+        if let Outcome::Quarantined { id, .. } = &outcome {
+            inbound::set_notice(tx, *id, notice)?;
+        }
+        Ok(outcome)
+    }
 }

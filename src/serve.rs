@@ -22,6 +22,7 @@ pub async fn run(app: App) -> anyhow::Result<()> {
     for mailbox in &config.imap {
         tasks.spawn(crate::inbound::imap::run(app.clone(), mailbox.clone(), shutdown.clone()));
     }
+    tasks.spawn(crate::quarantine::purge_regularly(app.clone(), shutdown.clone()));
     tasks.spawn(crate::outbound::run(app.db().clone(), config.clone(), app.keys().clone(), shutdown.clone()));
     if !config.web.listen.is_empty() {
         let listener = listen("web.listen", &config.web.listen).await?;

@@ -62,6 +62,12 @@ pub enum Notice<'a> {
     DmarcQuarantined { subject: &'a str },
     /// Staff mail named a ticket without evidence that staff sent it.
     StaffUnverified { ticket: &'a Ticket, subject: &'a str },
+    /// A reply address was used by someone it was not sent to.
+    TokenSenderMismatch { subject: &'a str },
+    /// Staff mail named no ticket.
+    StaffWithoutTicket { subject: &'a str },
+    /// `account` asked to add the recipient's address as an alias; `link` confirms it.
+    ConfirmAlias { account: &'a str, link: &'a str },
 }
 
 /// Queues the notifications for `event` on `ticket` (as it is after the event).
@@ -169,6 +175,19 @@ pub fn notice(tx: &Connection, n: &Notifier, to: &str, notice: &Notice, in_reply
         Notice::DmarcQuarantined { subject } => {
             mail.subject = crate::header::clean_subject(subject);
             (Kind::NoticeDmarc, None, format!("Your message is held for review: {}", mail.subject))
+        }
+        Notice::TokenSenderMismatch { subject } => {
+            mail.subject = crate::header::clean_subject(subject);
+            (Kind::NoticeTokenMismatch, None, format!("Your message is held for review: {}", mail.subject))
+        }
+        Notice::StaffWithoutTicket { subject } => {
+            mail.subject = crate::header::clean_subject(subject);
+            (Kind::NoticeStaffWithoutTicket, None, format!("Your message was not posted: {}", mail.subject))
+        }
+        Notice::ConfirmAlias { account, link } => {
+            mail.author = account.to_string();
+            mail.link = Some(link.to_string());
+            (Kind::NoticeConfirmAlias, None, "Confirm your address".to_string())
         }
         Notice::StaffUnverified { ticket, subject } => {
             mail.tag = crate::route::token::subject_tag(ticket.id);

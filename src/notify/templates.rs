@@ -30,6 +30,12 @@ pub enum Kind {
     NoticeDmarc,
     /// To staff whose mail named a ticket without evidence that they sent it.
     NoticeStaffUnverified,
+    /// To a sender who used another user's reply address.
+    NoticeTokenMismatch,
+    /// To staff whose mail named no ticket.
+    NoticeStaffWithoutTicket,
+    /// To an address a user asked to add as an alias: the confirmation link.
+    NoticeConfirmAlias,
 }
 
 impl Kind {
@@ -46,6 +52,9 @@ impl Kind {
             Kind::NoticeRefused => "notice_refused",
             Kind::NoticeDmarc => "notice_dmarc",
             Kind::NoticeStaffUnverified => "notice_staff_unverified",
+            Kind::NoticeTokenMismatch => "notice_token_mismatch",
+            Kind::NoticeStaffWithoutTicket => "notice_staff_without_ticket",
+            Kind::NoticeConfirmAlias => "notice_confirm_alias",
         }
     }
 
@@ -54,7 +63,13 @@ impl Kind {
     pub fn is_notice(self) -> bool {
         matches!(
             self,
-            Kind::NoticeUnknownSender | Kind::NoticeRefused | Kind::NoticeDmarc | Kind::NoticeStaffUnverified
+            Kind::NoticeUnknownSender
+                | Kind::NoticeRefused
+                | Kind::NoticeDmarc
+                | Kind::NoticeStaffUnverified
+                | Kind::NoticeTokenMismatch
+                | Kind::NoticeStaffWithoutTicket
+                | Kind::NoticeConfirmAlias
         )
     }
 }
@@ -132,6 +147,19 @@ template_pair!(
     "mail/notice_staff_unverified.txt",
     "mail/notice_staff_unverified.html"
 );
+template_pair!(
+    TokenMismatchText,
+    TokenMismatchHtml,
+    "mail/notice_token_mismatch.txt",
+    "mail/notice_token_mismatch.html"
+);
+template_pair!(
+    StaffWithoutTicketText,
+    StaffWithoutTicketHtml,
+    "mail/notice_staff_without_ticket.txt",
+    "mail/notice_staff_without_ticket.html"
+);
+template_pair!(ConfirmAliasText, ConfirmAliasHtml, "mail/notice_confirm_alias.txt", "mail/notice_confirm_alias.html");
 
 /// Renders the text and the HTML part of `kind`.
 pub fn render(kind: Kind, m: &Mail) -> askama::Result<(String, String)> {
@@ -150,6 +178,9 @@ pub fn render(kind: Kind, m: &Mail) -> askama::Result<(String, String)> {
         Kind::NoticeRefused => pair(RefusedText { m }, RefusedHtml { m }),
         Kind::NoticeDmarc => pair(DmarcText { m }, DmarcHtml { m }),
         Kind::NoticeStaffUnverified => pair(StaffUnverifiedText { m }, StaffUnverifiedHtml { m }),
+        Kind::NoticeTokenMismatch => pair(TokenMismatchText { m }, TokenMismatchHtml { m }),
+        Kind::NoticeStaffWithoutTicket => pair(StaffWithoutTicketText { m }, StaffWithoutTicketHtml { m }),
+        Kind::NoticeConfirmAlias => pair(ConfirmAliasText { m }, ConfirmAliasHtml { m }),
     }
 }
 
@@ -157,7 +188,7 @@ pub fn render(kind: Kind, m: &Mail) -> askama::Result<(String, String)> {
 mod tests {
     use super::*;
 
-    const ALL: [Kind; 11] = [
+    const ALL: [Kind; 14] = [
         Kind::Ack,
         Kind::NewTicket,
         Kind::Response,
@@ -169,6 +200,9 @@ mod tests {
         Kind::NoticeRefused,
         Kind::NoticeDmarc,
         Kind::NoticeStaffUnverified,
+        Kind::NoticeTokenMismatch,
+        Kind::NoticeStaffWithoutTicket,
+        Kind::NoticeConfirmAlias,
     ];
 
     fn hostile() -> Mail {

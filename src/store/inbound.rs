@@ -56,33 +56,124 @@ pub fn quarantined_as(c: &Connection, key: &str) -> Result<Option<(i64, String)>
         .optional()?)
 }
 
+/// A quarantine entry as a person sees it.
 #[derive(Debug, Clone)]
 pub struct QuarantineEntry {
     pub id: i64,
     pub reason: String,
     pub detail: String,
     pub source: String,
+    pub message_id: Option<String>,
     pub sender: Option<String>,
     pub subject: Option<String>,
     pub created_at: i64,
+    /// The message's key in `processed`.
+    pub key: Option<String>,
+    /// Where the whole message is kept when `raw` holds only its header.
+    pub raw_path: Option<String>,
+    /// Bytes in the database (the header only, when `raw_path` is set).
+    pub stored_bytes: i64,
+    /// What the sender was told: `sent to ADDRESS`, or `not sent: why`.
+    pub notice: Option<String>,
+    /// `None` while it waits for a person; what they did otherwise.
+    pub resolution: Option<Resolution>,
 }
 
+/// What a person did with a quarantine entry, who and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    pub what: String,
+    pub by: String,
+    pub at: i64,
+}
+
+const ENTRY_COLUMNS: &str = "id, reason, detail, source, message_id, sender, subject, created_at, dedup_key, raw_path, \
+                             length(raw), notice, resolution, resolved_by, resolved_at";
+
+fn entry_row(r: &rusqlite::Row) -> rusqlite::Result<QuarantineEntry> {
+    let what: Option<String> = r.get(12)?;
+    let resolution = match what {
+        Some(what) => {
+            Some(Resolution { what, by: r.get::<_, Option<String>>(13)?.unwrap_or_default(), at: r.get(14)? })
+        }
+        None => None,
+    };
+    Ok(QuarantineEntry {
+        id: r.get(0)?,
+        reason: r.get(1)?,
+        detail: r.get(2)?,
+        source: r.get(3)?,
+        message_id: r.get(4)?,
+        sender: r.get(5)?,
+        subject: r.get(6)?,
+        created_at: r.get(7)?,
+        key: r.get(8)?,
+        raw_path: r.get(9)?,
+        stored_bytes: r.get(10)?,
+        notice: r.get(11)?,
+        resolution,
+    })
+}
+
+/// The newest entries still waiting for a person.
 pub fn quarantined(c: &Connection, limit: i64) -> Result<Vec<QuarantineEntry>> {
-    let mut st = c.prepare(
-        "SELECT id, reason, detail, source, sender, subject, created_at FROM quarantine ORDER BY id DESC LIMIT ?1",
-    )?;
-    let rows = st.query_map([limit], |r| {
-        Ok(QuarantineEntry {
-            id: r.get(0)?,
-            reason: r.get(1)?,
-            detail: r.get(2)?,
-            source: r.get(3)?,
-            sender: r.get(4)?,
-            subject: r.get(5)?,
-            created_at: r.get(6)?,
-        })
-    })?;
+    let sql = format!("SELECT {ENTRY_COLUMNS} FROM quarantine WHERE resolution IS NULL ORDER BY id DESC LIMIT ?1");
+    let mut st = c.prepare(&sql)?;
+    let rows = st.query_map([limit], entry_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// One entry, waiting or resolved.
+pub fn entry(c: &Connection, id: i64) -> Result<QuarantineEntry> {
+    let sql = format!("SELECT {ENTRY_COLUMNS} FROM quarantine WHERE id = ?1");
+    Ok(c.query_row(&sql, [id], entry_row)?)
+}
+
+/// The stored bytes of an entry: the whole message, or its header when `raw_path` holds it.
+pub fn raw(c: &Connection, id: i64) -> Result<Vec<u8>> {
+    Ok(c.query_row("SELECT raw FROM quarantine WHERE id = ?1", [id], |r| r.get(0))?)
+}
+
+/// Records what the sender of entry `id` was told.
+pub fn set_notice(c: &Connection, id: i64, notice: &str) -> Result<()> {
+    c.execute("UPDATE quarantine SET notice = ?2 WHERE id = ?1", params![id, notice])?;
+    Ok(())
+}
+
+/// Records what a person did with a waiting entry; `false` when it was
+/// resolved already (so a message is released at most once). A deleted
+/// entry keeps only its headers' summary: the message itself is dropped.
+pub fn resolve(c: &Connection, id: i64, what: &str, by: &str, now: i64, drop_message: bool) -> Result<bool> {
+    let changed = c.execute(
+        "UPDATE quarantine SET resolution = ?2, resolved_by = ?3, resolved_at = ?4,
+                raw = CASE WHEN ?5 THEN x'' ELSE raw END
+         WHERE id = ?1 AND resolution IS NULL",
+        params![id, what, by, now, drop_message],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Records a released message's new outcome, so a re-delivery is a duplicate of it.
+pub fn set_outcome(c: &Connection, key: &str, outcome: &str, ticket: Option<i64>) -> Result<()> {
+    c.execute("UPDATE processed SET outcome = ?2, ticket_id = ?3 WHERE key = ?1", params![key, outcome, ticket])?;
+    Ok(())
+}
+
+/// Removes the entries that arrived at `before` or earlier; returns how many, and
+/// the files (`raw_path`) they kept, for the caller to remove once committed.
+pub fn purge(c: &Connection, before: i64) -> Result<(usize, Vec<String>)> {
+    let mut st = c.prepare("DELETE FROM quarantine WHERE created_at <= ?1 RETURNING raw_path")?;
+    let rows = st.query_map([before], |r| r.get::<_, Option<String>>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((rows.len(), rows.into_iter().flatten().collect()))
+}
+
+/// Whether a waiting entry still keeps its message in the file `path`.
+pub fn file_waiting(c: &Connection, path: &str) -> Result<bool> {
+    Ok(c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM quarantine WHERE raw_path = ?1 AND resolution IS NULL)",
+        [path],
+        |r| r.get(0),
+    )?)
 }
 
 /// Whether a notice may go to `address` now; if so, records it. At most one

@@ -165,6 +165,20 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE quarantine ADD COLUMN raw_path TEXT;    -- the whole message, when raw holds only its header
     CREATE INDEX quarantine_key ON quarantine(dedup_key);
     "#,
+    // 5: what the sender was told, and what a person did with the entry; alias addresses.
+    r#"
+    ALTER TABLE quarantine ADD COLUMN notice TEXT;      -- 'sent to ADDRESS' or 'not sent: why'
+    ALTER TABLE quarantine ADD COLUMN resolution TEXT;  -- NULL while waiting; 'released ...' or 'deleted'
+    ALTER TABLE quarantine ADD COLUMN resolved_by TEXT;
+    ALTER TABLE quarantine ADD COLUMN resolved_at INTEGER;
+    CREATE INDEX quarantine_created ON quarantine(created_at);
+    CREATE TABLE aliases (
+        address     TEXT PRIMARY KEY,                -- normalised like users.email
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_at  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX aliases_user ON aliases(user_id);
+    "#,
 ];
 
 /// Brings the schema up to the newest version. Safe when several processes

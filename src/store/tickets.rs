@@ -149,6 +149,12 @@ pub fn add_message(c: &Connection, m: &NewMessage, now: i64) -> Result<i64> {
     Ok(id)
 }
 
+/// Dates a stored message `at` (a released quarantined mail keeps the time it arrived).
+pub fn set_message_date(c: &Connection, message: i64, at: i64) -> Result<()> {
+    c.prepare_cached("UPDATE messages SET created_at = ?2 WHERE id = ?1")?.execute(params![message, at])?;
+    Ok(())
+}
+
 /// Marks a stored message as posted without evidence of its sender.
 pub fn set_unverified(c: &Connection, message: i64) -> Result<()> {
     c.prepare_cached("UPDATE messages SET unverified = 1 WHERE id = ?1")?.execute([message])?;

@@ -106,6 +106,55 @@ pub fn by_email(c: &Connection, email: &str) -> Result<Option<User>> {
     Ok(c.prepare_cached(&sql)?.query_row([crate::address::normalize(email)], user_row).optional()?)
 }
 
+/// The user whose address or confirmed alias `address` is.
+pub fn by_address(c: &Connection, address: &str) -> Result<Option<User>> {
+    if let Some(u) = by_email(c, address)? {
+        return Ok(Some(u));
+    }
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = (SELECT user_id FROM aliases WHERE address = ?1)");
+    Ok(c.prepare_cached(&sql)?.query_row([crate::address::normalize(address)], user_row).optional()?)
+}
+
+/// Makes `alias` an address of user `id`; refused when it is a user's own
+/// address or another user's alias (adding it again to the same user is no change).
+pub fn add_alias(c: &Connection, id: i64, alias: &str, now: i64) -> Result<()> {
+    let alias = crate::address::normalize(alias);
+    if crate::address::split(&alias).is_none() {
+        return Err(StoreError::Conflict(format!("{alias:?} is not an email address")));
+    }
+    if let Some(owner) = by_address(c, &alias)? {
+        return if owner.id == id && owner.email != alias {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict(format!("{alias} is already the address of {}", owner.email)))
+        };
+    }
+    c.execute("INSERT INTO aliases(address, user_id, created_at) VALUES (?1, ?2, ?3)", params![alias, id, now])?;
+    Ok(())
+}
+
+/// Removes `alias` from user `id`; `NotFound` when it is not theirs.
+pub fn remove_alias(c: &Connection, id: i64, alias: &str) -> Result<()> {
+    let alias = crate::address::normalize(alias);
+    expect_one(c.execute("DELETE FROM aliases WHERE address = ?1 AND user_id = ?2", params![alias, id])?)
+}
+
+/// Every alias with its user's address, sorted by user then alias.
+pub fn all_aliases(c: &mut Connection) -> Result<Vec<(String, String)>> {
+    let mut st = c.prepare_cached(
+        "SELECT a.address, u.email FROM aliases a JOIN users u ON u.id = a.user_id ORDER BY u.email, a.address",
+    )?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The user's alias addresses, sorted.
+pub fn aliases(c: &Connection, id: i64) -> Result<Vec<String>> {
+    let mut st = c.prepare_cached("SELECT address FROM aliases WHERE user_id = ?1 ORDER BY address")?;
+    let rows = st.query_map([id], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub fn by_id(c: &Connection, id: i64) -> Result<User> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1");
     Ok(c.prepare_cached(&sql)?.query_row([id], user_row)?)

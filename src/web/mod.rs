@@ -26,8 +26,10 @@
 //!   ([`SEARCH_HITS`](crate::store::portal::SEARCH_HITS)); the page says when
 //!   older matches were left out. Lists page by 50 with no total count.
 
+mod aliases;
 mod auth;
 mod pages;
+mod quarantine;
 pub mod view;
 
 use std::net::SocketAddr;
@@ -65,6 +67,17 @@ pub fn app(app: App) -> Router {
         .route("/t/{id}/reply", post(pages::reply))
         .route("/t/{id}/reference", post(pages::reference))
         .route("/t/{id}/a/{attachment}", get(pages::download))
+        .route("/quarantine", get(quarantine::list))
+        .route("/quarantine/{id}", get(quarantine::entry))
+        .route("/quarantine/{id}/raw", get(quarantine::raw))
+        .route("/quarantine/{id}/release", post(quarantine::release))
+        .route("/quarantine/{id}/delete", post(quarantine::delete))
+        .route("/account", get(aliases::account))
+        .route("/account/aliases", post(aliases::ask))
+        .route("/account/aliases/remove", post(aliases::remove_own))
+        .route("/alias/{token}", get(aliases::confirm_page).post(aliases::confirm))
+        .route("/aliases", get(aliases::all).post(aliases::add))
+        .route("/aliases/remove", post(aliases::remove))
         .route("/static/portal.css", get(stylesheet))
         .route("/healthz", get(healthz))
         .fallback(not_found)
@@ -166,6 +179,21 @@ pub enum WebError {
     /// The upload went over the body limit.
     TooLarge,
     Internal(String),
+}
+
+impl WebError {
+    /// A refusal of the store (`Conflict`) said as it is; anything else as usual.
+    fn refusal(e: StoreError) -> WebError {
+        match e {
+            StoreError::Conflict(why) => WebError::BadRequest(format!("Not done: {why}.")),
+            e => e.into(),
+        }
+    }
+}
+
+/// Staff pass; anyone else gets the same "not found" as for a page that does not exist.
+fn staff_only(viewer: &auth::Viewer) -> Result<(), WebError> {
+    if viewer.user.role.is_staff() { Ok(()) } else { Err(WebError::NotFound) }
 }
 
 impl From<StoreError> for WebError {

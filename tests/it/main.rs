@@ -14,4 +14,5 @@ mod maildir;
 mod ops;
 mod outbound;
 mod pipeline;
+mod quarantine;
 mod web;

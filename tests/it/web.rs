@@ -881,3 +881,183 @@ async fn a_deep_link_survives_the_login_form() {
     let jane = session_cookie(&r);
     assert_eq!(w.get(&path, Some(&jane)).await.location(), format!("/t/{}#m{}", w.ticket, w.answer));
 }
+
+/// A stranger's mail with a PDF: quarantined as `unknown_sender`; returns the entry id and the raw message.
+fn quarantine_stranger(w: &World, id: &str) -> (i64, Vec<u8>) {
+    let raw = format!(
+        "From: Pat <pat@home.test>\r\nTo: support@example.test\r\nSubject: Toner <low>\r\nMessage-ID: <{id}>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+         The toner is low.\r\n--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"scan.pdf\"\r\n\r\n{}\r\n--b--\r\n",
+        String::from_utf8_lossy(PDF)
+    )
+    .into_bytes();
+    match w.pipeline.ingest(&raw, "support").unwrap() {
+        ticketgate::pipeline::Outcome::Quarantined { id, .. } => (id, raw),
+        o => panic!("expected quarantine, got {o:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_quarantine_is_staff_only_and_a_release_posts_once() {
+    let w = world();
+    let t = w.ticket;
+    let (q, raw) = quarantine_stranger(&w, "q1@home.test");
+    let (gone, _) = quarantine_stranger(&w, "q2@home.test");
+    let (jane, boss, eve, agent) = (w.session(w.member), w.session(w.admin), w.session(w.other), w.session(w.staff));
+    let gets = ["/quarantine".to_string(), format!("/quarantine/{q}"), format!("/quarantine/{q}/raw")];
+    let posts = [format!("/quarantine/{q}/release"), format!("/quarantine/{q}/delete")];
+    for who in [&jane, &boss, &eve] {
+        for path in &gets {
+            let r = w.get(path, Some(who)).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+            assert!(!r.body.contains("Toner") && !r.body.contains("pat@home.test"), "{path} reveals nothing");
+        }
+        for path in &posts {
+            let r = w.form(path, Some(who), &[("csrf", &who.csrf), ("target", "ticket"), ("ticket", "1")]).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        }
+        assert!(!w.get("/", Some(who)).await.body.contains("/quarantine"), "no menu entry for customers");
+    }
+    for path in gets.iter().chain(&posts) {
+        let r = if path.ends_with("release") || path.ends_with("delete") {
+            w.form(path, None, &[]).await
+        } else {
+            w.get(path, None).await
+        };
+        assert!(r.is_login_redirect() || r.status == StatusCode::FORBIDDEN, "{path}: {}", r.status);
+    }
+
+    let list = w.get("/quarantine", Some(&agent)).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.body.contains("unknown_sender") && list.body.contains("pat@home.test"), "{}", list.body);
+    assert!(list.body.contains("Toner &#60;low&#62;") || list.body.contains("Toner &lt;low&gt;"), "escaped");
+    assert!(w.get("/", Some(&agent)).await.body.contains("href=\"/quarantine\""), "staff have a menu entry");
+    let page = w.get(&format!("/quarantine/{q}"), Some(&agent)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    for r in [&list, &page] {
+        let csp = r.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("default-src 'none'") && !r.body.contains("<script") && !r.body.contains("style=\""));
+    }
+    for shown in ["The toner is low.", "scan.pdf", "accepted", "q1@home.test", "not sent: pat@home.test", ".eml"] {
+        assert!(page.body.contains(shown), "the entry page shows {shown:?}: {}", page.body);
+    }
+    let eml = w.get(&format!("/quarantine/{q}/raw"), Some(&agent)).await;
+    assert_eq!(eml.headers[header::CONTENT_TYPE], "message/rfc822");
+    assert!(eml.headers[header::CONTENT_DISPOSITION].to_str().unwrap().starts_with("attachment"));
+    assert_eq!(eml.body.as_bytes(), raw.as_slice(), "the raw message, byte for byte");
+
+    let path = format!("/quarantine/{q}/release");
+    let ticket = t.to_string();
+    let fields = |csrf| {
+        [("csrf", csrf), ("target", "ticket"), ("ticket", &*ticket), ("as_user", "jane@acme.test"), ("alias", "on")]
+    };
+    assert_eq!(w.form(&path, Some(&agent), &fields("forged")).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(w.messages(t).len(), 2, "nothing posted without the token");
+    let done = w.form(&path, Some(&agent), &fields(&agent.csrf)).await;
+    assert_eq!((done.status, done.location()), (StatusCode::SEE_OTHER, &*format!("/t/{t}")));
+    assert_eq!(w.messages(t).len(), 3);
+    assert_eq!(w.messages(t)[2].author_id, Some(w.member), "as from Jane");
+    let aliases = w.pipeline.db().with(|c| users::aliases(c, w.member)).unwrap();
+    assert_eq!(aliases, vec!["pat@home.test".to_string()], "the address became Jane's alias");
+    let again = w.form(&path, Some(&agent), &fields(&agent.csrf)).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "released twice: {}", again.body);
+    assert_eq!(w.messages(t).len(), 3, "posted once");
+    let page = w.get(&format!("/quarantine/{q}"), Some(&agent)).await;
+    assert!(page.body.contains("by agent@example.test") && !page.body.contains("id=\"release\""), "{}", page.body);
+    assert!(w.get(&format!("/t/{t}"), Some(&jane)).await.body.contains("The toner is low."));
+
+    let r = w.form(&format!("/quarantine/{gone}/delete"), Some(&agent), &[("csrf", "")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = w.form(&format!("/quarantine/{gone}/delete"), Some(&agent), &[("csrf", &agent.csrf)]).await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/quarantine"));
+    let list = w.get("/quarantine", Some(&agent)).await;
+    assert!(!list.body.contains(&format!("/quarantine/{gone}\"")) && list.body.contains("Nothing is waiting"));
+}
+
+#[tokio::test]
+async fn an_alias_counts_only_after_its_signed_link_is_confirmed_by_its_user() {
+    let w = world();
+    let (jane, boss, agent) = (w.session(w.member), w.session(w.admin), w.session(w.staff));
+    let home = |id: &str| {
+        format!(
+            "From: jane@home.test\r\nTo: support@example.test\r\nSubject: From home\r\nMessage-ID: <{id}>\r\n\r\nHi\r\n"
+        )
+    };
+    let asked = w.form("/account/aliases", Some(&jane), &[("csrf", &jane.csrf), ("alias", "Jane@Home.test")]).await;
+    assert_eq!(asked.status, StatusCode::OK);
+    assert!(asked.body.contains("A confirmation link was mailed to jane@home.test"), "{}", asked.body);
+    let mailed: Vec<u8> = w
+        .pipeline
+        .db()
+        .with(|c| {
+            Ok(c.query_row("SELECT raw FROM outbox WHERE kind = 'notice' AND recipient = 'jane@home.test'", [], |r| {
+                r.get(0)
+            })?)
+        })
+        .unwrap();
+    let mailed = String::from_utf8_lossy(&mailed).replace("=\r\n", "");
+    let at = mailed.find("http://portal.test/alias/").expect("the link is in the mail") + "http://portal.test".len();
+    let path: String = mailed[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || "/.".contains(*c)).collect();
+    let out = w.pipeline.ingest(home("h1@home.test").as_bytes(), "support").unwrap();
+    assert_eq!(out.quarantine_reason(), Some("unknown_sender"), "not before it is confirmed");
+
+    assert!(w.get(&path, None).await.is_login_redirect(), "the link asks for a login first");
+    assert_eq!(w.get(&path, Some(&boss)).await.status, StatusCode::NOT_FOUND, "only for the user who asked");
+    let confirm = w.get(&path, Some(&jane)).await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("jane@home.test") && confirm.body.contains("id=\"confirm\""));
+    let aliases = || w.pipeline.db().with(|c| users::aliases(c, w.member)).unwrap();
+    assert!(aliases().is_empty(), "opening the link alone changes nothing");
+
+    let last = path.chars().last().unwrap();
+    let tampered = format!("{}{}", &path[..path.len() - 1], if last == 'a' { 'b' } else { 'a' });
+    let expired = ticketgate::deeplink::AliasLink { user: w.member, alias: "jane@home.test".into(), expires: 1 };
+    let expired = format!("/alias/{}", expired.token(w.pipeline.keys()));
+    let forged_user = path.replacen(&format!("/alias/{}.", w.member), &format!("/alias/{}.", w.admin), 1);
+    for (bad, status) in
+        [(&tampered, StatusCode::NOT_FOUND), (&expired, StatusCode::GONE), (&forged_user, StatusCode::NOT_FOUND)]
+    {
+        assert_eq!(w.get(bad, Some(&jane)).await.status, status, "{bad}");
+        assert_eq!(w.form(bad, Some(&jane), &[("csrf", &jane.csrf)]).await.status, status, "{bad}");
+    }
+    assert_eq!(w.form(&path, Some(&jane), &[("csrf", "forged")]).await.status, StatusCode::FORBIDDEN);
+    assert!(aliases().is_empty(), "refused links add nothing");
+
+    let done = w.form(&path, Some(&jane), &[("csrf", &jane.csrf)]).await;
+    assert_eq!((done.status, done.location()), (StatusCode::SEE_OTHER, "/account"));
+    assert_eq!(aliases(), vec!["jane@home.test".to_string()]);
+    assert!(w.get("/account", Some(&jane)).await.body.contains("jane@home.test"));
+    let out = w.pipeline.ingest(home("h2@home.test").as_bytes(), "support").unwrap();
+    let ticket = out.ticket().expect("mail from the alias is Jane's");
+    assert_eq!(w.ticket_row(ticket).opener_id, w.member);
+
+    // Staff manage anyone's aliases at once; customers see nothing of it.
+    assert_eq!(w.get("/aliases", Some(&jane)).await.status, StatusCode::NOT_FOUND);
+    let r = w
+        .form("/aliases", Some(&jane), &[("csrf", &jane.csrf), ("email", "boss@acme.test"), ("alias", "b@x.test")])
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = w
+        .form("/aliases", Some(&agent), &[("csrf", &agent.csrf), ("email", "boss@acme.test"), ("alias", "b@x.test")])
+        .await;
+    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/aliases"));
+    let list = w.get("/aliases", Some(&agent)).await;
+    assert!(list.body.contains("b@x.test") && list.body.contains("jane@home.test"), "{}", list.body);
+    let r = w
+        .form(
+            "/aliases",
+            Some(&agent),
+            &[("csrf", &agent.csrf), ("email", "boss@acme.test"), ("alias", "jane@home.test")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "another user's alias is refused");
+    let r = w
+        .form(
+            "/aliases/remove",
+            Some(&agent),
+            &[("csrf", &agent.csrf), ("email", "boss@acme.test"), ("alias", "b@x.test")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(w.pipeline.db().with(|c| users::aliases(c, w.admin)).unwrap().is_empty());
+}
