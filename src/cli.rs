@@ -331,14 +331,14 @@ fn quarantine(app: &App, c: QuarantineCommand) -> anyhow::Result<i32> {
             writeln!(out, "reason:   {}", q.reason)?;
             writeln!(out, "detail:   {}", q.detail)?;
             writeln!(out, "source:   {}", q.source)?;
-            writeln!(out, "arrived:  {}", crate::web::view::time(q.created_at).text)?;
+            writeln!(out, "arrived:  {}", crate::format::time(q.created_at).text)?;
             writeln!(out, "notice:   {}", crate::quarantine::notice_text(&q))?;
             match &q.raw_path {
                 Some(path) => writeln!(out, "size:     kept in {path} ({} bytes of headers stored)", q.stored_bytes)?,
                 None => writeln!(out, "size:     {} bytes", q.stored_bytes)?,
             }
             if let Some(r) = &q.resolution {
-                writeln!(out, "done:     {} by {} at {}", r.what, r.by, crate::web::view::time(r.at).text)?;
+                writeln!(out, "done:     {} by {} at {}", r.what, r.by, crate::format::time(r.at).text)?;
             }
             writeln!(out)?;
             let raw = app.db().with(|c| inbound::raw(c, id))?;

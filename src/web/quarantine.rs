@@ -11,9 +11,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::auth::Viewer;
-use super::view::{self, Nav, Time};
+use super::view::Nav;
 use super::{WebError, blocking, html, staff_only};
 use crate::app::App;
+use crate::format::{self, Time};
 use crate::policy::attachments;
 use crate::quarantine::{Release, Target, notice_text};
 use crate::store::inbound::{self, QuarantineEntry};
@@ -82,7 +83,7 @@ pub async fn list(State(app): State<App>, viewer: Viewer) -> Result<Response, We
             id: q.id,
             sender: q.sender.unwrap_or_default(),
             subject: q.subject.unwrap_or_default(),
-            arrived: view::time(q.created_at),
+            arrived: format::time(q.created_at),
             reason: q.reason,
             source: q.source,
         })
@@ -123,7 +124,7 @@ fn entry_page(app: &App, nav: Nav, q: QuarantineEntry, stored: &[u8], teams: Vec
             let c = attachments::check(part, &app.config().attachments);
             FileVerdict {
                 name: c.filename,
-                size: view::size(i64::try_from(c.size).unwrap_or(i64::MAX)),
+                size: format::size(c.size as u64),
                 refused: c.reason.as_deref().filter(|_| !c.accepted).map(attachments::reason_text),
             }
         })
@@ -134,15 +135,15 @@ fn entry_page(app: &App, nav: Nav, q: QuarantineEntry, stored: &[u8], teams: Vec
         notice: notice_text(&q).to_string(),
         size: match &q.raw_path {
             Some(_) => "kept in a file (over the size limit)".into(),
-            None => view::size(q.stored_bytes),
+            None => format::size(u64::try_from(q.stored_bytes).unwrap_or(0)),
         },
-        done: q.resolution.map(|r| (r.what, r.by, view::time(r.at))),
+        done: q.resolution.map(|r| (r.what, r.by, format::time(r.at))),
         reason: q.reason,
         detail: q.detail,
         source: q.source,
         sender: q.sender.unwrap_or_default(),
         subject: q.subject.unwrap_or_default(),
-        arrived: view::time(q.created_at),
+        arrived: format::time(q.created_at),
         headers,
         text,
         files,
