@@ -12,4 +12,5 @@ mod inspect;
 mod maildir;
 mod outbound;
 mod pipeline;
+mod trim;
 mod web;
