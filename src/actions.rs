@@ -45,6 +45,8 @@ pub struct Upload<'a> {
 pub struct Post<'a> {
     pub author: &'a User,
     pub body: &'a str,
+    /// What trimming took from a mail (see [`crate::parse::Parsed::quoted`]).
+    pub quoted: &'a str,
     pub via: Via,
     /// The inbound mail's Message-ID; `None` for web posts (one is generated,
     /// so notifications about it can reference it).
@@ -102,7 +104,8 @@ pub fn set_reference(tx: &Connection, env: &Env, ticket: Ticket, author: &User, 
 pub fn attach(tx: &Connection, env: &Env, ticket: Ticket, author: &User, uploads: &[Upload]) -> Result<Posted> {
     let body =
         format!("Attached: {}", uploads.iter().map(|u| u.checked.filename.as_str()).collect::<Vec<_>>().join(", "));
-    let post = Post { author, body: &body, via: Via::Web, message_id: None, raw: None, attachments: uploads };
+    let post =
+        Post { author, body: &body, quoted: "", via: Via::Web, message_id: None, raw: None, attachments: uploads };
     write_post(tx, env, ticket, &post, Event::Updated)
 }
 
@@ -124,6 +127,7 @@ fn write_post(tx: &Connection, env: &Env, ticket: Ticket, post: &Post, event: Ev
             via: post.via,
             event,
             body: post.body,
+            quoted: post.quoted,
             message_id: Some(message_id),
             raw: post.raw,
         },
@@ -211,8 +215,15 @@ mod tests {
         db.write(|tx| {
             let (member, _admin, staff) = fixture(tx);
             let env = Env { config: &config, keys: &keys, blobs: &blobs, now: 100 };
-            let post =
-                |author, body| Post { author, body, via: Via::Web, message_id: None, raw: None, attachments: &[] };
+            let post = |author, body| Post {
+                author,
+                body,
+                quoted: "",
+                via: Via::Web,
+                message_id: None,
+                raw: None,
+                attachments: &[],
+            };
             let p = open(tx, &env, member.team_id.unwrap(), "  Printer\r\nBcc: x ", "web", &post(&member, "broken"))?;
             assert_eq!(p.ticket.subject, "Printer Bcc: x");
             assert_eq!(p.ticket.status, Status::WaitingForSupport);

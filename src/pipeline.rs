@@ -294,6 +294,7 @@ impl Pipeline {
         }
 
         let sender = users::by_email(tx, from)?.filter(|u| !u.disabled);
+        let sender = sender.map(|u| users::adopt_name(tx, u, p.from_name.as_deref())).transpose()?;
         let facts = self.gather(tx, p, sender.as_ref())?;
         let route = route::decide(&facts);
         match route {
@@ -490,6 +491,7 @@ fn mail_post<'a>(author: &'a User, p: &'a Parsed, raw: &'a [u8], uploads: &'a [U
     Post {
         author,
         body: &p.body,
+        quoted: &p.quoted,
         via: Via::Mail,
         message_id: p.message_id.as_deref(),
         raw: Some(raw),

@@ -297,8 +297,19 @@ static RULES: LazyLock<Rules> = LazyLock::new(|| {
     }
 });
 
-/// The new text of a reply.
-pub fn new_text(text: &str) -> String {
+/// A reply split into what is posted and what was trimmed from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trimmed {
+    /// The new text of the reply.
+    pub body: String,
+    /// The lines trimmed around it (a bottom-posted quote, then the quoted
+    /// history and signature below), for a folded "Show quoted text"; empty
+    /// when nothing was trimmed.
+    pub quoted: String,
+}
+
+/// Splits a reply into its new text and the quoted rest.
+pub fn split(text: &str) -> Trimmed {
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
     let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
     let start = bottom_post_start(&lines).unwrap_or(0);
@@ -308,9 +319,13 @@ pub fn new_text(text: &str) -> String {
     if let Some(sig) = signature_start(&rest[..end]) {
         end = without_trailing_quotes(&rest[..sig]);
     }
-    let kept = rest[..end].join("\n");
-    let kept = kept.trim_matches('\n');
-    if kept.trim().is_empty() { lines.join("\n").trim_matches('\n').to_string() } else { kept.to_string() }
+    let block = |ls: &[&str]| ls.join("\n").trim_matches('\n').to_string();
+    let body = block(&rest[..end]);
+    if body.trim().is_empty() {
+        return Trimmed { body: block(&lines), quoted: String::new() };
+    }
+    let quoted = [block(&lines[..start]), block(&rest[end..])].into_iter().filter(|b| !b.trim().is_empty());
+    Trimmed { body, quoted: quoted.collect::<Vec<_>>().join("\n\n") }
 }
 
 fn is_quoted(line: &str) -> bool {
@@ -446,16 +461,16 @@ enum Strength {
 fn attribution(lines: &[&str], i: usize, n: usize) -> Option<Strength> {
     let r = &*RULES;
     let span = lines.get(i..i + n)?;
+    if !span[n - 1].ends_with([':', '：']) {
+        return None;
+    }
     let wrapped = |l: &&str| l.trim().chars().count() >= MIN_WRAPPED;
     let continues = |l: &&str| !is_blank(l) && (!is_quoted(l) || (l.chars().count() <= 24 && r.wrote_last.is_match(l)));
     if (n > 1 && !wrapped(&span[0])) || !span[1..].iter().all(continues) {
         return None;
     }
     let joined = span.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
-    if joined.chars().count() > MAX_ATTRIBUTION
-        || !joined.ends_with([':', '：'])
-        || !joined.chars().any(|c| c.is_ascii_digit())
-    {
+    if joined.chars().count() > MAX_ATTRIBUTION || !joined.chars().any(|c| c.is_ascii_digit()) {
         return None;
     }
     if r.wrote_last.is_match(&joined) || r.attributions.is_match(&joined) {
@@ -500,6 +515,20 @@ fn without_trailing_quotes(lines: &[&str]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn new_text(text: &str) -> String {
+        split(text).body
+    }
+
+    #[test]
+    fn the_trimmed_rest_is_kept_apart() {
+        let top = split("New.\n\nOn Mon, 5 Jan 2026, Jane wrote:\n> old\n");
+        assert_eq!(top, Trimmed { body: "New.".into(), quoted: "On Mon, 5 Jan 2026, Jane wrote:\n> old".into() });
+        let bottom = split("> old\n\nNew.\n-- \nJane");
+        assert_eq!(bottom, Trimmed { body: "New.".into(), quoted: "> old\n\n--\nJane".into() });
+        assert_eq!(split("Only new.\n").quoted, "");
+        assert_eq!(split("> only a quote").quoted, "");
+    }
 
     #[test]
     fn gmail_attribution_wrapped_over_two_lines() {

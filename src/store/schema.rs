@@ -154,6 +154,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX tickets_status_sort ON tickets(status, updated_at, id);
     CREATE INDEX tickets_team_status_sort ON tickets(team_id, status, updated_at, id);
     "#,
+    // 3: what reply trimming took from a mail (quoted history, signature), shown folded.
+    r#"
+    ALTER TABLE messages ADD COLUMN quoted TEXT NOT NULL DEFAULT '';
+    "#,
 ];
 
 /// Brings the schema up to the newest version. Safe when several processes
