@@ -29,8 +29,10 @@
 //!      sentences ending in "wrote:" safe. When the quote under it is answered
 //!      inline (unquoted text after the quoted lines), it is no cut: inline
 //!      answers need their questions.
-//! 3. Trailing `>` quoted lines and blank lines go; quoted blocks between new
-//!    text stay, for the same reason.
+//! 3. Trailing `>` quoted lines and blank lines go. A single quoted block
+//!    (and its attribution) with new text above and below goes too: the
+//!    reply wraps it (a closing under a top-posted quote). Two or more
+//!    quoted blocks between new text stay, for the same reason as above.
 //! 4. **Signature cut**: from the first `-- ` delimiter line (also `--`, as
 //!    clients that strip trailing spaces send it) or a mobile / client
 //!    signature line ([`SIGNATURES`]: "Sent from my iPhone", "Get Outlook for
@@ -320,12 +322,37 @@ pub fn split(text: &str) -> Trimmed {
         end = without_trailing_quotes(&rest[..sig]);
     }
     let block = |ls: &[&str]| ls.join("\n").trim_matches('\n').to_string();
-    let body = block(&rest[..end]);
+    let (above, below) = wrapped_quote(&rest[..end]).unwrap_or((end, end));
+    let body = [block(&rest[..above]), block(&rest[below..end])].into_iter().filter(|b| !b.is_empty());
+    let body = body.collect::<Vec<_>>().join("\n\n");
     if body.trim().is_empty() {
         return Trimmed { body: block(&lines), quoted: String::new() };
     }
-    let quoted = [block(&lines[..start]), block(&rest[end..])].into_iter().filter(|b| !b.trim().is_empty());
-    Trimmed { body, quoted: quoted.collect::<Vec<_>>().join("\n\n") }
+    let quoted = [block(&lines[..start]), block(&rest[above..below]), block(&rest[end..])];
+    Trimmed { body, quoted: quoted.into_iter().filter(|b| !b.trim().is_empty()).collect::<Vec<_>>().join("\n\n") }
+}
+
+/// The lines of a quote that the reply wraps: one quoted block (with its
+/// attribution) that has new text above and below it and is the only one.
+/// A closing under a top-posted quote is such text; with two or more
+/// quoted blocks it is an inline answer, which keeps them.
+fn wrapped_quote(lines: &[&str]) -> Option<(usize, usize)> {
+    let first = lines.iter().position(|l| is_quoted(l))?;
+    let mut below = first;
+    while below < lines.len() && (is_quoted(lines[below]) || is_blank(lines[below])) {
+        below += 1;
+    }
+    if below == lines.len() || lines[below..].iter().any(|l| is_quoted(l)) {
+        return None;
+    }
+    let mut above = first;
+    while above > 0 && is_blank(lines[above - 1]) {
+        above -= 1;
+    }
+    if let Some(n) = (1..=above.min(3)).find(|&n| attribution_len(lines, above - n) == Some(n)) {
+        above -= n;
+    }
+    (!lines[..above].iter().all(|l| is_blank(l))).then_some((above, below))
 }
 
 fn is_quoted(line: &str) -> bool {
@@ -442,10 +469,12 @@ fn is_header_block(lines: &[&str], i: usize) -> bool {
 /// 78 columns), and a quoted line continues one only when it
 /// is the verb alone (Gmail wraps `<addr\n> wrote:`, and the `>` is taken
 /// for a quote). When the last lines alone end with the verb, they are the
-/// attribution and the line above is text.
+/// attribution and the line above is text, unless that line leaves a
+/// bracket open (`Name <` wrapped before the address).
 fn attribution_len(lines: &[&str], i: usize) -> Option<usize> {
     let n = (1..=3).find(|&n| attribution(lines, i, n).is_some())?;
-    (1..n).all(|k| attribution(lines, i + k, n - k) != Some(Strength::Verb)).then_some(n)
+    let open = |l: &str| l.matches(['<', '(', '[']).count() > l.matches(['>', ')', ']']).count();
+    (open(lines[i]) || (1..n).all(|k| attribution(lines, i + k, n - k) != Some(Strength::Verb))).then_some(n)
 }
 
 /// How an attribution was recognised.
@@ -639,6 +668,18 @@ mod tests {
     }
 
     #[test]
+    fn a_single_quote_wrapped_by_the_reply_goes() {
+        let t = "Test reply\nOn 04/19/2011 07:10 AM, Roman wrote:\n\n>Test\n>> older\n\nRegards, Roman";
+        assert_eq!(
+            split(t),
+            Trimmed {
+                body: "Test reply\n\nRegards, Roman".into(),
+                quoted: "On 04/19/2011 07:10 AM, Roman wrote:\n\n>Test\n>> older".into()
+            }
+        );
+    }
+
+    #[test]
     fn inline_answers_keep_their_questions() {
         let t = "Answers inline.\n\nOn Mon, 5 Jan 2026, Jane wrote:\n> Which model?\nThe X200.\n> Since when?\nMonday.\n\n> Regards, Jane\n";
         assert_eq!(
@@ -659,6 +700,8 @@ mod tests {
             "Понедельник, 5 января 2026, 10:02 +03:00 от ACME Support <support@acme.test>:",
             "ACME Support <support@acme.test> ezt írta (időpont: 2026. jan. 5., H, 10:02):",
             "On Mon, Jan 5, 2026 at 10:02 AM ACME Support Team for Europe and the Middle\nEast <support-emea@acme.test\n> wrote:",
+            "On Nov 30, 2011, at 12:47 PM, ACME Support <\n416ffd3258d4d2fa4c85cfa4c44e1721d66e3e8f4@acme.test>\nwrote:",
+            "On Mar 8, 2012 9:59 AM, \"Example.com\" <\nr+7f1b094ceb90e18cca93d53d3703feae@example.com> wrote:",
         ] {
             let t = format!("New text.\n\n{attr}\n\n> old\n");
             assert_eq!(new_text(&t), "New text.", "{attr}");
