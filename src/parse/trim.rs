@@ -332,10 +332,12 @@ pub fn split(text: &str) -> Trimmed {
     Trimmed { body, quoted: quoted.into_iter().filter(|b| !b.trim().is_empty()).collect::<Vec<_>>().join("\n\n") }
 }
 
-/// The lines of a quote that the reply wraps: one quoted block (with its
-/// attribution) that has new text above and below it and is the only one.
+/// The lines of a quote that the reply wraps: one quoted block under an
+/// attribution that has new text above and below it and is the only one.
 /// A closing under a top-posted quote is such text; with two or more
-/// quoted blocks it is an inline answer, which keeps them.
+/// quoted blocks it is an inline answer, which keeps them. Without an
+/// attribution the block is a snippet the sender quotes (an error
+/// message) and stays.
 fn wrapped_quote(lines: &[&str]) -> Option<(usize, usize)> {
     let first = lines.iter().position(|l| is_quoted(l))?;
     let mut below = first;
@@ -349,10 +351,8 @@ fn wrapped_quote(lines: &[&str]) -> Option<(usize, usize)> {
     while above > 0 && is_blank(lines[above - 1]) {
         above -= 1;
     }
-    if let Some(n) = (1..=above.min(3)).find(|&n| attribution_len(lines, above - n) == Some(n)) {
-        above -= n;
-    }
-    (!lines[..above].iter().all(|l| is_blank(l))).then_some((above, below))
+    let n = (1..=above.min(3)).find(|&n| attribution_len(lines, above - n) == Some(n))?;
+    (!lines[..above - n].iter().all(|l| is_blank(l))).then_some((above - n, below))
 }
 
 fn is_quoted(line: &str) -> bool {
@@ -665,6 +665,12 @@ mod tests {
             let t = format!("Works now.\n\n{sig}\n\n> On Mon wrote\n> x\n");
             assert_eq!(new_text(&t), "Works now.", "{sig}");
         }
+    }
+
+    #[test]
+    fn a_quoted_snippet_in_the_text_stays() {
+        let t = "The printer says:\n> Error 42\nWhat does it mean?";
+        assert_eq!(new_text(t), t);
     }
 
     #[test]

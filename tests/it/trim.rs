@@ -16,7 +16,7 @@
 use serde::Deserialize;
 
 /// Cases that must come out exact; raise it when trimming gets better.
-const EXACT_FLOOR: usize = 526;
+const EXACT_FLOOR: usize = 527;
 
 const SUPPORT: &str = "ACME Support";
 const SUPPORT_ADDR: &str = "support@acme.test";
