@@ -304,9 +304,9 @@ static RULES: LazyLock<Rules> = LazyLock::new(|| {
 pub struct Trimmed {
     /// The new text of the reply.
     pub body: String,
-    /// The lines trimmed around it (a bottom-posted quote, then the quoted
-    /// history and signature below), for a folded "Show quoted text"; empty
-    /// when nothing was trimmed.
+    /// The lines trimmed from it (a bottom-posted quote, a quote the reply
+    /// wraps, then the signature and quoted history below), in that order,
+    /// for a folded "Show quoted text"; empty when nothing was trimmed.
     pub quoted: String,
 }
 
