@@ -70,6 +70,7 @@ fn open_tickets(s: &Setup, config: &Config, keys: &Keyring, tickets_n: usize, ta
                     via: Via::Mail,
                     event: Event::Opened,
                     body: &body,
+                    quoted: "",
                     message_id: Some(&mid),
                     raw: None,
                 },

@@ -46,6 +46,8 @@ pub struct Upload<'a> {
 pub struct Post<'a> {
     pub author: &'a User,
     pub body: &'a str,
+    /// What trimming took from a mail (see [`crate::parse::Parsed::quoted`]).
+    pub quoted: &'a str,
     pub via: Via,
     /// The inbound mail's Message-ID; `None` for web posts (one is generated,
     /// so notifications about it can reference it).
@@ -112,6 +114,7 @@ pub fn attach(tx: &Connection, env: &Env, ticket: Ticket, author: &User, uploads
         message_id: None,
         raw: None,
         attachments: uploads,
+        quoted: "",
         unverified: false,
     };
     write_post(tx, env, ticket, &post, Event::Updated)
@@ -135,6 +138,7 @@ fn write_post(tx: &Connection, env: &Env, ticket: Ticket, post: &Post, event: Ev
             via: post.via,
             event,
             body: post.body,
+            quoted: post.quoted,
             message_id: Some(message_id),
             raw: post.raw,
         },
@@ -213,6 +217,7 @@ mod tests {
             let post = |author, body| Post {
                 author,
                 body,
+                quoted: "",
                 via: Via::Web,
                 message_id: None,
                 raw: None,

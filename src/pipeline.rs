@@ -440,6 +440,8 @@ impl App {
             Route::Existing { ticket, verified, .. } => {
                 // decide() threads onto a ticket only for a known sender who may act on it.
                 let author = sender.ok_or(StoreError::NotFound)?;
+                // Only a proven author names themselves: a forger must not rename a user.
+                let author = if verified { users::adopt_name(tx, author, p.from_name.as_deref())? } else { author };
                 let ticket = tickets::get(tx, ticket)?;
                 self.post_reply(tx, env, &notifier, ticket, &author, p, raw, &key, verified)
             }
@@ -455,6 +457,7 @@ impl App {
             }
             Route::NewTicket { verified } => {
                 let author = match sender {
+                    Some(u) if verified => users::adopt_name(tx, u, p.from_name.as_deref())?,
                     Some(u) => u,
                     None => self.enrol_unknown(tx, from, p.from_name.as_deref(), now)?,
                 };
@@ -731,6 +734,7 @@ fn mail_post<'a>(
         unverified: !verified,
         author,
         body: &p.body,
+        quoted: &p.quoted,
         via: Via::Mail,
         message_id: p.message_id.as_deref(),
         raw: Some(raw),

@@ -87,10 +87,10 @@ pub fn ticket_event(
     // notification cost more the longer a ticket ran.
     let shown = message.map(|id| tickets::message(tx, ticket.id, id)).transpose()?;
     let shown = shown.as_ref();
-    let author_name = match (author, shown.and_then(|m| m.author_id)) {
-        (Some(a), _) => a.display().to_string(),
-        (None, Some(id)) => users::by_id(tx, id)?.display().to_string(),
-        (None, None) => String::new(),
+    let author = match (author, shown.and_then(|m| m.author_id)) {
+        (Some(a), _) => Some(a.clone()),
+        (None, Some(id)) => Some(users::by_id(tx, id)?),
+        (None, None) => None,
     };
     let files: Vec<FileLine> = tickets::attachments(tx, ticket.id)?
         .into_iter()
@@ -123,7 +123,7 @@ pub fn ticket_event(
             status: ticket.status.label().to_string(),
             team: team.clone(),
             internal_ref: ticket.internal_ref.clone(),
-            author: author_name.clone(),
+            author: author.as_ref().map(|a| author_label(a, user.role.is_staff())).unwrap_or_default(),
             body: shown.map(|m| m.body.clone()).filter(|b| !b.trim().is_empty()),
             unverified: shown.is_some_and(|m| m.unverified),
             files: files.clone(),
@@ -322,6 +322,16 @@ fn queue(
     let new = NewMail { message_id: &message_id, ticket_id: q.ticket.map(|t| t.id), kind, recipient: q.to, raw: &raw };
     outbox::enqueue(tx, &new, n.now)?;
     Ok(true)
+}
+
+/// How a notification names the author: by display name, and for staff
+/// with the address beside it (customers see staff by name only).
+fn author_label(author: &User, for_staff: bool) -> String {
+    if for_staff && !author.name.is_empty() {
+        format!("{} <{}>", author.name, author.email)
+    } else {
+        author.display().to_string()
+    }
 }
 
 /// `[#N] subject`, `Re: ` on follow-ups; the tag is not repeated when the

@@ -59,6 +59,7 @@ fn post(c: &Connection, n: &Notifier, ticket: i64, author: &User, event: Event, 
             via: Via::Mail,
             event,
             body,
+            quoted: "",
             message_id: Some(mid),
             raw: None,
         },
@@ -212,6 +213,33 @@ fn headers_thread_the_mail_and_point_back_at_the_recipient() {
         let m = MessageParser::default().parse(&outbox::raw(c, first_staff.id)?).unwrap().into_owned();
         assert_eq!(m.subject(), Some("[#1] Printer on fire"));
         assert_eq!(ids(m.in_reply_to()), vec!["root@acme.test"]);
+        Ok::<_, crate::store::StoreError>(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn authors_are_named_and_staff_see_the_address_beside_the_name() {
+    let (db, _d) = testing::db();
+    let (config, keys) = (config(), keys());
+    db.write(|c| {
+        let p = people(c);
+        let n = Notifier { config: &config, keys: &keys, now: 1000 };
+        let t = tickets::create(c, p.member.team_id.unwrap(), p.member.id, "Printer", "support", 1000)?;
+        post(c, &n, t, &p.member, Event::Opened, "It is broken", "m1@acme.test");
+        let mark = last_id(c);
+        post(c, &n, t, &p.agent, Event::StaffResponded, "Try this", "s1@help.test");
+        let text = |kind: &str, since: i64| {
+            let row = outbox::list(c, 100).unwrap().into_iter().find(|e| e.kind == kind && e.id > since).unwrap();
+            let raw = outbox::raw(c, row.id).unwrap();
+            MessageParser::default().parse(&raw).unwrap().body_text(0).unwrap().into_owned()
+        };
+        assert!(
+            text("new_ticket", 0).contains("Mia Member <member@acme.test> opened ticket"),
+            "{}",
+            text("new_ticket", 0)
+        );
+        assert!(text("response", mark).contains("Sam Agent from Support responded"), "{}", text("response", mark));
         Ok::<_, crate::store::StoreError>(())
     })
     .unwrap();

@@ -17,6 +17,9 @@
 //!   `yahoo_quoted` or `protonmail_quote` become `> `-prefixed lines, nested
 //!   quotes `>> `. A `<blockquote>` whose style says `border:none` is Gmail's
 //!   and Outlook's *indent* button, not a quote, and stays plain text.
+//! - Signature containers (Gmail's `gmail_signature`, Proton's
+//!   `protonmail_signature_block`, Outlook's `Signature` id) get a `-- `
+//!   delimiter line before them, so trim cuts the signature as in text mail.
 //! - Outlook's reply header (`<div id="divRplyFwdMsg">`, or the
 //!   `border-top:solid` separator div of Outlook desktop) and `<hr>` become a
 //!   line of underscores, exactly as Outlook's own text part renders them; trim
@@ -75,6 +78,10 @@ const DROPPED: &[&str] = &["script", "style", "title", "head", "template", "nosc
 const QUOTE_CLASSES: &[&str] = &["gmail_quote", "gmail_quote_container", "yahoo_quoted", "protonmail_quote"];
 /// Ids of containers that start Outlook's reply header block.
 const OUTLOOK_HEADER_IDS: &[&str] = &["divrplyfwdmsg"];
+/// Class names of containers that hold the sender's signature.
+const SIGNATURE_CLASSES: &[&str] = &["gmail_signature", "protonmail_signature_block", "moz-signature"];
+/// Ids of containers that hold the sender's signature (Outlook).
+const SIGNATURE_IDS: &[&str] = &["signature", "ms-outlook-mobile-signature"];
 
 /// Converts an HTML body to plain text.
 pub fn to_text(html: &str) -> String {
@@ -141,6 +148,9 @@ fn open(w: &mut Writer, stack: &mut Vec<(String, Effect)>, tag: &Tag) {
         tag.attr("style").unwrap_or_default().to_ascii_lowercase().chars().filter(|c| !c.is_whitespace()).collect();
     if OUTLOOK_HEADER_IDS.contains(&id.as_str()) || (name == "div" && style.contains("border-top:solid")) {
         w.separator();
+    }
+    if SIGNATURE_IDS.contains(&id.as_str()) || class.split_whitespace().any(|c| SIGNATURE_CLASSES.contains(&c)) {
+        w.signature();
     }
     let is_quote = (name == "blockquote" && !style.contains("border:none"))
         || class.split_whitespace().any(|c| QUOTE_CLASSES.contains(&c));
@@ -420,6 +430,13 @@ impl Writer {
         self.lines.push((self.quote_depth, SEPARATOR.to_string()));
     }
 
+    /// A client's signature container: the `-- ` delimiter line before it.
+    fn signature(&mut self) {
+        self.block();
+        self.line_depth = self.quote_depth;
+        self.lines.push((self.quote_depth, "-- ".to_string()));
+    }
+
     fn end_link(&mut self) {
         let Some((href, text)) = self.link.take() else { return };
         let shown = text.trim();
@@ -606,6 +623,12 @@ mod tests {
     fn quotes_become_prefixed_lines() {
         let html = r#"<div dir="ltr">Thanks, fixed.</div><br><div class="gmail_quote"><div class="gmail_attr">On Mon, Jane wrote:<br></div><blockquote class="gmail_quote" style="margin:0px 0px 0px 0.8ex;border-left:1px solid rgb(204,204,204)"><div>Printer broken</div><blockquote type="cite">older</blockquote></blockquote></div>"#;
         assert_eq!(to_text(html), "Thanks, fixed.\n\n> On Mon, Jane wrote:\n>> Printer broken\n>>> older");
+    }
+
+    #[test]
+    fn signature_containers_get_a_delimiter() {
+        let html = r#"<div>Thanks.</div><div class="protonmail_signature_block"><div>Jane</div></div><div id="Signature">ACME</div>"#;
+        assert_eq!(to_text(html), "Thanks.\n--\nJane\n--\nACME");
     }
 
     #[test]

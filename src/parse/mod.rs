@@ -15,7 +15,8 @@
 //!   `format=flowed` is unwrapped; line endings are `\n`; C1 control
 //!   characters from mislabelled ISO-8859-1 are read as Windows-1252. When
 //!   broken MIME leaves no body, the unnamed parts it produced are the body.
-//!   [`Parsed::body`] is that text trimmed by [`trim::new_text`].
+//!   [`Parsed::body`] is that text trimmed by [`trim::split`], and
+//!   [`Parsed::quoted`] what was trimmed from it.
 //! - **Attachments**: every non-body part, inline images and attached
 //!   messages (`.eml`) included, so that the policy decides and the sender
 //!   learns what was refused; none for `multipart/report` (bounces, read
@@ -121,6 +122,8 @@ pub struct Parsed {
     pub text: String,
     /// What the sender newly wrote: `text` with quotes and signatures trimmed.
     pub body: String,
+    /// What was trimmed from `text` (quoted history, signature), shown folded.
+    pub quoted: String,
     pub attachments: Vec<Part>,
     pub auto: AutoHeaders,
     /// Raw `Authentication-Results` header values.
@@ -176,7 +179,13 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
             cap(&String::from_utf8_lossy(value).replace(['\r', '\n'], ""))
         })
         .collect();
-    let from_name = msg.from().and_then(|a| a.first()).and_then(|a| a.name()).map(cap);
+    // Clients that know no name repeat the address as one.
+    let from_name = msg
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.name())
+        .map(|n| cap(n.trim()))
+        .filter(|n| !n.is_empty() && from.as_deref().is_none_or(|f| !n.eq_ignore_ascii_case(f)));
     let mut recipients = Vec::new();
     for list in [msg.to(), msg.cc()].into_iter().flatten() {
         recipients.extend(list.iter().filter_map(|a| a.address()).map(|s| crate::address::normalize(&cap(s))));
@@ -193,7 +202,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
     recipients.truncate(MAX_RECIPIENTS);
 
     let (text, used_as_body) = body_text(&msg);
-    let body = trim::new_text(&text);
+    let trim::Trimmed { body, quoted } = trim::split(&text);
 
     let ct = msg.content_type();
     let top_type = ct.map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")).to_lowercase());
@@ -247,6 +256,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
         references: ids(msg.references()),
         text,
         body,
+        quoted,
         attachments,
         bounce: dsn::read(&msg),
         auto,
@@ -549,6 +559,14 @@ mod tests {
         let p = parse(b"Subject: only a subject\n").expect("a header is enough");
         assert_eq!((p.subject.as_str(), p.body.as_str(), p.message_id.as_deref()), ("only a subject", "", None));
         assert!(p.dedup_key().starts_with("sha256:"));
+    }
+
+    #[test]
+    fn display_names_are_decoded_and_an_address_is_no_name() {
+        let p = parse(b"From: =?UTF-8?Q?Jane_D=C3=B6e?= <jane@acme.test>\nSubject: s\n\nhi").expect("parses");
+        assert_eq!(p.from_name.as_deref(), Some("Jane D\u{f6}e"));
+        let p = parse(b"From: \"Jane@Acme.test\" <jane@acme.test>\nSubject: s\n\nhi").expect("parses");
+        assert_eq!(p.from_name, None);
     }
 
     #[test]

@@ -179,6 +179,10 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX aliases_user ON aliases(user_id);
     "#,
+    // 6: what reply trimming took from a mail (quoted history, signature), shown folded.
+    r#"
+    ALTER TABLE messages ADD COLUMN quoted TEXT NOT NULL DEFAULT '';
+    "#,
 ];
 
 /// Brings the schema up to the newest version. Safe when several processes

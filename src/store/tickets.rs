@@ -124,14 +124,16 @@ pub struct NewMessage<'a> {
     pub via: Via,
     pub event: Event,
     pub body: &'a str,
+    /// What trimming took from a mail's text; empty for web posts.
+    pub quoted: &'a str,
     pub message_id: Option<&'a str>,
     pub raw: Option<&'a [u8]>,
 }
 
 pub fn add_message(c: &Connection, m: &NewMessage, now: i64) -> Result<i64> {
     c.prepare_cached(
-        "INSERT INTO messages(ticket_id, author_id, author_role, via, event, body, message_id, raw, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO messages(ticket_id, author_id, author_role, via, event, body, message_id, raw, created_at, quoted)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         m.ticket_id,
@@ -142,7 +144,8 @@ pub fn add_message(c: &Connection, m: &NewMessage, now: i64) -> Result<i64> {
         m.body,
         m.message_id,
         m.raw,
-        now
+        now,
+        m.quoted
     ])?;
     let id = c.last_insert_rowid();
     index_text(c, m.ticket_id, "message", m.body)?;
@@ -174,10 +177,12 @@ pub struct Message {
     pub created_at: i64,
     /// Mail posted without evidence that its author sent it.
     pub unverified: bool,
+    /// What trimming took from the mail, shown folded under the body.
+    pub quoted: String,
 }
 
 const MESSAGE_COLUMNS: &str =
-    "id, ticket_id, author_id, author_role, via, event, body, message_id, created_at, unverified";
+    "id, ticket_id, author_id, author_role, via, event, body, message_id, created_at, unverified, quoted";
 
 fn message_row(r: &Row) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -191,6 +196,7 @@ fn message_row(r: &Row) -> rusqlite::Result<Message> {
         message_id: r.get(7)?,
         created_at: r.get(8)?,
         unverified: r.get(9)?,
+        quoted: r.get(10)?,
     })
 }
 

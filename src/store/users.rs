@@ -184,6 +184,18 @@ pub fn admins_of(c: &Connection, team: i64) -> Result<Vec<User>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Gives a user without a name the display name their mail came with, so
+/// the portal and notifications say "Jane Doe", not the address; a name
+/// already set (by an admin, or an earlier mail) stays.
+pub fn adopt_name(c: &Connection, mut user: User, name: Option<&str>) -> Result<User> {
+    let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else { return Ok(user) };
+    if user.name.is_empty() {
+        c.prepare_cached("UPDATE users SET name = ?2 WHERE id = ?1")?.execute(params![user.id, name])?;
+        user.name = name.to_string();
+    }
+    Ok(user)
+}
+
 pub fn password_hash(c: &Connection, id: i64) -> Result<Option<String>> {
     Ok(c.query_row("SELECT password_hash FROM users WHERE id = ?1", [id], |r| r.get(0))?)
 }

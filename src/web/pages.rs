@@ -165,13 +165,15 @@ async fn ticket_page(
             };
             let team = users::team(c, t.team_id)?.name;
             let messages = tickets::messages(c, id)?;
-            let mut names: HashMap<i64, String> = HashMap::new();
+            // Display name and address of each author.
+            let mut names: HashMap<i64, (String, String)> = HashMap::new();
             for uid in messages.iter().filter_map(|m| m.author_id).chain([t.opener_id]) {
                 if let std::collections::hash_map::Entry::Vacant(e) = names.entry(uid) {
-                    e.insert(users::by_id(c, uid)?.display().to_string());
+                    let user = users::by_id(c, uid)?;
+                    e.insert((user.display().to_string(), user.email));
                 }
             }
-            let opener = names.get(&t.opener_id).cloned().unwrap_or_default();
+            let opener = names.get(&t.opener_id).map(|(name, _)| name.clone()).unwrap_or_default();
             Ok(Ok((t, team, opener, messages, tickets::attachments(c, id)?, tickets::events(c, id)?, names)))
         })??;
         let mut by_message: HashMap<Option<i64>, Vec<AttachmentView>> = HashMap::new();
@@ -187,13 +189,18 @@ async fn ticket_page(
             .into_iter()
             .map(|m| MessageView {
                 id: m.id,
-                author: m.author_id.and_then(|a| names.get(&a).cloned()).unwrap_or_else(|| "Unknown sender".into()),
+                author: m
+                    .author_id
+                    .and_then(|a| names.get(&a).map(|(name, _)| name.clone()))
+                    .unwrap_or_else(|| "Unknown sender".into()),
+                address: m.author_id.and_then(|a| names.get(&a).map(|(_, email)| email.clone())).unwrap_or_default(),
                 role: view::role_label(&m.author_role),
                 staff: m.author_role == "staff",
                 via: m.via,
                 unverified: m.unverified,
                 when: format::time(m.created_at),
                 body: view::linkify(&m.body),
+                quoted: view::linkify(&m.quoted),
                 attachments: by_message.remove(&Some(m.id)).unwrap_or_default(),
             })
             .collect();
@@ -335,6 +342,7 @@ pub async fn reply(
                 let post = Post {
                     author: &user,
                     body: &body,
+                    quoted: "",
                     via: Via::Web,
                     message_id: None,
                     raw: None,
@@ -509,6 +517,7 @@ pub async fn create(State(pipeline): State<Pipeline>, viewer: Viewer, mp: Multip
             let post = Post {
                 author: &user,
                 body: &body,
+                quoted: "",
                 via: Via::Web,
                 message_id: None,
                 raw: None,

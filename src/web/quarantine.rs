@@ -124,7 +124,7 @@ fn entry_page(app: &App, nav: Nav, q: QuarantineEntry, stored: &[u8], teams: Vec
             let c = attachments::check(part, &app.config().attachments);
             FileVerdict {
                 name: c.filename,
-                size: format::size(c.size as u64),
+                size: format::size(c.size),
                 refused: c.reason.as_deref().filter(|_| !c.accepted).map(attachments::reason_text),
             }
         })

@@ -107,7 +107,10 @@ pub struct AttachmentView {
 
 pub struct MessageView {
     pub id: i64,
+    /// The author's display name (the address when there is none).
     pub author: String,
+    /// The author's address, shown on hover.
+    pub address: String,
     pub role: &'static str,
     pub staff: bool,
     pub via: String,
@@ -115,6 +118,8 @@ pub struct MessageView {
     pub unverified: bool,
     pub when: Time,
     pub body: Vec<Segment>,
+    /// What trimming took from the mail, folded under "Show quoted text".
+    pub quoted: Vec<Segment>,
     pub attachments: Vec<AttachmentView>,
 }
 
@@ -262,20 +267,8 @@ mod tests {
         assert_eq!(parts("http://"), vec![("http://".into(), false)]);
     }
 
-    #[test]
-    fn bodies_are_escaped_when_rendered() {
-        let m = MessageView {
-            id: 1,
-            author: "<b>".into(),
-            role: "Member",
-            staff: false,
-            via: "mail".into(),
-            unverified: false,
-            when: crate::format::time(0),
-            body: linkify("<script>alert(1)</script> http://x.test/\"onmouseover=\"y"),
-            attachments: vec![],
-        };
-        let page = TicketPage {
+    fn page(m: MessageView) -> TicketPage {
+        TicketPage {
             nav: Nav::anonymous(),
             id: 1,
             subject: "<i>s</i>".into(),
@@ -294,11 +287,44 @@ mod tests {
             error: None,
             max_size: "1 MB".into(),
             extensions: "pdf".into(),
-        };
-        let html = page.render().unwrap();
+        }
+    }
+
+    fn message(body: &str, quoted: &str) -> MessageView {
+        MessageView {
+            id: 1,
+            author: "<b>".into(),
+            address: "jane@acme.test".into(),
+            role: "Member",
+            staff: false,
+            via: "mail".into(),
+            unverified: false,
+            when: crate::format::time(0),
+            body: linkify(body),
+            quoted: linkify(quoted),
+            attachments: vec![],
+        }
+    }
+
+    #[test]
+    fn bodies_are_escaped_when_rendered() {
+        let html = page(message("<script>alert(1)</script> http://x.test/\"onmouseover=\"y", "")).render().unwrap();
         assert!(!html.contains("<script>alert"));
         assert!(!html.contains("<b>") && !html.contains("<i>s"));
         assert!(html.contains("href=\"http://x.test/\""), "{html}");
         assert!(!html.contains("\"onmouseover"));
+        assert!(!html.contains("<details"), "nothing trimmed, nothing folded");
+    }
+
+    #[test]
+    fn quoted_text_is_folded_and_the_address_shows_on_hover() {
+        let html = page(message("Thanks.", "> <i>old</i> http://x.test/")).render().unwrap();
+        let folded =
+            html.split("<details class=\"quoted\"><summary>Show quoted text</summary>").nth(1).expect("folded");
+        assert!(
+            folded.starts_with("<div class=\"body\">&#62; &#60;i&#62;old&#60;/i&#62; <a href=\"http://x.test/\""),
+            "{folded}"
+        );
+        assert!(html.contains("<span class=\"author\" title=\"jane@acme.test\">"), "{html}");
     }
 }

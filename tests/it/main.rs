@@ -15,4 +15,5 @@ mod ops;
 mod outbound;
 mod pipeline;
 mod quarantine;
+mod trim;
 mod web;

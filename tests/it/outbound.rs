@@ -132,6 +132,7 @@ fn act(db: &Db, n: &Notifier, ticket: i64, author: &User, event: Event, body: &s
                     via: Via::Mail,
                     event,
                     body,
+                    quoted: "",
                     message_id: Some(mid),
                     raw: None,
                 },

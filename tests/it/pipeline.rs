@@ -107,6 +107,25 @@ fn a_known_sender_opens_a_ticket_and_redelivery_changes_nothing() {
 }
 
 #[test]
+fn a_mail_keeps_its_trimmed_quote_and_gives_a_nameless_author_its_display_name() {
+    let w = world();
+    let body =
+        "It burns.\r\n\r\nOn Mon, 5 Jan 2026 at 10:02, Support <support@example.test> wrote:\r\n> Is it on fire?\r\n";
+    let from = "=?UTF-8?Q?Jane_D=C3=B6e?= <jane@acme.test>";
+    let raw = mail(from, "support@example.test", "Printer", "q1@acme.test", "", body);
+    let Outcome::Opened { ticket, message } = w.ingest(&raw) else { panic!("a new ticket") };
+    let m = w.db(|c| tickets::message(c, ticket, message).unwrap());
+    assert_eq!(m.body, "It burns.");
+    assert_eq!(m.quoted, "On Mon, 5 Jan 2026 at 10:02, Support <support@example.test> wrote:\n> Is it on fire?");
+    assert_eq!(w.db(|c| tickets::raw_message(c, message).unwrap()), Some(raw), "the untrimmed mail is stored");
+    assert_eq!(w.db(|c| users::by_id(c, w.member).unwrap().name), "Jane Döe");
+
+    let other = mail("Someone Else <jane@acme.test>", "support@example.test", "Other", "q2@acme.test", "", "Hi");
+    assert!(matches!(w.ingest(&other), Outcome::Opened { .. }));
+    assert_eq!(w.db(|c| users::by_id(c, w.member).unwrap().name), "Jane Döe", "a name once set stays");
+}
+
+#[test]
 fn without_message_id_the_content_hash_deduplicates() {
     let w = world();
     let raw = b"From: jane@acme.test\r\nTo: support@example.test\r\nSubject: no id\r\n\r\nhello\r\n";

@@ -96,7 +96,7 @@ fn world() -> World {
 }
 
 fn post<'a>(author: &'a users::User, body: &'a str) -> Post<'a> {
-    Post { author, body, via: Via::Web, message_id: None, raw: None, attachments: &[], unverified: false }
+    Post { author, body, quoted: "", via: Via::Web, message_id: None, raw: None, attachments: &[], unverified: false }
 }
 
 /// A logged-in browser: the session cookie and the session's CSRF token.
