@@ -41,3 +41,6 @@ pub mod cli;
 pub mod inspect;
 pub mod serve;
 pub mod web;
+
+#[cfg(test)]
+mod hostile;
