@@ -3,6 +3,10 @@
 //! when every message was accepted or quarantined, 75 (EX_TEMPFAIL) when one
 //! hit a transient failure (the MTA retries), 66 (EX_NOINPUT) for an
 //! unreadable file.
+//!
+//! Tables (`team list`, `user list`, `quarantine list`, `outbox list`) show
+//! every value through [`cell`]: a subject or bounce text from a stranger
+//! cannot send terminal escape sequences or break the tab-separated columns.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -170,10 +174,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                     out,
                     "{}\t{}\t{}\t{}\t{}",
                     q.id,
-                    q.reason,
-                    q.sender.as_deref().unwrap_or("-"),
-                    q.subject.as_deref().unwrap_or("-"),
-                    q.detail
+                    cell(&q.reason),
+                    cell(q.sender.as_deref().unwrap_or("-")),
+                    cell(q.subject.as_deref().unwrap_or("-")),
+                    cell(&q.detail)
                 )?;
             }
             Ok(0)
@@ -265,7 +269,7 @@ fn team(db: &Db, c: TeamCommand) -> anyhow::Result<i32> {
         }
         TeamCommand::List => {
             for t in db.with(|c| users::teams(c))? {
-                println!("{}\t{}", t.id, t.name);
+                println!("{}\t{}", t.id, cell(&t.name));
             }
         }
     }
@@ -300,7 +304,14 @@ fn user(db: &Db, c: UserCommand) -> anyhow::Result<i32> {
                 if let Some(b) = &u.bouncing {
                     flags.push(format!("bouncing: {b}"));
                 }
-                println!("{}\t{}\t{}\t{team}\t{}", u.id, u.email, u.role.as_str(), flags.join("; "));
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    u.id,
+                    cell(&u.email),
+                    u.role.as_str(),
+                    cell(team),
+                    cell(&flags.join("; "))
+                );
             }
         }
         UserCommand::Disable { email } => db.with(|c| users::set_disabled(c, &email, true)).context("no such user")?,
@@ -330,6 +341,17 @@ fn outbox(db: &Db, c: OutboxCommand) -> anyhow::Result<()> {
     }
 }
 
+/// `value` safe to print as one cell of a table: control characters (escape
+/// sequences, line breaks, tabs) and bidirectional overrides are shown
+/// escaped (`\u{1b}`, `\n`, `\t`), everything else as it is.
+pub fn cell(value: &str) -> String {
+    let unsafe_char = |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if !value.chars().any(unsafe_char) {
+        return value.to_string();
+    }
+    value.chars().map(|c| if unsafe_char(c) { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 /// The given password, or one read from the terminal (echo off) or a line of standard input.
 fn password_or_prompt(given: Option<String>) -> anyhow::Result<String> {
     if let Some(p) = given {
@@ -357,4 +379,17 @@ fn check_password(p: String) -> anyhow::Result<String> {
         bail!("the password must have at least 8 characters");
     }
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_cells_escape_control_characters() {
+        assert_eq!(cell("Grüße, Müller"), "Grüße, Müller");
+        assert_eq!(cell("\u{1b}]0;owned\u{7}\u{1b}[2Jhi"), "\\u{1b}]0;owned\\u{7}\\u{1b}[2Jhi");
+        assert_eq!(cell("a\tb\r\nc\u{9b}d"), "a\\tb\\r\\nc\\u{9b}d");
+        assert_eq!(cell("photo\u{202E}gpj.exe"), "photo\\u{202e}gpj.exe");
+    }
 }

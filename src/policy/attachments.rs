@@ -16,6 +16,7 @@
 //! | `not_text` | `.txt`/`.csv` that is not valid UTF-8 nor valid in the declared charset, or holds NUL or other binary control characters |
 //! | `html_disguised_as_text` | `.txt`/`.csv` whose content starts as an HTML/SVG/XHTML document (`detected`: `text/html`) |
 //! | `script_disguised_as_text` | `.txt`/`.csv` that starts with a `#!` interpreter line (`detected`: `text/x-shellscript`) |
+//! | `too_many_attachments` | beyond the first [`crate::parse::MAX_ATTACHMENTS`] of one message: refused unread ([`too_many`]) |
 //!
 //! Decisions where the spec is silent:
 //! - Detection uses `infer` on the whole buffer, corrected where it is known to
@@ -53,7 +54,7 @@ use encoding_rs::{DecoderResult, Encoding, UTF_8};
 use serde::Serialize;
 
 use crate::config::AttachmentRules;
-use crate::parse::Part;
+use crate::parse::{Part, Skipped};
 
 /// Longest sanitised file name, in bytes.
 pub const MAX_FILENAME_BYTES: usize = 200;
@@ -66,6 +67,7 @@ pub const CONTENT_MISMATCH: &str = "content_mismatch";
 pub const NOT_TEXT: &str = "not_text";
 pub const HTML_DISGUISED_AS_TEXT: &str = "html_disguised_as_text";
 pub const SCRIPT_DISGUISED_AS_TEXT: &str = "script_disguised_as_text";
+pub const TOO_MANY_ATTACHMENTS: &str = "too_many_attachments";
 
 /// Every reason code [`check`] can give.
 pub const REASONS: &[&str] = &[
@@ -77,6 +79,7 @@ pub const REASONS: &[&str] = &[
     NOT_TEXT,
     HTML_DISGUISED_AS_TEXT,
     SCRIPT_DISGUISED_AS_TEXT,
+    TOO_MANY_ATTACHMENTS,
 ];
 
 pub const PDF: &str = "application/pdf";
@@ -123,6 +126,7 @@ pub fn reason_text(code: &str) -> &'static str {
         NOT_TEXT => "The file is named as text but its content is not text in a known character set.",
         HTML_DISGUISED_AS_TEXT => "The file is named as text but is a web page (HTML).",
         SCRIPT_DISGUISED_AS_TEXT => "The file is named as text but is a script.",
+        TOO_MANY_ATTACHMENTS => "The message had more attachments than are taken from one message.",
         _ => "The file was refused.",
     }
 }
@@ -179,6 +183,18 @@ pub fn check(part: &Part, rules: &AttachmentRules) -> Checked {
         detected: detected.map(str::to_string),
         accepted: reason.is_none(),
         reason: reason.map(str::to_string),
+    }
+}
+
+/// The verdict on an attachment beyond the per-message cap: refused, its
+/// content never looked at.
+pub fn too_many(skipped: &Skipped) -> Checked {
+    Checked {
+        filename: sanitize_filename(skipped.filename.as_deref().unwrap_or(""), None),
+        size: skipped.size,
+        detected: None,
+        accepted: false,
+        reason: Some(TOO_MANY_ATTACHMENTS.to_string()),
     }
 }
 
