@@ -350,7 +350,7 @@ fn listed(mut files: Vec<FileLine>) -> (Vec<FileLine>, usize) {
 /// The start of a message's text for a notification: all of it when short,
 /// else cut at the last line end within [`EXCERPT_BYTES`] (at a character
 /// boundary when the first line alone is longer) and marked as cut.
-fn excerpt(body: &str) -> String {
+pub(crate) fn excerpt(body: &str) -> String {
     if body.len() <= EXCERPT_BYTES {
         return body.to_string();
     }
