@@ -62,8 +62,6 @@ pub enum Command {
     Quarantine(QuarantineCommand),
     /// Create or upgrade the database schema.
     Migrate,
-    /// Measure the pipeline on a generated corpus.
-    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,10 +183,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Migrate => {
             open_db(&config)?;
             println!("database {} is up to date", config.store.path.display());
-            Ok(0)
-        }
-        Command::Bench(args) => {
-            crate::bench::run(&args)?;
             Ok(0)
         }
     }

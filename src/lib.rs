@@ -36,7 +36,6 @@ pub mod pipeline;
 pub mod inbound;
 pub mod outbound;
 
-pub mod bench;
 pub mod cli;
 pub mod inspect;
 pub mod serve;
