@@ -189,5 +189,8 @@ mod tests {
         }
         assert!(!head.contains(&long_id), "an id that cannot fit on a line is left out");
         assert!(head.contains(&fitting), "the longest id that fits is kept");
+        // lettre refuses addresses that could not fit on a header line.
+        let long_address = format!("m@{}acme.test", "abcdefghij.".repeat(MAX_HEADER_LINE / 11));
+        assert!(matches!(build(&Outgoing { to: &long_address, ..o }), Err(ComposeError::Address(_))));
     }
 }
