@@ -347,6 +347,9 @@ fn declares_macro_sheet(mut stream: impl std::io::Read) -> bool {
 /// Largest `[Content_Types].xml` (and each relationship part) inflated for
 /// the macro check.
 const MAX_CONTENT_TYPES_BYTES: usize = 1 << 20;
+/// Most package XML inflated for one file, all parts together; a package
+/// with more (a zip bomb of relationship parts) is not verified.
+const MAX_PACKAGE_XML_BYTES: usize = 8 << 20;
 /// Most relationship parts read; a package with more is not verified.
 const MAX_RELATIONSHIP_PARTS: usize = 1000;
 
@@ -389,16 +392,19 @@ fn ooxml(bytes: &[u8]) -> Option<Detected> {
     let content_types = index("[content_types].xml")?;
     let &(_, plain, with_macros) = PACKAGES.iter().find(|(main, ..)| index(main).is_some())?;
     let macro_part = names.iter().any(|n| n.ends_with("vbaproject.bin") || n.starts_with("xl/macrosheets/"));
-    let types = package_xml(&mut package, content_types)?;
+    let mut budget = MAX_PACKAGE_XML_BYTES;
+    let types = package_xml(&mut package, content_types, &mut budget)?;
     let types = roxmltree::Document::parse(&types).ok()?;
+    let extensions: std::collections::HashSet<&str> =
+        names.iter().filter_map(|n| n.rsplit_once('.')).map(|(_, e)| e).collect();
     let typed_macro = types.descendants().filter(|n| n.is_element()).any(|n| {
         let macro_type = n.attribute("ContentType").is_some_and(is_macro_type);
         match n.tag_name().name() {
             "Override" => macro_type,
             // A default type applies to the parts with that extension.
             "Default" => {
-                let ext = n.attribute("Extension").unwrap_or_default().to_ascii_lowercase();
-                macro_type && names.iter().any(|p| p.rsplit_once('.').is_some_and(|(_, e)| e == ext))
+                macro_type
+                    && extensions.contains(n.attribute("Extension").unwrap_or_default().to_ascii_lowercase().as_str())
             }
             _ => false,
         }
@@ -410,7 +416,7 @@ fn ooxml(bytes: &[u8]) -> Option<Detected> {
     }
     let mut related_macro = false;
     for i in rels {
-        let xml = package_xml(&mut package, i)?;
+        let xml = package_xml(&mut package, i, &mut budget)?;
         let doc = roxmltree::Document::parse(&xml).ok()?;
         related_macro |= doc
             .descendants()
@@ -421,15 +427,18 @@ fn ooxml(bytes: &[u8]) -> Option<Detected> {
     Some(Detected { mime: Some(mime), ext: Some(ext), zip: true, macros })
 }
 
-/// One package XML part as text; `None` when it cannot be read, is larger
-/// than [`MAX_CONTENT_TYPES_BYTES`] or is not valid in its encoding.
-fn package_xml(package: &mut Package, index: usize) -> Option<String> {
+/// One package XML part as text, taken from `budget`; `None` when it cannot
+/// be read, is larger than [`MAX_CONTENT_TYPES_BYTES`] or what is left of the
+/// budget, or is not valid in its encoding.
+fn package_xml(package: &mut Package, index: usize, budget: &mut usize) -> Option<String> {
     let part = package.by_index(index).ok()?;
+    let limit = MAX_CONTENT_TYPES_BYTES.min(*budget);
     let mut data = Vec::new();
-    part.take(MAX_CONTENT_TYPES_BYTES as u64 + 1).read_to_end(&mut data).ok()?;
-    if data.len() > MAX_CONTENT_TYPES_BYTES {
+    part.take(limit as u64 + 1).read_to_end(&mut data).ok()?;
+    if data.len() > limit {
         return None;
     }
+    *budget -= data.len();
     xml_text(&data)
 }
 
@@ -921,6 +930,17 @@ mod tests {
         // ActiveX controls.
         let types = br#"<Types><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/><Override PartName="/word/activeX/activeX1.xml" ContentType="application/vnd.ms-office.activeX+xml"/></Types>"#;
         assert_refused(&verdict("a.docx", docx_with(types, &[("word/activeX/activeX1.xml", b"<a/>")])), MACRO_ENABLED);
+        // So does more package XML than the budget, however it is split.
+        let mut rels = b"<Relationships>".to_vec();
+        rels.resize(MAX_CONTENT_TYPES_BYTES - 32, b' ');
+        rels.extend_from_slice(b"</Relationships>");
+        let names: Vec<String> =
+            (0..MAX_PACKAGE_XML_BYTES / rels.len() + 1).map(|i| format!("p{i}/_rels/a.rels")).collect();
+        let mut entries: Vec<(&str, &[u8])> = vec![("[Content_Types].xml", WORD_TYPES), ("word/document.xml", b"<w/>")];
+        entries.extend(names.iter().map(|n| (n.as_str(), rels.as_slice())));
+        let c = verdict("a.docx", zip(&entries, false));
+        assert_refused(&c, CONTENT_MISMATCH);
+        assert_eq!(c.detected.as_deref(), Some(ZIP));
         // Package XML that is not XML leaves the package unverified: just a zip.
         let c = verdict("a.docx", docx_with(b"<Types><Override", &[]));
         assert_refused(&c, CONTENT_MISMATCH);
