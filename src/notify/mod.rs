@@ -354,11 +354,7 @@ pub(crate) fn excerpt(body: &str) -> String {
     if body.len() <= EXCERPT_BYTES {
         return body.to_string();
     }
-    let mut end = EXCERPT_BYTES;
-    while !body.is_char_boundary(end) {
-        end -= 1;
-    }
-    let head = &body[..end];
+    let head = &body[..body.floor_char_boundary(EXCERPT_BYTES)];
     let head = head.rfind('\n').map_or(head, |i| &head[..i]);
     format!("{}\n\n{EXCERPT_CUT}", head.trim_end())
 }

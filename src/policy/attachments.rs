@@ -703,15 +703,8 @@ mod tests {
     }
 
     fn ole(streams: &[&str], storages: &[&str]) -> Vec<u8> {
-        let mut cf = cfb::CompoundFile::create(Cursor::new(Vec::new())).expect("create");
-        for s in storages {
-            cf.create_storage(s).expect("storage");
-        }
-        for s in streams {
-            cf.create_stream(s).expect("stream").write_all(&[1u8; 600]).expect("write");
-        }
-        cf.flush().expect("flush");
-        cf.into_inner().into_inner()
+        let filled: Vec<(&str, &[u8])> = streams.iter().map(|s| (*s, &[1u8; 600][..])).collect();
+        ole_streams(&filled, storages)
     }
 
     fn tar(name: &str, data: &[u8]) -> Vec<u8> {
