@@ -26,7 +26,7 @@ fn pipeline(dir: &std::path::Path) -> Pipeline {
     let path = dir.join("ticketgate.toml");
     std::fs::write(&path, toml).expect("config");
     let config = Config::load_with_env(Some(&path), Vec::<(String, String)>::new()).expect("config loads");
-    ticketgate::cli::pipeline(Arc::new(config)).expect("pipeline")
+    ticketgate::app::App::open(Arc::new(config)).expect("pipeline")
 }
 
 /// A realistic small support mail (~1.2 KB) from one of 50 senders.

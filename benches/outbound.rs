@@ -100,7 +100,8 @@ fn deliver(db: &Db, config: &Config) -> Duration {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let (stop, rx) = tokio::sync::watch::channel(false);
     let start = Instant::now();
-    let task = rt.spawn(ticketgate::outbound::run(db.clone(), Arc::new(config.clone()), rx));
+    let keys = Keyring::new(vec![vec![5; 32]]);
+    let task = rt.spawn(ticketgate::outbound::run(db.clone(), Arc::new(config.clone()), keys, rx));
     drained(db);
     let elapsed = start.elapsed();
     stop.send(true).expect("stop");
@@ -200,7 +201,7 @@ fn main() {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
         let (stop, rx) = tokio::sync::watch::channel(false);
         let start = Instant::now();
-        let task = rt.spawn(ticketgate::outbound::run(s.db.clone(), Arc::new(cfg.clone()), rx));
+        let task = rt.spawn(ticketgate::outbound::run(s.db.clone(), Arc::new(cfg.clone()), keys.clone(), rx));
         let mails = open_tickets(&s, &cfg, &keys, tickets_n, "b");
         drained(&s.db);
         let total = start.elapsed();

@@ -13,6 +13,7 @@
 use rusqlite::Connection;
 
 use crate::config::Config;
+use crate::header::{clean_subject, generate_message_id};
 use crate::lifecycle::{Event, Role, Status, transition};
 use crate::notify::{self, Notifier};
 use crate::policy::attachments::Checked;
@@ -52,6 +53,8 @@ pub struct Post<'a> {
     /// The original message, for mail.
     pub raw: Option<&'a [u8]>,
     pub attachments: &'a [Upload<'a>],
+    /// Mail without evidence that the author sent it (shown as "sender not verified").
+    pub unverified: bool,
 }
 
 /// The result of a post.
@@ -102,7 +105,15 @@ pub fn set_reference(tx: &Connection, env: &Env, ticket: Ticket, author: &User, 
 pub fn attach(tx: &Connection, env: &Env, ticket: Ticket, author: &User, uploads: &[Upload]) -> Result<Posted> {
     let body =
         format!("Attached: {}", uploads.iter().map(|u| u.checked.filename.as_str()).collect::<Vec<_>>().join(", "));
-    let post = Post { author, body: &body, via: Via::Web, message_id: None, raw: None, attachments: uploads };
+    let post = Post {
+        author,
+        body: &body,
+        via: Via::Web,
+        message_id: None,
+        raw: None,
+        attachments: uploads,
+        unverified: false,
+    };
     write_post(tx, env, ticket, &post, Event::Updated)
 }
 
@@ -129,6 +140,9 @@ fn write_post(tx: &Connection, env: &Env, ticket: Ticket, post: &Post, event: Ev
         },
         env.now,
     )?;
+    if post.unverified {
+        tickets::set_unverified(tx, message)?;
+    }
     let mut refused = Vec::new();
     for upload in post.attachments {
         let c = &upload.checked;
@@ -155,21 +169,6 @@ fn write_post(tx: &Connection, env: &Env, ticket: Ticket, post: &Post, event: Ev
     let ticket = tickets::get(tx, ticket.id)?;
     notify::ticket_event(tx, &env.notifier(), &ticket, Some(message), event, Some(post.author))?;
     Ok(Posted { ticket, message, refused })
-}
-
-/// A new unique Message-ID (no brackets) on the support address's domain.
-pub fn generate_message_id(support_address: &str, kind: &str) -> String {
-    let domain = crate::address::domain(support_address);
-    let domain = if domain.is_empty() { "ticketgate.invalid" } else { domain };
-    format!("{kind}.{}@{domain}", crate::signing::random_token())
-}
-
-/// A subject fit for a ticket: one line, trimmed, bounded, never empty.
-pub fn clean_subject(subject: &str) -> String {
-    let one_line: String = subject.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    let s: String = one_line.split_whitespace().collect::<Vec<_>>().join(" ");
-    let s: String = s.chars().take(200).collect();
-    if s.is_empty() { "(no subject)".to_string() } else { s }
 }
 
 /// Whether `user` may act on `ticket` (same team, or staff).
@@ -211,8 +210,15 @@ mod tests {
         db.write(|tx| {
             let (member, _admin, staff) = fixture(tx);
             let env = Env { config: &config, keys: &keys, blobs: &blobs, now: 100 };
-            let post =
-                |author, body| Post { author, body, via: Via::Web, message_id: None, raw: None, attachments: &[] };
+            let post = |author, body| Post {
+                author,
+                body,
+                via: Via::Web,
+                message_id: None,
+                raw: None,
+                attachments: &[],
+                unverified: false,
+            };
             let p = open(tx, &env, member.team_id.unwrap(), "  Printer\r\nBcc: x ", "web", &post(&member, "broken"))?;
             assert_eq!(p.ticket.subject, "Printer Bcc: x");
             assert_eq!(p.ticket.status, Status::WaitingForSupport);

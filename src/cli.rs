@@ -1,8 +1,9 @@
 //! The command line: one subcommand per job, each calling one function.
 //! Exit statuses follow sysexits where an MTA reads them: `ingest` exits 0
-//! when every message was accepted or quarantined, 75 (EX_TEMPFAIL) when one
-//! hit a transient failure (the MTA retries), 66 (EX_NOINPUT) for an
-//! unreadable file.
+//! when every message was accepted or quarantined (a message over
+//! `limits.max_message_bytes` included: it is quarantined without being read
+//! whole), 75 (EX_TEMPFAIL) when one hit a transient failure (the MTA
+//! retries), 66 (EX_NOINPUT) for an unreadable file.
 //!
 //! Tables (`team list`, `user list`, `quarantine list`, `outbox list`) show
 //! every value through [`cell`]: a subject or bounce text from a stranger
@@ -13,12 +14,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::app::App;
 use crate::config::Config;
 use crate::lifecycle::Role;
-use crate::pipeline::Pipeline;
-use crate::signing::Keyring;
 use crate::store::{Db, users};
 
 #[derive(Debug, Parser)]
@@ -27,8 +27,19 @@ pub struct Cli {
     /// Configuration file (default: built-in defaults, as in config/ticketgate.toml).
     #[arg(long, global = true, env = "TICKETGATE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// How log lines on standard error look: text, or one JSON object a line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line, with the fields of the message or request span.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,6 +48,7 @@ pub enum Command {
     Serve,
     /// Ingest messages from files, or `-` for standard input (for MTA pipes).
     Ingest {
+        /// Message files (one message each), or `-` for standard input.
         #[arg(required = true)]
         files: Vec<String>,
         /// Label shown on tickets opened by these messages.
@@ -45,6 +57,7 @@ pub enum Command {
     },
     /// Explain how messages would be processed, as JSON Lines, without a database.
     Inspect {
+        /// Message files or folders (read recursively), or `-` for standard input.
         #[arg(required = true)]
         paths: Vec<String>,
     },
@@ -62,18 +75,41 @@ pub enum Command {
     Quarantine(QuarantineCommand),
     /// Create or upgrade the database schema.
     Migrate,
+    /// Copy the database (consistently, also while `serve` runs) and the attachment files.
+    Backup {
+        /// Where the copy of the database goes (replaced if it exists).
+        file: PathBuf,
+        /// Folder to copy the attachment files into; files already there are kept.
+        #[arg(long)]
+        blobs: Option<PathBuf>,
+    },
+    /// Print a shell completion script to standard output.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to standard output.
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TeamCommand {
-    Add { name: String },
+    /// Add a customer team.
+    Add {
+        /// The team's name, unique.
+        name: String,
+    },
+    /// List the teams.
     List,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum RoleArg {
+    /// A customer: sees and writes on the team's tickets.
     Member,
+    /// A customer who also manages the team.
     Admin,
+    /// Support staff: sees every ticket.
     Staff,
 }
 
@@ -91,12 +127,15 @@ impl From<RoleArg> for Role {
 pub enum UserCommand {
     /// Add a user; the password is prompted for unless given.
     Add {
+        /// The user's mail address (also the login).
         email: String,
+        /// What the user may do.
         #[arg(long, value_enum)]
         role: RoleArg,
         /// The customer team (members and admins).
         #[arg(long)]
         team: Option<String>,
+        /// Display name.
         #[arg(long, default_value = "")]
         name: String,
         /// Read the password from this option instead of a prompt.
@@ -106,37 +145,49 @@ pub enum UserCommand {
         #[arg(long, conflicts_with = "password")]
         no_password: bool,
     },
+    /// List the users with their role, team and marks.
     List,
+    /// Stop a user from logging in and from writing by mail.
     Disable {
+        /// The user's mail address.
         email: String,
     },
+    /// Let a disabled user in again.
     Enable {
+        /// The user's mail address.
         email: String,
     },
     /// Set a new password (prompted for unless given).
     Password {
+        /// The user's mail address.
         email: String,
+        /// Read the password from this option instead of a prompt.
         #[arg(long, env = "TICKETGATE_NEW_PASSWORD")]
         password: Option<String>,
     },
     /// Clear the bouncing mark so notifications go to the address again.
     ClearBounce {
+        /// The user's mail address.
         email: String,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
+    /// List the newest mails with their state.
     List,
     /// Retry failed or waiting mail now (all, or one by id).
     Retry {
+        /// The outbox id (from `outbox list`); all when left out.
         id: Option<i64>,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum QuarantineCommand {
+    /// List the newest quarantined messages with their reasons.
     List {
+        /// How many to show.
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
@@ -147,8 +198,11 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => {
+            // Migrating and hashing the first password block: done before the runtime starts.
+            let app = App::open(Arc::new(config))?;
+            crate::serve::first_login(&app)?;
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(crate::serve::run(Arc::new(config)))?;
+            runtime.block_on(crate::serve::run(app))?;
             Ok(0)
         }
         Command::Ingest { files, source } => ingest(config, &files, &source),
@@ -157,15 +211,15 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             let all_read = crate::inspect::run(&config, &paths, &mut stdout.lock())?;
             Ok(if all_read { 0 } else { 1 })
         }
-        Command::Team(c) => team(&open_db(&config)?, c),
-        Command::User(c) => user(&open_db(&config)?, c),
+        Command::Team(c) => team(open(config)?.db(), c),
+        Command::User(c) => user(open(config)?.db(), c),
         Command::Outbox(c) => {
-            let db = open_db(&config)?;
-            outbox(&db, c)?;
+            outbox(open(config)?.db(), c)?;
             Ok(0)
         }
         Command::Quarantine(QuarantineCommand::List { limit }) => {
-            let db = open_db(&config)?;
+            let app = open(config)?;
+            let db = app.db();
             let mut out = std::io::stdout().lock();
             for q in db.with(|c| crate::store::inbound::quarantined(c, limit))? {
                 writeln!(
@@ -181,63 +235,112 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Migrate => {
-            open_db(&config)?;
-            println!("database {} is up to date", config.store.path.display());
+            let app = open(config)?;
+            println!("database {} is up to date", app.config().store.path.display());
+            Ok(0)
+        }
+        Command::Backup { file, blobs } => {
+            backup(&open(config)?, &file, blobs.as_deref())?;
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "ticketgate", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(0)
         }
     }
 }
 
-fn open_db(config: &Config) -> anyhow::Result<Db> {
-    let timeout = std::time::Duration::from_millis(config.store.busy_timeout_millis);
-    Db::open_with_timeout(&config.store.path, timeout)
-        .with_context(|| format!("opening the database {}", config.store.path.display()))
+/// `ticketgate backup FILE [--blobs DIR]`: the database first, then the
+/// attachment files, so every file the copied database refers to exists
+/// (a file is durable before the transaction that refers to it commits).
+fn backup(app: &App, file: &std::path::Path, blobs: Option<&std::path::Path>) -> anyhow::Result<()> {
+    app.db().backup_to(file).with_context(|| format!("copying the database to {}", file.display()))?;
+    println!("database copied to {}", file.display());
+    match blobs {
+        Some(dir) => {
+            let (copied, present) = app
+                .blobs()
+                .copy_to(dir)
+                .with_context(|| format!("copying the attachment files to {}", dir.display()))?;
+            println!("attachment files: {copied} copied to {}, {present} already there", dir.display());
+        }
+        None => println!("attachment files not copied (add --blobs DIR)"),
+    }
+    Ok(())
 }
 
-/// Opens everything the pipeline needs.
-pub fn pipeline(config: Arc<Config>) -> anyhow::Result<Pipeline> {
-    let db = open_db(&config)?;
-    let keys = Keyring::load_or_create(&config.security.secret_file, &config.security.previous_secrets)?;
-    Ok(Pipeline::new(config, keys, db))
+fn open(config: Config) -> anyhow::Result<App> {
+    App::open(Arc::new(config))
 }
 
 const EX_NOINPUT: i32 = 66;
 const EX_TEMPFAIL: i32 = 75;
 
 fn ingest(config: Config, files: &[String], source: &str) -> anyhow::Result<i32> {
-    let pipeline = match pipeline(Arc::new(config)) {
-        Ok(p) => p,
+    let app = match open(config) {
+        Ok(app) => app,
         Err(e) => {
             // The MTA keeps the message and retries: nothing is lost.
             eprintln!("ticketgate: {e:#}");
             return Ok(EX_TEMPFAIL);
         }
     };
+    let max = app.config().limits.max_message_bytes;
     let mut status = 0;
     for file in files {
-        let raw = if file == "-" {
-            let mut buf = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf).map(|_| buf)
+        let outcome = if file == "-" {
+            ingest_stdin(&app, max, source)
         } else {
-            std::fs::read(file)
+            ingest_file(&app, std::path::Path::new(file), max, source)
         };
-        let raw = match raw {
-            Ok(raw) => raw,
+        match outcome {
+            Ok(Ok(outcome)) => {
+                println!("{file}\t{}", describe(&outcome));
+                if matches!(outcome, crate::pipeline::Outcome::Failed { .. }) {
+                    // Nothing was recorded: the MTA keeps the message and tries again later.
+                    status = EX_TEMPFAIL;
+                }
+            }
+            Ok(Err(e)) => {
+                eprintln!("ticketgate: {file}: {e} (temporary; try again)");
+                status = EX_TEMPFAIL;
+            }
             Err(e) => {
                 eprintln!("ticketgate: {file}: {e}");
                 status = status.max(EX_NOINPUT);
-                continue;
-            }
-        };
-        match pipeline.ingest(&raw, source) {
-            Ok(outcome) => println!("{file}\t{}", describe(&outcome)),
-            Err(e) => {
-                eprintln!("ticketgate: {file}: {e} (temporary; try again)");
-                status = EX_TEMPFAIL;
             }
         }
     }
     Ok(status)
+}
+
+/// The outcome of one `ingest` input: `Err` when it could not be read, `Ok(Err)` on a
+/// transient failure.
+type Ingested = std::io::Result<Result<crate::pipeline::Outcome, crate::pipeline::IngestError>>;
+
+/// A file's size is known before it is read: one over `max` is streamed into quarantine.
+fn ingest_file(app: &App, path: &std::path::Path, max: u64, source: &str) -> Ingested {
+    if std::fs::metadata(path)?.len() > max {
+        return Ok(app.quarantine_oversized(&mut std::fs::File::open(path)?, source));
+    }
+    Ok(app.ingest(&std::fs::read(path)?, source))
+}
+
+/// Standard input is counted while it is read: at most `max + 1` bytes are held, and a message
+/// longer than that is streamed into quarantine (and accepted: the MTA must not retry it).
+fn ingest_stdin(app: &App, max: u64, source: &str) -> Ingested {
+    let mut stdin = std::io::stdin().lock();
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(&mut stdin, max.saturating_add(1)), &mut raw)?;
+    if raw.len() as u64 > max {
+        let mut all = std::io::Read::chain(std::io::Cursor::new(raw), stdin);
+        return Ok(app.quarantine_oversized(&mut all, source));
+    }
+    Ok(app.ingest(&raw, source))
 }
 
 /// One line about an outcome, for `ingest`.
@@ -252,6 +355,7 @@ pub fn describe(o: &crate::pipeline::Outcome) -> String {
         Bounce { marked } if marked.is_empty() => "delivery report; nothing marked".into(),
         Bounce { marked } => format!("delivery report; marked bouncing: {}", marked.join(", ")),
         Quarantined { reason, id } => format!("quarantined #{id}: {reason}"),
+        Failed { error } => format!("failed, nothing recorded: {error}"),
     }
 }
 
@@ -385,5 +489,30 @@ mod tests {
         assert_eq!(cell("\u{1b}]0;owned\u{7}\u{1b}[2Jhi"), "\\u{1b}]0;owned\\u{7}\\u{1b}[2Jhi");
         assert_eq!(cell("a\tb\r\nc\u{9b}d"), "a\\tb\\r\\nc\\u{9b}d");
         assert_eq!(cell("photo\u{202E}gpj.exe"), "photo\\u{202e}gpj.exe");
+    }
+
+    /// Every subcommand says what it does and every option and argument what it is for,
+    /// so `--help`, the man page and the completions explain everything.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments().filter(|a| !a.is_hide_set()) {
+                if arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "ticketgate", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
     }
 }

@@ -46,6 +46,7 @@ pub struct Config {
     pub imap: Vec<ImapConfig>,
     pub outbound: OutboundConfig,
     pub web: WebConfig,
+    pub metrics: MetricsConfig,
     pub security: SecurityConfig,
     pub attachments: AttachmentRules,
     pub limits: Limits,
@@ -162,16 +163,28 @@ pub struct SmtpConfig {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebConfig {
-    /// Address the portal listens on; empty disables the portal.
+    /// Address the portal listens on (`host:port`, the host an IP or a name
+    /// resolved at start); empty disables the portal.
     pub listen: String,
     /// Mark cookies `Secure`. Defaults to true when `support.public_url` is https.
     pub secure_cookies: Option<bool>,
     /// How long a deep link in a notification stays valid.
     pub link_ttl_days: u64,
     pub session_ttl_hours: u64,
-    /// Failed logins allowed per account and per client address in `login_window_minutes`.
+    /// Failed logins allowed per client address in `login_window_minutes`;
+    /// past it, an account's logins back off instead of locking.
     pub max_failed_logins: u32,
     pub login_window_minutes: u64,
+    /// Reverse proxies (addresses or CIDRs) whose `X-Forwarded-For` names the
+    /// client; from any other peer the header is ignored.
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the Prometheus endpoint (`GET /metrics`); empty (the default) turns it off.
+    pub listen: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -213,6 +226,7 @@ impl Default for Config {
             imap: Vec::new(),
             outbound: OutboundConfig::default(),
             web: WebConfig::default(),
+            metrics: MetricsConfig::default(),
             security: SecurityConfig::default(),
             attachments: AttachmentRules::default(),
             limits: Limits::default(),
@@ -302,6 +316,7 @@ impl Default for WebConfig {
             session_ttl_hours: 12,
             max_failed_logins: 5,
             login_window_minutes: 15,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -414,8 +429,15 @@ impl Config {
         if !(self.support.public_url.starts_with("http://") || self.support.public_url.starts_with("https://")) {
             bad("support.public_url", "must start with http:// or https://");
         }
-        if !self.web.listen.is_empty() && self.web.listen.parse::<std::net::SocketAddr>().is_err() {
-            bad("web.listen", "must be host:port with a literal IP, e.g. 127.0.0.1:8080, or empty");
+        for (key, listen) in [("web.listen", &self.web.listen), ("metrics.listen", &self.metrics.listen)] {
+            if !listen.is_empty() && !is_host_port(listen) {
+                bad(key, "must be host:port (an IP or a host name), e.g. 127.0.0.1:8080 or localhost:8080, or empty");
+            }
+        }
+        for p in &self.web.trusted_proxies {
+            if crate::proxy::Cidr::parse(p).is_none() {
+                bad("web.trusted_proxies", &format!("{p:?}: an IP address or CIDR, e.g. 127.0.0.1 or 10.0.0.0/8"));
+            }
         }
         if self.web.link_ttl_days == 0 {
             bad("web.link_ttl_days", "must be at least 1");
@@ -471,6 +493,20 @@ impl Config {
     pub fn secure_cookies(&self) -> bool {
         self.web.secure_cookies.unwrap_or_else(|| self.support.public_url.starts_with("https://"))
     }
+}
+
+/// `host:port` with a port number and a host that is an IP (`[::1]` in
+/// brackets) or a host name; names are resolved when the listener starts.
+fn is_host_port(s: &str) -> bool {
+    if s.parse::<std::net::SocketAddr>().is_ok() {
+        return true;
+    }
+    let Some((host, port)) = s.rsplit_once(':') else { return false };
+    port.parse::<u16>().is_ok()
+        && !host.is_empty()
+        && host.split('.').all(|label| {
+            !label.is_empty() && !label.starts_with('-') && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 /// The defaults as a TOML table (with one default mailbox in `imap`): tells
@@ -621,6 +657,20 @@ mod tests {
         for key in ["support.address", "web.listen", "imap[0].username", "imap[0].password"] {
             assert!(err.contains(key), "{key} missing from {err}");
         }
+    }
+
+    #[test]
+    fn listen_addresses_take_host_names() {
+        for ok in ["localhost:8080", "portal.example.com:443", "127.0.0.1:8080", "[::1]:9100"] {
+            let c =
+                Config::load_with_env(None, env(&[("TICKETGATE_WEB__LISTEN", ok), ("TICKETGATE_METRICS__LISTEN", ok)]));
+            assert!(c.is_ok(), "{ok}: {c:?}");
+        }
+        for bad in ["localhost", "localhost:http", ":8080", "a b:80", "host:99999"] {
+            let err = Config::load_with_env(None, env(&[("TICKETGATE_METRICS__LISTEN", bad)])).unwrap_err().to_string();
+            assert!(err.contains("metrics.listen"), "{bad}: {err}");
+        }
+        assert!(Config::default().metrics.listen.is_empty(), "metrics are off by default");
     }
 
     #[test]

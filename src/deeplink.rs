@@ -55,7 +55,7 @@ impl Link {
         let [t, m, u, e, sig] = parts[..] else { return Err(LinkError::Invalid) };
         let num = |s: &str| s.parse::<i64>().map_err(|_| LinkError::Invalid);
         let link = Link { ticket: num(t)?, message: num(m)?, user: num(u)?, expires: num(e)? };
-        if !keys.verify_b32(PURPOSE, link.data().as_bytes(), sig) {
+        if !keys.verify_b32(PURPOSE, link.data().as_bytes(), sig, SIG_BYTES) {
             return Err(LinkError::Invalid);
         }
         if now > link.expires {
@@ -81,6 +81,10 @@ mod tests {
         let extended = tok.replacen(".1000.", ".9999.", 1);
         assert_eq!(Link::verify(&k, &extended, 0), Err(LinkError::Invalid), "expiry is signed");
         assert_eq!(Link::verify(&k, "garbage", 0), Err(LinkError::Invalid));
+        let sig = tok.rsplit('.').next().unwrap();
+        let bytes = data_encoding::BASE32_NOPAD.decode(sig.to_ascii_uppercase().as_bytes()).unwrap();
+        let cut = tok.replacen(sig, &crate::signing::b32(&bytes[..8]), 1);
+        assert_eq!(Link::verify(&k, &cut, 0), Err(LinkError::Invalid), "8 of 16 bytes never verify");
         assert!(link.url("http://h/", &k).starts_with("http://h/l/4.17.2.1000."));
     }
 }

@@ -15,6 +15,7 @@
 //! | `auto` | null for mail written by a person, or why it is automatic: a code of [`crate::policy::auto::AutoKind`] (`auto-replied`, `auto-generated`, `bounce`, `list`, `bulk`, `read-receipt`) |
 //! | `body` | the trimmed new text that would be posted; null when `error` is set |
 //! | `attachments` | array of `{filename, size, detected, accepted, reason}` from [`crate::policy::attachments::check`]: sanitised name, decoded bytes, MIME type from the magic bytes or null, verdict, null or the refusal reason code |
+//! | `sender` | what the headers alone show of the author ([`crate::policy::sender::of`]): `{address, authenticated, problem}`: the one From address or null, `dmarc`/`dkim`/null from a trusted `Authentication-Results` header (`security.trusted_authserv_ids`) for that address, null or `ambiguous_sender`; null when `error` is set. Reply tokens need the database and are not shown |
 //! | `bounce` | for a delivery status report: `{recipients, original_message_id, permanent}`; else null |
 //! | `error` | null, or why the message could not be used at all: a [`crate::parse::ParseError`] code (`empty_message`, `no_headers`, `unparseable`), `message_too_large` (over `limits.max_message_bytes`), or `unreadable: <reason>` when the file could not be read |
 //!
@@ -41,6 +42,7 @@ use crate::config::Config;
 use crate::parse::Bounce;
 use crate::policy::attachments::Checked;
 use crate::policy::auto::AutoKind;
+use crate::policy::sender::Sender;
 
 /// One line of output.
 #[derive(Debug, Serialize)]
@@ -52,6 +54,7 @@ pub struct Report {
     pub auto: Option<AutoKind>,
     pub body: Option<String>,
     pub attachments: Vec<Checked>,
+    pub sender: Option<Sender>,
     pub bounce: Option<BounceReport>,
     pub error: Option<String>,
 }
@@ -80,6 +83,7 @@ impl Report {
             auto: None,
             body: None,
             attachments: Vec::new(),
+            sender: None,
             bounce: None,
             error: Some(error),
         }
@@ -130,6 +134,11 @@ pub fn inspect(config: &Config, file: String, raw: &[u8]) -> Report {
                 .map(|a| crate::policy::attachments::check(a, &config.attachments))
                 .chain(p.skipped_attachments.iter().map(crate::policy::attachments::too_many))
                 .collect(),
+            sender: Some(crate::policy::sender::of(
+                &p.from_headers,
+                &p.authentication_results,
+                &config.security.trusted_authserv_ids,
+            )),
             bounce: p.bounce.map(BounceReport::from),
             message_id: p.message_id,
             from: p.from,

@@ -10,15 +10,18 @@
 //! web → auth → store (and the same pipeline actions as mail)
 //! ```
 //!
-//! Leaf modules (`config`, `clock`, `signing`, `address`, `lifecycle`, `parse`,
+//! Leaf modules (`config`, `clock`, `durable`, `header`, `proxy`, `signing`, `address`, `lifecycle`, `parse`,
 //! `route`, `policy`) do no I/O beyond what their doc says; only `pipeline`,
 //! `serve` and `web` orchestrate.
 
 pub mod address;
 pub mod clock;
 pub mod config;
+pub mod durable;
+pub mod header;
 pub mod lifecycle;
 pub mod password;
+pub mod proxy;
 pub mod signing;
 pub mod tls;
 
@@ -29,6 +32,7 @@ pub mod route;
 pub mod store;
 
 pub mod actions;
+pub mod app;
 pub mod deeplink;
 pub mod notify;
 pub mod pipeline;
@@ -38,6 +42,7 @@ pub mod outbound;
 
 pub mod cli;
 pub mod inspect;
+pub mod metrics;
 pub mod serve;
 pub mod web;
 

@@ -1,25 +1,30 @@
-//! The per-message pipeline: parse → automatic-mail check → sender checks →
-//! route (thread) → post through [`crate::actions`], all in one transaction
-//! per message (or per batch, each message in its own savepoint). Nothing is
-//! settled at the source until that transaction has committed; a message
-//! seen before (same Message-ID, or same content hash without one) changes
-//! nothing. Whatever cannot be processed is quarantined with its reason.
+//! The per-message pipeline: parse (outside any transaction) → automatic-mail
+//! check → sender checks → route (thread) → post through [`crate::actions`],
+//! in short write transactions of a few messages, each message in its own
+//! savepoint. Nothing is settled at the source until that transaction has
+//! committed; a message seen before (same Message-ID, or same content hash
+//! without one) changes nothing, and one that was quarantined stays so.
+//! Whatever cannot be processed is quarantined with its reason; a message
+//! that fails (a panic, a store error) is tried again a few times and then
+//! quarantined as `internal_error`, never holding up the others.
 
+use std::io::{Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use rusqlite::Connection;
+use sha2::{Digest, Sha256};
 
 use crate::actions::{self, Env, Post, Upload};
-use crate::config::Config;
+use crate::app::App;
 use crate::notify::{self, Notice, Notifier};
 use crate::parse::{self, Parsed};
 use crate::policy::{attachments, auto, sender};
-use crate::route::{self, Facts, Route, token};
-use crate::signing::Keyring;
+use crate::route::{self, Facts, Named, Route, token};
 use crate::store::tickets::{self, Ticket, Via};
 use crate::store::users::{self, NewUser, User};
-use crate::store::{Blobs, Db, StoreError, inbound};
+use crate::store::{StoreError, inbound, outbox};
 use crate::{address, clock, lifecycle};
 
 /// What became of one message. Every variant but `Quarantined` means the
@@ -38,6 +43,9 @@ pub enum Outcome {
     Bounce { marked: Vec<String> },
     /// Kept aside with its reason (stable code) for a person to look at.
     Quarantined { reason: String, id: i64 },
+    /// Failed every try and could not even be quarantined: nothing was
+    /// recorded, and the source leaves the message where it is.
+    Failed { error: String },
 }
 
 impl Outcome {
@@ -52,7 +60,7 @@ impl Outcome {
         match self {
             Outcome::Opened { ticket, .. } | Outcome::Replied { ticket, .. } => Some(*ticket),
             Outcome::Duplicate { ticket } | Outcome::Automatic { ticket, .. } => *ticket,
-            Outcome::Bounce { .. } | Outcome::Quarantined { .. } => None,
+            Outcome::Bounce { .. } | Outcome::Quarantined { .. } | Outcome::Failed { .. } => None,
         }
     }
 
@@ -65,9 +73,20 @@ impl Outcome {
             Outcome::Automatic { .. } => "automatic",
             Outcome::Bounce { .. } => "bounce",
             Outcome::Quarantined { .. } => "quarantined",
+            Outcome::Failed { .. } => "failed",
         }
     }
 }
+
+/// Messages per write transaction: enough to share a durable commit, few
+/// enough that the portal's writes never wait long for the lock.
+const CHUNK: usize = 16;
+/// How much of a message over `limits.max_message_bytes` is read for its headers.
+pub const HEAD_BYTES: usize = 64 * 1024;
+/// Tries per message before a failing one is quarantined as `internal_error`.
+const ATTEMPTS: u32 = 3;
+/// The pause before the second try, doubled before each further one.
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
 
 /// A failure that leaves the message where it is, to be retried later.
 #[derive(Debug, thiserror::Error)]
@@ -92,95 +111,213 @@ struct Unreadable {
     detail: String,
 }
 
-/// Everything a message needs on its way in; cheap to clone.
-#[derive(Clone)]
-pub struct Pipeline {
-    config: Arc<Config>,
-    keys: Keyring,
-    db: Db,
-    blobs: Blobs,
+/// The span of one message: where it came from, its Message-ID and, once
+/// committed, its outcome.
+fn message_span(source: &str, parsed: &Result<Parsed, Unreadable>) -> tracing::Span {
+    let message_id = parsed.as_ref().ok().and_then(|p| p.message_id.as_deref());
+    tracing::info_span!("message", source, message_id, outcome = tracing::field::Empty)
 }
 
-impl Pipeline {
-    pub fn new(config: Arc<Config>, keys: Keyring, db: Db) -> Pipeline {
-        let blobs = Blobs::new(config.store.blobs.clone());
-        Pipeline { config, keys, db, blobs }
-    }
+/// The pipeline's methods are on [`App`]; this name stays for the callers
+/// that speak of the pipeline.
+pub type Pipeline = App;
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    pub fn shared_config(&self) -> Arc<Config> {
-        self.config.clone()
-    }
-
-    pub fn keys(&self) -> &Keyring {
-        &self.keys
-    }
-
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
-
-    pub fn blobs(&self) -> &Blobs {
-        &self.blobs
-    }
-
-    /// The context for [`crate::actions`] at time `now`.
-    pub fn env(&self, now: i64) -> Env<'_> {
-        Env { config: &self.config, keys: &self.keys, blobs: &self.blobs, now }
-    }
-}
-
-impl Pipeline {
-    /// Processes one message in one transaction. Blocking.
+impl App {
+    /// Processes one message. Blocking.
     pub fn ingest(&self, raw: &[u8], source: &str) -> Result<Outcome, IngestError> {
         let mut out = self.ingest_batch(&[raw], source)?;
         Ok(out.pop().expect("one outcome per message"))
     }
 
-    /// Processes messages in one transaction, each in its own savepoint, so
-    /// a backlog costs one durable commit per batch. Blocking. On `Err`
-    /// nothing was committed and no message may be settled.
+    /// Processes messages in short write transactions of [`CHUNK`] messages,
+    /// each message in its own savepoint. Blocking. Returns one outcome per
+    /// message once every one of them is committed; on `Err` (a transient
+    /// failure: busy database, file store) no message may be settled, and a
+    /// message committed before it is a duplicate the next time round.
     ///
-    /// Parsing needs no database, so the next chunk is parsed on a second
-    /// thread while the current one is written: on two cores a backlog then
-    /// costs about the larger of the two, not their sum.
+    /// Parsing happens outside the write lock: the next chunk is parsed on a
+    /// second thread while the current one is written, so a slow message
+    /// never holds the lock that the portal and the other writers wait for.
+    ///
+    /// One bad message never stops the others: a panic or a store error while
+    /// processing a message rolls back only that message, which is tried
+    /// again after a pause (outside the write lock), [`ATTEMPTS`] times in
+    /// all, and then quarantined as `internal_error` with the error.
     pub fn ingest_batch<R: AsRef<[u8]> + Sync>(&self, raws: &[R], source: &str) -> Result<Vec<Outcome>, IngestError> {
-        const CHUNK: usize = 16;
-        let chunks: Vec<&[R]> = raws.chunks(CHUNK).collect();
+        let raws: Vec<&[u8]> = raws.iter().map(|r| r.as_ref()).collect();
+        let mut parsed: Vec<Result<Parsed, Unreadable>> = Vec::with_capacity(raws.len());
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; raws.len()];
+        let mut failed: Vec<(usize, String)> = Vec::new();
+        let chunks: Vec<&[&[u8]]> = raws.chunks(CHUNK).collect();
         let parse_chunk =
-            |chunk: &[R]| -> Vec<Result<Parsed, Unreadable>> { chunk.iter().map(|r| self.read(r.as_ref())).collect() };
-        let first = chunks.first().map(|c| parse_chunk(c)).unwrap_or_default();
-        let now = clock::now();
-        // One syncfs for the batch's attachment files instead of two fsyncs each.
-        let blobs = self.blobs.deferred();
-        let env = Env { config: &self.config, keys: &self.keys, blobs: &blobs, now };
-        let outcomes = self.db.write(|tx| {
-            let outcomes = std::thread::scope(|scope| {
-                let mut outcomes = Vec::with_capacity(raws.len());
-                let mut parsed = first;
-                for (i, chunk) in chunks.iter().enumerate() {
-                    let next = chunks.get(i + 1).map(|c| scope.spawn(move || parse_chunk(c)));
-                    for (raw, p) in chunk.iter().zip(&parsed) {
-                        outcomes.push(self.in_savepoint(tx, raw.as_ref(), p, source, &env)?);
-                    }
-                    // read() catches the parser's panics, so a parse thread cannot fail.
-                    parsed = next.map(|h| h.join().expect("parse threads catch panics")).unwrap_or_default();
-                }
-                Ok::<_, StoreError>(outcomes)
-            })?;
-            blobs.sync()?;
-            Ok::<_, StoreError>(outcomes)
+            |chunk: &[&[u8]]| -> Vec<Result<Parsed, Unreadable>> { chunk.iter().map(|r| self.read(r)).collect() };
+        std::thread::scope(|scope| {
+            let mut next = chunks.first().map(|c| parse_chunk(c));
+            for i in 0..chunks.len() {
+                let current = next.take().unwrap_or_default();
+                let ahead = chunks.get(i + 1).map(|c| scope.spawn(move || parse_chunk(c)));
+                let start = parsed.len();
+                parsed.extend(current);
+                let which: Vec<usize> = (start..parsed.len()).collect();
+                failed.extend(self.attempt(&raws, &parsed, &which, source, &mut outcomes)?);
+                // read() catches the parser's panics, so a parse thread cannot fail.
+                next = ahead.map(|h| h.join().expect("parse threads catch panics"));
+            }
+            Ok::<_, IngestError>(())
         })?;
-        for o in &outcomes {
+        let mut pause = RETRY_PAUSE;
+        for attempt in 2..=ATTEMPTS {
+            if failed.is_empty() {
+                break;
+            }
+            for (i, error) in &failed {
+                let key = dedup_key(raws[*i], &parsed[*i]);
+                tracing::warn!(source, attempt, key, error = %error, "processing a message failed; trying it again");
+            }
+            std::thread::sleep(pause);
+            pause *= 2;
+            let which: Vec<usize> = failed.iter().map(|(i, _)| *i).collect();
+            failed = self.attempt(&raws, &parsed, &which, source, &mut outcomes)?;
+        }
+        if !failed.is_empty() {
+            let now = clock::now();
+            self.db.write(|tx| {
+                for (i, error) in &failed {
+                    let (raw, p) = (raws[*i], &parsed[*i]);
+                    let key = dedup_key(raw, p);
+                    tracing::error!(source, key, error = %error, "processing failed {ATTEMPTS} times; quarantining");
+                    let detail = format!("internal error ({ATTEMPTS} attempts): {error}");
+                    let p = p.as_ref().ok();
+                    let kept = isolated(tx, || quarantine(tx, &key, "internal_error", &detail, source, p, raw, now))?;
+                    let failed = |e| Outcome::Failed { error: format!("{error}; quarantining it failed too: {e}") };
+                    outcomes[*i] = Some(kept.unwrap_or_else(failed));
+                }
+                Ok::<_, StoreError>(())
+            })?;
+        }
+        let outcomes: Vec<Outcome> = outcomes.into_iter().map(|o| o.expect("every message has an outcome")).collect();
+        // Counted and logged only now that the outcomes are committed.
+        for (o, p) in outcomes.iter().zip(&parsed) {
+            let span = message_span(source, p);
+            span.record("outcome", o.label());
+            let _in_message = span.enter();
+            crate::metrics::message(o.label(), o.quarantine_reason());
             match o {
                 Outcome::Quarantined { reason, id } => tracing::warn!(source, reason, id, "message quarantined"),
+                Outcome::Failed { error } => tracing::error!(source, error, "message left at the source"),
                 o => tracing::debug!(source, outcome = o.label(), ticket = o.ticket(), "message processed"),
             }
         }
         Ok(outcomes)
+    }
+
+    /// One write transaction over the messages `which`: fills in their
+    /// outcomes and returns those that failed, with the error, rolled back.
+    fn attempt(
+        &self,
+        raws: &[&[u8]],
+        parsed: &[Result<Parsed, Unreadable>],
+        which: &[usize],
+        source: &str,
+        outcomes: &mut [Option<Outcome>],
+    ) -> Result<Vec<(usize, String)>, IngestError> {
+        let now = clock::now();
+        // One syncfs for the transaction's attachment files instead of two fsyncs each.
+        let blobs = self.blobs.deferred();
+        let env = Env { config: &self.config, keys: &self.keys, blobs: &blobs, now };
+        let results = self.db.write(|tx| {
+            let mut results = Vec::with_capacity(which.len());
+            for &i in which {
+                let span = message_span(source, &parsed[i]);
+                results.push((i, span.in_scope(|| self.in_savepoint(tx, raws[i], &parsed[i], source, &env))?));
+            }
+            blobs.sync()?;
+            Ok::<_, StoreError>(results)
+        })?;
+        let mut failed = Vec::new();
+        for (i, result) in results {
+            match result {
+                Ok(o) => outcomes[i] = Some(o),
+                Err(e) => failed.push((i, e)),
+            }
+        }
+        Ok(failed)
+    }
+
+    /// Quarantines a message larger than `limits.max_message_bytes` as
+    /// `message_too_large` without ever holding it in memory: only its head
+    /// (at most [`HEAD_BYTES`]) is read for the headers, which go into the
+    /// quarantine entry with the size; the whole message is streamed from
+    /// `content` into a file under `data_dir/quarantine/`, named by its
+    /// SHA-256, whose path the entry records. A message seen before is not
+    /// copied again and keeps its outcome. Blocking.
+    pub fn quarantine_oversized(&self, content: &mut dyn Read, source: &str) -> Result<Outcome, IngestError> {
+        let mut head = Vec::with_capacity(HEAD_BYTES);
+        (&mut *content).take(HEAD_BYTES as u64).read_to_end(&mut head).map_err(StoreError::Io)?;
+        let header = parse::header_section(&head);
+        let parsed = parse::parse(header).ok();
+        if let Some(key) = parsed.as_ref().filter(|p| p.message_id.is_some()).map(Parsed::dedup_key)
+            && let Some(seen) = self.db.with(|c| inbound::seen(c, &key))?
+        {
+            return Ok(self.db.with(|c| earlier(c, &key, seen))?);
+        }
+        let (path, size, sha) = self.keep_file(&head, content).map_err(StoreError::Io)?;
+        let key = match parsed.as_ref().and_then(|p| p.message_id.as_deref()) {
+            Some(id) => format!("mid:{id}"),
+            None => format!("sha256:{sha}"),
+        };
+        let max = self.config.limits.max_message_bytes;
+        let path = path.to_string_lossy();
+        let detail = format!("{size} bytes, more than limits.max_message_bytes = {max}; the message is kept in {path}");
+        let entry = inbound::Quarantined {
+            reason: "message_too_large",
+            detail: &detail,
+            source,
+            key: &key,
+            message_id: parsed.as_ref().and_then(|p| p.message_id.as_deref()),
+            sender: parsed.as_ref().and_then(|p| p.from.as_deref()),
+            subject: parsed.as_ref().map(|p| p.subject.as_str()),
+            raw: header,
+            raw_path: Some(&path),
+        };
+        let now = clock::now();
+        let outcome = self.db.write(|tx| match inbound::seen(tx, &key)? {
+            Some(seen) => earlier(tx, &key, seen),
+            None => record_quarantine(tx, &entry, now),
+        })?;
+        tracing::warn!(source, size, path = %path, "message over limits.max_message_bytes quarantined");
+        Ok(outcome)
+    }
+
+    /// Streams `head` and the rest of `content` into `data_dir/quarantine/SHA256.eml`, durably;
+    /// returns the path, the size and the SHA-256 (hex).
+    fn keep_file(&self, head: &[u8], content: &mut dyn Read) -> std::io::Result<(PathBuf, u64, String)> {
+        let dir = self.config.data_dir.join("quarantine");
+        std::fs::create_dir_all(&dir)?;
+        let tmp = dir.join(format!(".{}.tmp", crate::signing::random_token()));
+        let mut file = std::fs::File::create(&tmp)?;
+        let mut hash = Sha256::new();
+        hash.update(head);
+        file.write_all(head)?;
+        let mut size = head.len() as u64;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match content.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hash.update(&buf[..n]);
+            file.write_all(&buf[..n])?;
+            size += n as u64;
+        }
+        file.sync_all()?;
+        let sha = data_encoding::HEXLOWER.encode(&hash.finalize());
+        let path = dir.join(format!("{sha}.eml"));
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(&dir)?.sync_all()?;
+        Ok((path, size, sha))
     }
 
     fn read(&self, raw: &[u8]) -> Result<Parsed, Unreadable> {
@@ -201,8 +338,7 @@ impl Pipeline {
         }
     }
 
-    /// One message inside a savepoint: a non-transient store error rolls
-    /// back only this message, which is then quarantined instead.
+    /// One message inside a savepoint (see [`isolated`]).
     fn in_savepoint(
         &self,
         tx: &Connection,
@@ -210,24 +346,8 @@ impl Pipeline {
         parsed: &Result<Parsed, Unreadable>,
         source: &str,
         env: &Env,
-    ) -> Result<Outcome, StoreError> {
-        let now = env.now;
-        // Cached statements: execute_batch would parse these anew for every message.
-        tx.prepare_cached("SAVEPOINT message")?.execute([])?;
-        match self.process(tx, raw, parsed, source, env) {
-            Ok(o) => {
-                tx.prepare_cached("RELEASE message")?.execute([])?;
-                Ok(o)
-            }
-            Err(e) if e.is_transient() => Err(e),
-            Err(e) => {
-                tx.execute_batch("ROLLBACK TO message; RELEASE message")?;
-                tracing::error!(error = %e, "processing failed; quarantining the message");
-                let key = dedup_key(raw, parsed);
-                let detail = format!("internal error: {e}");
-                quarantine(tx, &key, "internal_error", &detail, source, parsed.as_ref().ok(), raw, now)
-            }
-        }
+    ) -> Result<Result<Outcome, String>, StoreError> {
+        isolated(tx, || self.process(tx, raw, parsed, source, env))
     }
 
     fn process(
@@ -244,16 +364,22 @@ impl Pipeline {
             Err(u) => {
                 let key = dedup_key(raw, parsed);
                 if let Some(seen) = inbound::seen(tx, &key)? {
-                    return Ok(Outcome::Duplicate { ticket: seen.ticket_id });
+                    return earlier(tx, &key, seen);
                 }
                 return quarantine(tx, &key, u.reason, &u.detail, source, None, raw, now);
             }
         };
         let key = p.dedup_key();
         if let Some(seen) = inbound::seen(tx, &key)? {
-            return Ok(Outcome::Duplicate { ticket: seen.ticket_id });
+            return earlier(tx, &key, seen);
         }
         let notifier = Notifier { config: &self.config, keys: &self.keys, now };
+        let trusted = &self.config.security.trusted_authserv_ids;
+        let named = sender::of(&p.from_headers, &p.authentication_results, trusted);
+        let sender = match &named.address {
+            Some(a) => users::by_email(tx, a)?.filter(|u| !u.disabled),
+            None => None,
+        };
 
         if let Some(kind) = auto::classify(p) {
             if kind == auto::AutoKind::Bounce {
@@ -262,10 +388,15 @@ impl Pipeline {
                 return Ok(Outcome::Bounce { marked });
             }
             // Automatic mail on a known ticket is noted there, so staff see
-            // an out-of-office; it is never posted and never answered.
-            let ticket = self.referenced_ticket(tx, p)?;
+            // an out-of-office; it is never posted and never answered. Only
+            // someone who may act on the ticket leaves a note: anyone else's
+            // mail is handled as if it named no ticket.
+            let ticket = match (self.referenced_ticket(tx, p)?, &sender) {
+                (Some(t), Some(u)) if actions::may_act(u, &tickets::get(tx, t)?) => Some(t),
+                _ => None,
+            };
             if let Some(t) = ticket {
-                let from = p.from.as_deref().unwrap_or("unknown sender");
+                let from = named.address.as_deref().unwrap_or("unknown sender");
                 tickets::add_event(
                     tx,
                     t,
@@ -278,10 +409,14 @@ impl Pipeline {
             return Ok(Outcome::Automatic { kind: kind.code(), ticket });
         }
 
-        let Some(from) = p.from.as_deref() else {
+        if let Some(problem) = named.problem {
+            let detail = "the message does not name exactly one sender (one From header with one address)";
+            return quarantine(tx, &key, problem.code(), detail, source, Some(p), raw, now);
+        }
+        let Some(from) = named.address.as_deref() else {
             return quarantine(tx, &key, "no_sender", "the message has no From address", source, Some(p), raw, now);
         };
-        if sender::dmarc_fails(&p.authentication_results, &self.config.security.trusted_authserv_ids) {
+        if sender::dmarc_fails(&p.authentication_results, trusted) {
             notify::notice(
                 tx,
                 &notifier,
@@ -293,16 +428,27 @@ impl Pipeline {
             return quarantine(tx, &key, "dmarc_fail", detail, source, Some(p), raw, now);
         }
 
-        let sender = users::by_email(tx, from)?.filter(|u| !u.disabled);
-        let facts = self.gather(tx, p, sender.as_ref())?;
+        let mut facts = self.gather(tx, p, sender.as_ref())?;
+        facts.sender_authenticated = named.authenticated.is_some();
         let route = route::decide(&facts);
         match route {
-            Route::Existing { ticket, .. } => {
+            Route::Existing { ticket, verified, .. } => {
                 // decide() threads onto a ticket only for a known sender who may act on it.
                 let author = sender.ok_or(StoreError::NotFound)?;
-                self.post_reply(tx, env, &notifier, tickets::get(tx, ticket)?, &author, p, raw, &key)
+                let ticket = tickets::get(tx, ticket)?;
+                self.post_reply(tx, env, &notifier, ticket, &author, p, raw, &key, verified)
             }
-            Route::NewTicket => {
+            Route::StaffUnverified { ticket } => {
+                let ticket = tickets::get(tx, ticket)?;
+                let notice = Notice::StaffUnverified { ticket: &ticket, subject: &p.subject };
+                notify::notice(tx, &notifier, from, &notice, p.message_id.as_deref())?;
+                let detail = format!(
+                    "{from} is staff; the mail names ticket {} but carries no reply token and no trusted authentication",
+                    ticket.id
+                );
+                quarantine(tx, &key, "staff_unverified", &detail, source, Some(p), raw, now)
+            }
+            Route::NewTicket { verified } => {
                 let author = match sender {
                     Some(u) => u,
                     None => self.enrol_unknown(tx, from, p.from_name.as_deref(), now)?,
@@ -320,7 +466,7 @@ impl Pipeline {
                     );
                 };
                 let uploads = self.uploads(p);
-                let post = mail_post(&author, p, raw, &uploads);
+                let post = mail_post(&author, p, raw, &uploads, verified);
                 let posted = actions::open(tx, env, team, &p.subject, source, &post)?;
                 self.tell_refused(tx, &notifier, &author, &posted, p)?;
                 inbound::mark_processed(tx, &key, "opened", Some(posted.ticket.id), now)?;
@@ -359,10 +505,11 @@ impl Pipeline {
         p: &Parsed,
         raw: &[u8],
         key: &str,
+        verified: bool,
     ) -> Result<Outcome, StoreError> {
         let uploads = self.uploads(p);
         let (close, body) = staff_close_command(author, &p.body);
-        let mut post = mail_post(author, p, raw, &uploads);
+        let mut post = mail_post(author, p, raw, &uploads, verified);
         post.body = body;
         let posted = actions::reply(tx, env, ticket, &post)?;
         self.tell_refused(tx, notifier, author, &posted, p)?;
@@ -407,8 +554,11 @@ impl Pipeline {
         for tag in p.recipients.iter().filter_map(|r| address::tag_of(r, &self.config.support.address)) {
             match token::verify(&self.keys, tag) {
                 Ok(t) => {
-                    // A valid signature over a ticket or user that no longer exists is no token.
-                    let (Ok(ticket), Ok(_owner)) = (tickets::get(tx, t.ticket), users::by_id(tx, t.user)) else {
+                    // A valid signature over a ticket or user that no longer exists is no token;
+                    // any other store error must not turn a reply into a new ticket.
+                    let (Some(ticket), Some(_owner)) =
+                        (found(tickets::get(tx, t.ticket))?, found(users::by_id(tx, t.user))?)
+                    else {
                         continue;
                     };
                     facts.token = Some(t);
@@ -420,16 +570,17 @@ impl Pipeline {
             }
         }
         if let Some(ticket) = self.referenced_ticket(tx, p)? {
-            facts.referenced = Some((ticket, may_act(&tickets::get(tx, ticket)?)));
+            let may_act = may_act(&tickets::get(tx, ticket)?);
+            facts.referenced = Some(Named { ticket, may_act, participant: false });
         }
         if let Some(n) = token::ticket_in_subject(&p.subject)
-            && let Ok(ticket) = tickets::get(tx, n)
+            && let Some(ticket) = found(tickets::get(tx, n))?
         {
             let participant = match sender {
                 Some(u) => tickets::is_participant(tx, n, u.id)?,
                 None => false,
             };
-            facts.tagged = Some((n, may_act(&ticket) || participant));
+            facts.tagged = Some(Named { ticket: n, may_act: may_act(&ticket), participant });
         }
         Ok(facts)
     }
@@ -440,16 +591,25 @@ impl Pipeline {
         tickets::by_message_ids(tx, &ids)
     }
 
-    /// Marks recipients of our own bounced notifications as bouncing. Only a
-    /// report that names the Message-ID of a mail we sent counts, so a forged
-    /// DSN cannot switch off mail to arbitrary users.
+    /// Marks the recipient of one of our bounced mails as bouncing. Only a
+    /// permanent failure report that came back to the signed VERP envelope
+    /// sender of a mail to that very address counts (envelope recipient from
+    /// Delivered-To / X-Original-To / To), so a forged or replayed report
+    /// cannot switch off mail to anyone else.
     fn bounce(&self, tx: &Connection, p: &Parsed, now: i64) -> Result<Vec<String>, StoreError> {
-        let Some(b) = p.bounce.as_ref() else { return Ok(Vec::new()) };
-        let Some(original) = b.original_message_id.as_deref() else { return Ok(Vec::new()) };
-        let Some((ticket, recipient)) = tickets::sent_notification(tx, original)? else { return Ok(Vec::new()) };
-        if !b.permanent || !b.recipients.contains(&recipient) {
-            return Ok(Vec::new());
+        let Some(b) = p.bounce.as_ref().filter(|b| b.permanent) else { return Ok(Vec::new()) };
+        let support = &self.config.support.address;
+        let tags = p.recipients.iter().filter_map(|r| address::tag_of(r, support)).filter_map(token::BounceTag::parse);
+        let mut sent = None;
+        for tag in tags {
+            if let Some((ticket, recipient, message_id)) = outbox::addressed(tx, tag.row)?
+                && tag.verify(&self.keys, &recipient, &message_id)
+            {
+                sent = Some((ticket, recipient));
+                break;
+            }
         }
+        let Some((ticket, recipient)) = sent.filter(|(_, r)| b.recipients.contains(r)) else { return Ok(Vec::new()) };
         let why = format!("a notification to {recipient} bounced permanently");
         users::set_bouncing(tx, &recipient, Some(&why))?;
         if let Some(t) = ticket {
@@ -477,6 +637,54 @@ impl Pipeline {
     }
 }
 
+/// What a message seen before comes to: a quarantined one stays quarantined
+/// (so a source that crashed before filing it files it in quarantine after
+/// the restart), anything else is a duplicate that changes nothing.
+fn earlier(tx: &Connection, key: &str, seen: inbound::Seen) -> Result<Outcome, StoreError> {
+    if seen.outcome == "quarantined"
+        && let Some((id, reason)) = inbound::quarantined_as(tx, key)?
+    {
+        return Ok(Outcome::Quarantined { reason, id });
+    }
+    Ok(Outcome::Duplicate { ticket: seen.ticket_id })
+}
+
+/// Runs `f` inside a savepoint. A panic or a non-transient store error rolls
+/// back only what `f` did and comes back as `Ok(Err(text))`; a transient
+/// error ends the whole transaction.
+fn isolated<T>(tx: &Connection, f: impl FnOnce() -> Result<T, StoreError>) -> Result<Result<T, String>, StoreError> {
+    // Cached statements: execute_batch would parse these anew for every message.
+    tx.prepare_cached("SAVEPOINT message")?.execute([])?;
+    let failure = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => {
+            tx.prepare_cached("RELEASE message")?.execute([])?;
+            return Ok(Ok(v));
+        }
+        Ok(Err(e)) if e.is_transient() => return Err(e),
+        Ok(Err(e)) => e.to_string(),
+        Err(panic) => format!("panic: {}", panic_text(panic.as_ref())),
+    };
+    tx.execute_batch("ROLLBACK TO message; RELEASE message")?;
+    Ok(Err(failure))
+}
+
+/// `None` for a row that does not exist; every other error stays an error.
+fn found<T>(r: Result<T, StoreError>) -> Result<Option<T>, StoreError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The text of a caught panic.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    match panic.downcast_ref::<&str>() {
+        Some(s) => s,
+        None => panic.downcast_ref::<String>().map(String::as_str).unwrap_or("(no message)"),
+    }
+}
+
 /// The idempotency key: the Message-ID, else the content hash (also for
 /// messages that could not be parsed, so a re-delivery is recognised).
 fn dedup_key(raw: &[u8], parsed: &Result<Parsed, Unreadable>) -> String {
@@ -486,8 +694,15 @@ fn dedup_key(raw: &[u8], parsed: &Result<Parsed, Unreadable>) -> String {
     }
 }
 
-fn mail_post<'a>(author: &'a User, p: &'a Parsed, raw: &'a [u8], uploads: &'a [Upload<'a>]) -> Post<'a> {
+fn mail_post<'a>(
+    author: &'a User,
+    p: &'a Parsed,
+    raw: &'a [u8],
+    uploads: &'a [Upload<'a>],
+    verified: bool,
+) -> Post<'a> {
     Post {
+        unverified: !verified,
         author,
         body: &p.body,
         via: Via::Mail,
@@ -519,19 +734,23 @@ fn quarantine(
     raw: &[u8],
     now: i64,
 ) -> Result<Outcome, StoreError> {
-    let id = inbound::quarantine(
-        tx,
-        &inbound::Quarantined {
-            reason,
-            detail,
-            source,
-            message_id: p.and_then(|p| p.message_id.as_deref()),
-            sender: p.and_then(|p| p.from.as_deref()),
-            subject: p.map(|p| p.subject.as_str()),
-            raw,
-        },
-        now,
-    )?;
-    inbound::mark_processed(tx, key, "quarantined", None, now)?;
-    Ok(Outcome::Quarantined { reason: reason.to_string(), id })
+    let entry = inbound::Quarantined {
+        reason,
+        detail,
+        source,
+        key,
+        message_id: p.and_then(|p| p.message_id.as_deref()),
+        sender: p.and_then(|p| p.from.as_deref()),
+        subject: p.map(|p| p.subject.as_str()),
+        raw,
+        raw_path: None,
+    };
+    record_quarantine(tx, &entry, now)
+}
+
+/// Stores a quarantine entry and remembers its message as handled.
+fn record_quarantine(tx: &Connection, entry: &inbound::Quarantined, now: i64) -> Result<Outcome, StoreError> {
+    let id = inbound::quarantine(tx, entry, now)?;
+    inbound::mark_processed(tx, entry.key, "quarantined", None, now)?;
+    Ok(Outcome::Quarantined { reason: entry.reason.to_string(), id })
 }

@@ -1,36 +1,35 @@
-//! `ticketgate serve`: opens the store, makes the first login on an empty
-//! database, and runs the mail sources, the outbox worker and the web portal
-//! side by side until SIGTERM or Ctrl-C. Shutdown is cooperative: each task
+//! `ticketgate serve`: makes the first login on an empty database (before
+//! the runtime starts: hashing blocks), then runs the mail sources, the
+//! outbox worker, the web portal and the metrics endpoint side by side
+//! until SIGTERM or Ctrl-C. Shutdown is cooperative: each task
 //! finishes the message in hand, so sources stay consistent.
-
-use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::sync::watch;
 
-use crate::config::Config;
+use crate::app::App;
 use crate::lifecycle::Role;
-use crate::pipeline::Pipeline;
 use crate::store::users;
 
-pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
-    let pipeline = crate::cli::pipeline(config.clone())?;
-    first_login(&pipeline)?;
+pub async fn run(app: App) -> anyhow::Result<()> {
+    let config = app.shared_config();
     let (stop, shutdown) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
 
     if !config.maildir.path.as_os_str().is_empty() {
-        tasks.spawn(crate::inbound::maildir::run(pipeline.clone(), shutdown.clone()));
+        tasks.spawn(crate::inbound::maildir::run(app.clone(), shutdown.clone()));
     }
     for mailbox in &config.imap {
-        tasks.spawn(crate::inbound::imap::run(pipeline.clone(), mailbox.clone(), shutdown.clone()));
+        tasks.spawn(crate::inbound::imap::run(app.clone(), mailbox.clone(), shutdown.clone()));
     }
-    tasks.spawn(crate::outbound::run(pipeline.db().clone(), config.clone(), shutdown.clone()));
+    tasks.spawn(crate::outbound::run(app.db().clone(), config.clone(), app.keys().clone(), shutdown.clone()));
     if !config.web.listen.is_empty() {
-        let listener = tokio::net::TcpListener::bind(&config.web.listen)
-            .await
-            .with_context(|| format!("web.listen = {:?}: cannot listen there", config.web.listen))?;
-        tasks.spawn(crate::web::run(pipeline.clone(), listener, shutdown.clone()));
+        let listener = listen("web.listen", &config.web.listen).await?;
+        tasks.spawn(crate::web::run(app.clone(), listener, shutdown.clone()));
+    }
+    if !config.metrics.listen.is_empty() {
+        let listener = listen("metrics.listen", &config.metrics.listen).await?;
+        tasks.spawn(crate::metrics::run(app.db().clone(), listener, shutdown.clone()));
     }
 
     tokio::spawn(async move {
@@ -47,6 +46,12 @@ pub async fn run(config: Arc<Config>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Binds `address`; a host name is resolved now and the first of its
+/// addresses that can be bound is used.
+async fn listen(key: &str, address: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address).await.with_context(|| format!("{key} = {address:?}: cannot listen there"))
 }
 
 async fn wait_for_signal() {
@@ -67,11 +72,11 @@ async fn wait_for_signal() {
 /// On an empty database, creates a staff login (`admin@<support domain>`)
 /// with a random password and prints it once: the first person to run the
 /// gateway needs a way into the portal to set up teams and users.
-fn first_login(pipeline: &Pipeline) -> anyhow::Result<()> {
-    let config = pipeline.config();
+pub fn first_login(app: &App) -> anyhow::Result<()> {
+    let config = app.config();
     let email = format!("admin@{}", crate::address::domain(&config.support.address));
     let password = crate::password::generate();
-    let created = pipeline.db().write(|tx| {
+    let created = app.db().write(|tx| {
         let empty: bool = tx.query_row("SELECT NOT EXISTS(SELECT 1 FROM users)", [], |r| r.get(0))?;
         if empty {
             let hash = crate::password::hash(&password);

@@ -72,10 +72,13 @@ impl Keyring {
         mac(&self.keys[0], purpose, data).finalize().into_bytes().into()
     }
 
-    /// Whether `tag` (possibly truncated, at least 8 bytes) is the leading
-    /// part of the HMAC of `data` under any key. Constant time per key.
-    pub fn verify(&self, purpose: &str, data: &[u8], tag: &[u8]) -> bool {
-        tag.len() >= 8 && self.keys.iter().any(|k| mac(k, purpose, data).verify_truncated_left(tag).is_ok())
+    /// Whether `tag` is the HMAC of `data` under any key, truncated to
+    /// exactly `bytes` bytes: the length the signer made, never less, so a
+    /// cut-down signature does not verify. Constant time per key.
+    pub fn verify(&self, purpose: &str, data: &[u8], tag: &[u8], bytes: usize) -> bool {
+        tag.len() == bytes
+            && bytes >= 8
+            && self.keys.iter().any(|k| mac(k, purpose, data).verify_truncated_left(tag).is_ok())
     }
 
     /// A lower-case base32 signature truncated to `bytes` bytes, for tokens
@@ -84,11 +87,11 @@ impl Keyring {
         b32(&self.sign(purpose, data)[..bytes])
     }
 
-    /// Verifies a signature made by [`Keyring::sign_b32`].
-    pub fn verify_b32(&self, purpose: &str, data: &[u8], sig: &str) -> bool {
+    /// Verifies a signature made by [`Keyring::sign_b32`] with the same `bytes`.
+    pub fn verify_b32(&self, purpose: &str, data: &[u8], sig: &str, bytes: usize) -> bool {
         data_encoding::BASE32_NOPAD
             .decode(sig.to_ascii_uppercase().as_bytes())
-            .map(|tag| self.verify(purpose, data, &tag))
+            .map(|tag| self.verify(purpose, data, &tag, bytes))
             .unwrap_or(false)
     }
 }
@@ -136,11 +139,15 @@ mod tests {
         let old = Keyring::new(vec![vec![1; 32]]);
         let new = Keyring::new(vec![vec![2; 32], vec![1; 32]]);
         let sig = old.sign_b32("reply", b"42:7", 10);
-        assert!(new.verify_b32("reply", b"42:7", &sig), "rotated-out key still verifies");
-        assert!(!new.verify_b32("reply", b"42:8", &sig));
-        assert!(!new.verify_b32("link", b"42:7", &sig), "purposes do not mix");
-        assert!(!Keyring::new(vec![vec![3; 32]]).verify_b32("reply", b"42:7", &sig));
-        assert!(!new.verify("reply", b"42:7", &old.sign("reply", b"42:7")[..4]), "too short a tag never verifies");
+        assert!(new.verify_b32("reply", b"42:7", &sig, 10), "rotated-out key still verifies");
+        assert!(!new.verify_b32("reply", b"42:8", &sig, 10));
+        assert!(!new.verify_b32("link", b"42:7", &sig, 10), "purposes do not mix");
+        assert!(!Keyring::new(vec![vec![3; 32]]).verify_b32("reply", b"42:7", &sig, 10));
+        assert!(!new.verify("reply", b"42:7", &old.sign("reply", b"42:7")[..4], 4), "too short a tag never verifies");
+        let full = old.sign("reply", b"42:7");
+        assert!(old.verify("reply", b"42:7", &full[..16], 16));
+        assert!(!old.verify("reply", b"42:7", &full[..8], 16), "a signature cut short does not verify");
+        assert!(!old.verify("reply", b"42:7", &full, 16), "nor one longer than made");
     }
 
     #[test]

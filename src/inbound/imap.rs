@@ -8,14 +8,16 @@
 //! polling every `poll_seconds` otherwise; each wake-up is an incremental pass over the UIDs
 //! above the highest one seen.
 //!
-//! A pass fetches `batch_size` messages at a time, hands each batch to
-//! [`Pipeline::ingest_batch`] (one transaction) while the next batch is being fetched, and
-//! only once that transaction has committed moves the messages: quarantined ones to the
-//! quarantine folder, all others to the processed folder (`UID MOVE`, or COPY + `\Deleted` +
-//! `UID EXPUNGE` where MOVE is missing). A crash between commit and move leaves the message in
-//! the folder; the next pass reads it again and the pipeline recognises the duplicate. (Such a
-//! message is then filed as processed even if it had been quarantined: the quarantine row in
-//! the database is what counts.)
+//! A pass takes `batch_size` messages at a time, asks their `RFC822.SIZE` first, fetches them
+//! in batches of at most [`BATCH_BYTES`], hands each batch to [`Pipeline::ingest_batch`] while
+//! the next batch is being fetched, and only once that batch has committed moves the messages:
+//! quarantined ones to the quarantine folder, all others to the processed folder (`UID MOVE`,
+//! or COPY + `\Deleted` + `UID EXPUNGE` where MOVE is missing). A message over
+//! `limits.max_message_bytes` is never fetched whole: it is fetched in parts and streamed into
+//! quarantine ([`Pipeline::quarantine_oversized`]). A crash between commit and move leaves the
+//! message in the folder; the next pass reads it again and the pipeline recognises the
+//! duplicate, which keeps its outcome: a message that had been quarantined is filed in the
+//! quarantine folder again.
 //!
 //! The folder's UIDVALIDITY and the highest committed UID are checkpointed in SQLite after each pass
 //! ([`crate::store::imap`]). A new UIDVALIDITY (folder recreated, server migrated) starts again
@@ -48,7 +50,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{ImapConfig, TlsMode};
-use crate::inbound::Settle;
+use crate::inbound::{BATCH_BYTES, Settle};
 use crate::pipeline::{IngestError, Outcome, Pipeline};
 use crate::store::imap::{self as checkpoint, Checkpoint};
 
@@ -276,6 +278,7 @@ impl Source {
         let mut first = true;
         loop {
             let reached = self.pass(&mut s, caps, highest.saturating_add(1), uidvalidity).await?;
+            crate::metrics::imap_pass(&self.mb.label);
             if first {
                 // Only a session that got through a whole pass counts as recovered: a server
                 // that drops every session half-way still sees the backoff grow.
@@ -374,10 +377,11 @@ impl Source {
             tracing::info!(mailbox = %self.mb.label, total = progress.total, "reading a backlog");
         }
         let mut in_flight: Option<InFlight> = None;
+        let max = self.pipeline.config().limits.max_message_bytes;
         for chunk in uids.chunks(self.mb.batch_size.max(1) as usize) {
             let suspect = chunk.iter().any(|&u| self.strikes.get(&(uidvalidity, u)).is_some_and(|&n| n >= 2));
-            let pieces: Vec<&[u32]> = if suspect { chunk.chunks(1).collect() } else { vec![chunk] };
-            for piece in pieces {
+            let groups: Vec<&[u32]> = if suspect { chunk.chunks(1).collect() } else { vec![chunk] };
+            for group in groups {
                 if suspect && let Some(batch) = in_flight.take() {
                     // One message in hand at a time, so a failure names its message.
                     highest = highest.max(self.complete(s, caps, batch, &mut progress).await?);
@@ -386,27 +390,50 @@ impl Source {
                         return Ok(highest);
                     }
                 }
+                // Reading the size makes the server read the message too.
                 self.in_hand =
-                    in_flight.iter().flat_map(|b| b.uids.iter()).chain(piece).map(|&u| (uidvalidity, u)).collect();
-                let fetched = self.fetch(s, piece, uidvalidity).await?;
-                let ready = match in_flight.take() {
-                    Some(batch) => Some(committed(batch).await?),
-                    None => None,
-                };
-                // The next commit starts before the last one is filed, so the server's MOVE
-                // runs while the database works.
-                if !fetched.is_empty() && !self.stopping() {
-                    in_flight = Some(self.start_batch(fetched));
-                }
-                if let Some(done) = ready {
-                    highest = highest.max(self.file(s, caps, done, &mut progress).await?);
-                }
-                if self.stopping() {
-                    if let Some(batch) = in_flight.take() {
-                        highest = highest.max(self.complete(s, caps, batch, &mut progress).await?);
+                    in_flight.iter().flat_map(|b| b.uids.iter()).chain(group).map(|&u| (uidvalidity, u)).collect();
+                let sizes = self.sizes(s, group).await?;
+                for piece in pieces(group, &sizes, max) {
+                    let piece = match piece {
+                        Piece::Batch(uids) => uids,
+                        Piece::Oversized(uid, size) => {
+                            if let Some(batch) = in_flight.take() {
+                                highest = highest.max(self.complete(s, caps, batch, &mut progress).await?);
+                            }
+                            self.in_hand = vec![(uidvalidity, uid)];
+                            let outcome = self.quarantine_oversized(s, uid, size).await?;
+                            let done = Committed { uids: vec![uid], outcomes: vec![outcome] };
+                            highest = highest.max(self.file(s, caps, done, &mut progress).await?);
+                            if self.stopping() {
+                                self.record(uidvalidity, highest).await;
+                                return Ok(highest);
+                            }
+                            continue;
+                        }
+                    };
+                    self.in_hand =
+                        in_flight.iter().flat_map(|b| b.uids.iter()).chain(&piece).map(|&u| (uidvalidity, u)).collect();
+                    let fetched = self.fetch(s, &piece, uidvalidity).await?;
+                    let ready = match in_flight.take() {
+                        Some(batch) => Some(committed(batch).await?),
+                        None => None,
+                    };
+                    // The next commit starts before the last one is filed, so the server's MOVE
+                    // runs while the database works.
+                    if !fetched.is_empty() && !self.stopping() {
+                        in_flight = Some(self.start_batch(fetched));
                     }
-                    self.record(uidvalidity, highest).await;
-                    return Ok(highest);
+                    if let Some(done) = ready {
+                        highest = highest.max(self.file(s, caps, done, &mut progress).await?);
+                    }
+                    if self.stopping() {
+                        if let Some(batch) = in_flight.take() {
+                            highest = highest.max(self.complete(s, caps, batch, &mut progress).await?);
+                        }
+                        self.record(uidvalidity, highest).await;
+                        return Ok(highest);
+                    }
                 }
             }
         }
@@ -439,6 +466,8 @@ impl Source {
             match Settle::of(outcome) {
                 Settle::Processed => processed.push(uid),
                 Settle::Quarantined => quarantined.push(uid),
+                // Left in the folder; the next session's full pass tries it again.
+                Settle::Leave => {}
             }
         }
         settle(s, caps, &processed, &self.mb.processed_folder).await?;
@@ -448,6 +477,55 @@ impl Source {
             self.progress(p.done, p.total, p.started);
         }
         Ok(done.uids.iter().copied().max().unwrap_or(0))
+    }
+
+    /// `RFC822.SIZE` of each message in `uids`, asked before any content is fetched.
+    async fn sizes(&self, s: &mut Session, uids: &[u32]) -> anyhow::Result<HashMap<u32, u32>> {
+        let set = uid_set(uids);
+        let fetches: Vec<async_imap::types::Fetch> =
+            within("UID FETCH", async { s.uid_fetch(&set, "(UID RFC822.SIZE)").await?.try_collect::<Vec<_>>().await })
+                .await?;
+        Ok(fetches.iter().filter_map(|f| Some((f.uid?, f.size?))).collect())
+    }
+
+    /// Quarantines a message over `limits.max_message_bytes` without holding it: it is fetched
+    /// in [`PART_BYTES`] pieces (`BODY.PEEK[]<offset.length>`) that the pipeline streams into a
+    /// file as they come.
+    async fn quarantine_oversized(&self, s: &mut Session, uid: u32, size: u32) -> anyhow::Result<Outcome> {
+        let (parts, rx) = tokio::sync::mpsc::channel::<io::Result<Vec<u8>>>(2);
+        let (pipeline, label) = (self.pipeline.clone(), self.mb.label.clone());
+        let job = tokio::task::spawn_blocking(move || {
+            pipeline.quarantine_oversized(&mut Streamed { rx, buf: Vec::new(), pos: 0 }, &label)
+        });
+        let fetched = async {
+            let mut offset = 0u32;
+            while offset < size {
+                let query = format!("(UID BODY.PEEK[]<{offset}.{PART_BYTES}>)");
+                let uid_text = uid.to_string();
+                let got: Vec<async_imap::types::Fetch> =
+                    within("UID FETCH", async { s.uid_fetch(&uid_text, &query).await?.try_collect::<Vec<_>>().await })
+                        .await?;
+                let part = got.iter().filter(|f| f.uid == Some(uid)).find_map(|f| f.body()).unwrap_or_default();
+                if part.is_empty() {
+                    break;
+                }
+                offset = offset.saturating_add(part.len() as u32);
+                // A closed channel: the pipeline knew the message already and needs no more.
+                if parts.send(Ok(part.to_vec())).await.is_err() {
+                    break;
+                }
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        if let Err(e) = &fetched {
+            // The pipeline must not take a truncated message for the whole one.
+            let _ = parts.send(Err(io::Error::other(format!("{e:#}")))).await;
+        }
+        drop(parts);
+        let outcome = job.await.context("the pipeline task failed")?;
+        fetched?;
+        outcome.context("the message was not quarantined; it stays in the folder and is retried")
     }
 
     /// One `UID FETCH` of the whole messages in `uids` (sorted), in UID order; UIDs expunged
@@ -519,6 +597,69 @@ impl Source {
         let (label, folder, db) = (self.mb.label.clone(), self.mb.folder.clone(), self.pipeline.db().clone());
         tokio::task::spawn_blocking(move || db.write(|tx| checkpoint::save(tx, &label, &folder, cp))).await??;
         Ok(())
+    }
+}
+
+/// Bytes of an oversized message fetched at once.
+const PART_BYTES: u32 = 4 * 1024 * 1024;
+
+/// What one step of a pass fetches.
+#[derive(Debug, PartialEq, Eq)]
+enum Piece {
+    /// Messages fetched whole and committed together.
+    Batch(Vec<u32>),
+    /// A message over `limits.max_message_bytes` (UID, RFC822.SIZE), never fetched whole.
+    Oversized(u32, u32),
+}
+
+/// Splits a chunk of UIDs into batches of at most [`BATCH_BYTES`], with each message over `max`
+/// bytes on its own. A UID without a size was expunged meanwhile; the FETCH then simply finds
+/// nothing.
+fn pieces(chunk: &[u32], sizes: &HashMap<u32, u32>, max: u64) -> Vec<Piece> {
+    let mut out = Vec::new();
+    let mut batch = Vec::new();
+    let mut bytes = 0u64;
+    for &uid in chunk {
+        let size = sizes.get(&uid).copied().unwrap_or(0);
+        if u64::from(size) > max {
+            if !batch.is_empty() {
+                out.push(Piece::Batch(std::mem::take(&mut batch)));
+            }
+            out.push(Piece::Oversized(uid, size));
+            continue;
+        }
+        if !batch.is_empty() && bytes + u64::from(size) > BATCH_BYTES {
+            out.push(Piece::Batch(std::mem::take(&mut batch)));
+            bytes = 0;
+        }
+        batch.push(uid);
+        bytes += u64::from(size);
+    }
+    if !batch.is_empty() {
+        out.push(Piece::Batch(batch));
+    }
+    out
+}
+
+/// The blocking side of a message fetched in parts: reads them from the channel as they come.
+struct Streamed {
+    rx: tokio::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl io::Read for Streamed {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.buf.len() {
+            match self.rx.blocking_recv() {
+                Some(part) => (self.buf, self.pos) = (part?, 0),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 
@@ -696,6 +837,22 @@ mod tests {
         assert_eq!(uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
         assert_eq!(uid_set(&[5]), "5");
         assert_eq!(uid_set(&[]), "");
+    }
+
+    #[test]
+    fn batches_are_bounded_by_bytes_and_oversized_messages_stand_alone() {
+        let mib = 1024 * 1024;
+        let sizes: HashMap<u32, u32> = [(1, mib), (2, 10 * mib), (3, 10 * mib), (4, 50 * mib), (5, 1)].into();
+        let max = 40 * u64::from(mib);
+        assert_eq!(
+            pieces(&[1, 2, 3, 4, 5, 6], &sizes, max),
+            vec![
+                Piece::Batch(vec![1, 2]),
+                Piece::Batch(vec![3]),
+                Piece::Oversized(4, 50 * mib),
+                Piece::Batch(vec![5, 6])
+            ]
+        );
     }
 
     #[test]

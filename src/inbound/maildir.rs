@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::inbound::Settle;
+use crate::inbound::{BATCH_BYTES, Settle};
 use crate::pipeline::{IngestError, Outcome, Pipeline};
 
-/// Messages read and committed together.
+/// Messages read and committed together, at most.
 const BATCH: usize = 100;
 
 pub struct Maildir {
@@ -41,35 +41,70 @@ impl Maildir {
     }
 
     /// Processes everything in `new/` once; returns how many messages were settled.
+    ///
+    /// Messages are read and committed in batches bounded by bytes
+    /// ([`BATCH_BYTES`]) as well as by count. A message over
+    /// `limits.max_message_bytes` (known from its file size) is never read
+    /// whole: [`Pipeline::quarantine_oversized`] streams it.
     pub fn pass(&self, pipeline: &Pipeline, label: &str) -> Result<usize, PassError> {
+        let max = pipeline.config().limits.max_message_bytes;
         let mut settled = 0;
-        for chunk in self.pending()?.chunks(BATCH) {
-            let mut names = Vec::with_capacity(chunk.len());
-            let mut raws = Vec::with_capacity(chunk.len());
-            for name in chunk {
-                match std::fs::read(self.root.join("new").join(name)) {
-                    Ok(raw) => {
-                        names.push(name);
-                        raws.push(raw);
-                    }
-                    // Taken by another process between listing and reading.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e.into()),
-                }
+        let mut batch: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut bytes = 0u64;
+        for name in self.pending()? {
+            let path = self.root.join("new").join(&name);
+            // A file gone between listing and reading was taken by another process.
+            let size = match std::fs::metadata(&path) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if !batch.is_empty() && (size > max || batch.len() >= BATCH || bytes + size > BATCH_BYTES) {
+                settled += self.commit(pipeline, label, std::mem::take(&mut batch))?;
+                bytes = 0;
             }
-            let outcomes = pipeline.ingest_batch(&raws, label)?;
-            for (name, outcome) in names.into_iter().zip(&outcomes) {
-                self.settle(name, outcome)?;
+            if size > max {
+                let outcome = match std::fs::File::open(&path) {
+                    Ok(mut file) => pipeline.quarantine_oversized(&mut file, label)?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                self.settle(&name, &outcome)?;
                 settled += 1;
+                continue;
+            }
+            match std::fs::read(&path) {
+                Ok(raw) => {
+                    bytes += raw.len() as u64;
+                    batch.push((name, raw));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
             }
         }
+        settled += self.commit(pipeline, label, batch)?;
         Ok(settled)
+    }
+
+    /// Ingests one batch and files its messages once it has committed.
+    fn commit(&self, pipeline: &Pipeline, label: &str, batch: Vec<(String, Vec<u8>)>) -> Result<usize, PassError> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let (names, raws): (Vec<String>, Vec<Vec<u8>>) = batch.into_iter().unzip();
+        let outcomes = pipeline.ingest_batch(&raws, label)?;
+        drop(raws);
+        for (name, outcome) in names.iter().zip(&outcomes) {
+            self.settle(name, outcome)?;
+        }
+        Ok(names.len())
     }
 
     fn settle(&self, name: &str, outcome: &Outcome) -> std::io::Result<()> {
         let from = self.root.join("new").join(name);
         let base = name.split(':').next().unwrap_or(name);
         match Settle::of(outcome) {
+            Settle::Leave => Ok(()),
             Settle::Processed => std::fs::rename(from, self.root.join("cur").join(format!("{base}:2,S"))),
             Settle::Quarantined => {
                 let reason = outcome.quarantine_reason().unwrap_or("unknown");
@@ -102,8 +137,9 @@ pub enum PassError {
     Ingest(#[from] IngestError),
 }
 
-/// Watches the Maildir until `shutdown` turns true. A failed pass is logged
-/// and retried at the next tick; messages stay in `new/` until settled.
+/// Watches the Maildir until `shutdown` turns true. A failed (or panicked)
+/// pass is logged and retried at the next tick; messages stay in `new/`
+/// until settled.
 pub async fn run(pipeline: Pipeline, mut shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
     let config = pipeline.config().maildir.clone();
     let maildir = std::sync::Arc::new(Maildir::open(&config.path)?);
@@ -119,10 +155,12 @@ pub async fn run(pipeline: Pipeline, mut shutdown: tokio::sync::watch::Receiver<
             return Ok(());
         }
         let (p, m, label) = (pipeline.clone(), maildir.clone(), config.label.clone());
-        match tokio::task::spawn_blocking(move || m.pass(&p, &label)).await? {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(messages = n, "maildir pass done"),
-            Err(e) => tracing::error!(error = %e, "maildir pass failed; retrying"),
+        match tokio::task::spawn_blocking(move || m.pass(&p, &label)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(messages = n, "maildir pass done"),
+            Ok(Err(e)) => tracing::error!(error = %e, "maildir pass failed; retrying"),
+            // The pipeline catches panics per message; whatever else panics must not end the watcher.
+            Err(e) => tracing::error!(error = %e, "maildir pass panicked; retrying"),
         }
     }
 }

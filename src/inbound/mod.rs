@@ -7,15 +7,30 @@
 pub mod imap;
 pub mod maildir;
 
+use crate::pipeline::Outcome;
+
+/// Raw bytes a source reads into memory for one batch, at most: memory is
+/// bounded by bytes, not by a message count. A single message up to
+/// `limits.max_message_bytes` that is larger still makes a batch of its own;
+/// larger ones are never read whole (see
+/// [`Pipeline::quarantine_oversized`](crate::pipeline::Pipeline::quarantine_oversized)).
+pub const BATCH_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Where a source files a message once the pipeline is done with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settle {
     Processed,
     Quarantined,
+    /// Nothing was recorded ([`Outcome::Failed`]): the message stays where it is.
+    Leave,
 }
 
 impl Settle {
-    pub fn of(outcome: &crate::pipeline::Outcome) -> Settle {
-        if outcome.quarantine_reason().is_some() { Settle::Quarantined } else { Settle::Processed }
+    pub fn of(outcome: &Outcome) -> Settle {
+        match outcome {
+            Outcome::Failed { .. } => Settle::Leave,
+            o if o.quarantine_reason().is_some() => Settle::Quarantined,
+            _ => Settle::Processed,
+        }
     }
 }

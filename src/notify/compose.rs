@@ -96,7 +96,7 @@ fn mailbox(name: &str, addr: &str) -> Result<Mailbox, ComposeError> {
     // lettre panics on a display name holding CR or LF, so names go through
     // the same one-line cleaning as subjects.
     let shown = name.chars().any(|c| !c.is_control() && !c.is_whitespace());
-    Ok(Mailbox::new(shown.then(|| crate::actions::clean_subject(name)), address))
+    Ok(Mailbox::new(shown.then(|| crate::header::clean_subject(name)), address))
 }
 
 fn bracketed(ids: &[String]) -> String {
@@ -127,7 +127,7 @@ pub fn build(o: &Outgoing) -> Result<Vec<u8>, ComposeError> {
         .from(mailbox(o.from_name, o.from)?)
         .to(mailbox(o.to_name, o.to)?)
         .reply_to(mailbox(o.from_name, o.reply_to)?)
-        .subject(crate::actions::clean_subject(o.subject))
+        .subject(crate::header::clean_subject(o.subject))
         .message_id(Some(format!("<{}>", o.message_id)));
     if let Some(parent) = o.in_reply_to.filter(|p| is_plain_message_id(p)) {
         b = b.in_reply_to(format!("<{parent}>"));
@@ -136,7 +136,7 @@ pub fn build(o: &Outgoing) -> Result<Vec<u8>, ComposeError> {
         b = b.references(bracketed(o.references));
     }
     if let Some(topic) = o.thread_topic {
-        b = b.raw_header(raw_header("Thread-Topic", &crate::actions::clean_subject(topic)));
+        b = b.raw_header(raw_header("Thread-Topic", &crate::header::clean_subject(topic)));
     }
     let msg = b
         .raw_header(raw_header("Auto-Submitted", o.auto_submitted))

@@ -11,7 +11,9 @@
 //!   what happened is said in the first line of the body instead. Notices,
 //!   which are not part of the thread, say what they are in the subject.
 //! - Threading: `References` = the thread's root, the recipient's own newest
-//!   mail on the ticket and the newest few ids, ending with the parent;
+//!   mail on the ticket and the newest few ids, ending with the parent; only
+//!   the ticket's stored messages and mail to that same recipient count (see
+//!   [`tickets::thread_message_ids`]);
 //!   `In-Reply-To` = the message being notified about (every stored message
 //!   has a Message-ID, web posts get a generated one), else the recipient's
 //!   own newest mail, else the thread's newest. `Thread-Topic` carries the
@@ -70,6 +72,8 @@ pub enum Notice<'a> {
     RefusedAttachments { ticket: &'a Ticket, files: &'a [Checked] },
     /// The receiving MTA's trusted Authentication-Results said dmarc=fail.
     DmarcQuarantined { subject: &'a str },
+    /// Staff mail named a ticket without evidence that staff sent it.
+    StaffUnverified { ticket: &'a Ticket, subject: &'a str },
 }
 
 /// Queues the notifications for `event` on `ticket` (as it is after the event).
@@ -116,7 +120,6 @@ pub fn ticket_event(
         None => tickets::latest_message_id(tx, ticket.id)?.unwrap_or(0),
     };
     let parent = shown.and_then(|m| m.message_id.clone());
-    let thread = tickets::thread_message_ids(tx, ticket.id)?;
     let team = users::team(tx, ticket.team_id)?.name;
     let tag = crate::route::token::subject_tag(ticket.id);
     let support = &n.config.support;
@@ -134,6 +137,7 @@ pub fn ticket_event(
             internal_ref: ticket.internal_ref.clone(),
             author: author_name.clone(),
             body: body.clone(),
+            unverified: shown.is_some_and(|m| m.unverified),
             files: files.clone(),
             more_files,
             link: Some(deep_link(n, ticket.id, link_message, user.id)),
@@ -142,6 +146,7 @@ pub fn ticket_event(
         };
         let follow_up = !matches!(kind, Kind::Ack | Kind::NewTicket);
         let subject = ticket_subject(&tag, &ticket.subject, follow_up);
+        let thread = tickets::thread_message_ids(tx, ticket.id, &user.email)?;
         let own_latest = outbox::latest_to(tx, ticket.id, &user.email)?;
         let parent = parent.clone().or_else(|| own_latest.clone()).or_else(|| thread.last().cloned());
         let references = compose::references(&thread, own_latest.as_deref(), parent.as_deref());
@@ -177,12 +182,19 @@ pub fn notice(tx: &Connection, n: &Notifier, to: &str, notice: &Notice, in_reply
     };
     let (kind, ticket, subject) = match notice {
         Notice::UnknownSender { subject } => {
-            mail.subject = crate::actions::clean_subject(subject);
+            mail.subject = crate::header::clean_subject(subject);
             (Kind::NoticeUnknownSender, None, format!("No ticket was created: {}", mail.subject))
         }
         Notice::DmarcQuarantined { subject } => {
-            mail.subject = crate::actions::clean_subject(subject);
+            mail.subject = crate::header::clean_subject(subject);
             (Kind::NoticeDmarc, None, format!("Your message is held for review: {}", mail.subject))
+        }
+        Notice::StaffUnverified { ticket, subject } => {
+            mail.tag = crate::route::token::subject_tag(ticket.id);
+            mail.status = ticket.status.label().to_string();
+            mail.subject = crate::header::clean_subject(subject);
+            let subject = format!("Your message was not posted: {}", mail.subject);
+            (Kind::NoticeStaffUnverified, Some(*ticket), subject)
         }
         Notice::RefusedAttachments { ticket, files } => {
             let tag = crate::route::token::subject_tag(ticket.id);
@@ -207,10 +219,11 @@ pub fn notice(tx: &Connection, n: &Notifier, to: &str, notice: &Notice, in_reply
             (Kind::NoticeRefused, Some(*ticket), subject)
         }
     };
-    // Only a known user on a ticket gets a reply address that posts; anyone
-    // else's reply comes back to the plain support address.
-    let reply_to = match (ticket, &user) {
-        (Some(t), Some(u)) => reply_address(n, t.id, u.id),
+    // Only a known user told of refused files gets a reply address that
+    // posts; anyone else's reply comes back to the plain support address (a
+    // staff user answering a notice about a forgery must not post by it).
+    let reply_to = match (notice, ticket, &user) {
+        (Notice::RefusedAttachments { .. }, Some(t), Some(u)) => reply_address(n, t.id, u.id),
         _ => support.address.clone(),
     };
     let references: Vec<String> = in_reply_to.map(str::to_string).into_iter().collect();
@@ -277,7 +290,7 @@ fn queue(
     auto_submitted: &'static str,
 ) -> Result<bool> {
     let support = &n.config.support;
-    let message_id = crate::actions::generate_message_id(&support.address, "n");
+    let message_id = crate::header::generate_message_id(&support.address, "n");
     let built = templates::render(q.kind, mail).map_err(|e| e.to_string()).and_then(|(text, html)| {
         compose::build(&Outgoing {
             from_name: &support.name,
@@ -316,7 +329,7 @@ fn queue(
 /// `[#N] subject`, `Re: ` on follow-ups; the tag is not repeated when the
 /// subject carries it already.
 fn ticket_subject(tag: &str, subject: &str, follow_up: bool) -> String {
-    let subject = crate::actions::clean_subject(subject);
+    let subject = crate::header::clean_subject(subject);
     let tagged = if subject.contains(tag) { subject } else { format!("{tag} {subject}") };
     if follow_up { format!("Re: {tagged}") } else { tagged }
 }

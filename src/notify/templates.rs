@@ -28,6 +28,8 @@ pub enum Kind {
     NoticeUnknownSender,
     NoticeRefused,
     NoticeDmarc,
+    /// To staff whose mail named a ticket without evidence that they sent it.
+    NoticeStaffUnverified,
 }
 
 impl Kind {
@@ -43,13 +45,17 @@ impl Kind {
             Kind::NoticeUnknownSender => "notice_unknown_sender",
             Kind::NoticeRefused => "notice_refused",
             Kind::NoticeDmarc => "notice_dmarc",
+            Kind::NoticeStaffUnverified => "notice_staff_unverified",
         }
     }
 
     /// Notices answer one message of one sender; they are not part of the
     /// ticket's thread (`store::tickets::thread_message_ids` skips them).
     pub fn is_notice(self) -> bool {
-        matches!(self, Kind::NoticeUnknownSender | Kind::NoticeRefused | Kind::NoticeDmarc)
+        matches!(
+            self,
+            Kind::NoticeUnknownSender | Kind::NoticeRefused | Kind::NoticeDmarc | Kind::NoticeStaffUnverified
+        )
     }
 }
 
@@ -84,6 +90,8 @@ pub struct Mail {
     pub author: String,
     /// The new message's text.
     pub body: Option<String>,
+    /// Nothing proves the new message came from its author's address.
+    pub unverified: bool,
     pub files: Vec<FileLine>,
     /// Attachments not listed in `files` (beyond the list's cap).
     pub more_files: usize,
@@ -129,6 +137,12 @@ template_pair!(UpdatedText, UpdatedHtml, "mail/updated.txt", "mail/updated.html"
 template_pair!(UnknownText, UnknownHtml, "mail/notice_unknown_sender.txt", "mail/notice_unknown_sender.html");
 template_pair!(RefusedText, RefusedHtml, "mail/notice_refused.txt", "mail/notice_refused.html");
 template_pair!(DmarcText, DmarcHtml, "mail/notice_dmarc.txt", "mail/notice_dmarc.html");
+template_pair!(
+    StaffUnverifiedText,
+    StaffUnverifiedHtml,
+    "mail/notice_staff_unverified.txt",
+    "mail/notice_staff_unverified.html"
+);
 
 /// Renders the text and the HTML part of `kind`.
 pub fn render(kind: Kind, m: &Mail) -> askama::Result<(String, String)> {
@@ -146,6 +160,7 @@ pub fn render(kind: Kind, m: &Mail) -> askama::Result<(String, String)> {
         Kind::NoticeUnknownSender => pair(UnknownText { m }, UnknownHtml { m }),
         Kind::NoticeRefused => pair(RefusedText { m }, RefusedHtml { m }),
         Kind::NoticeDmarc => pair(DmarcText { m }, DmarcHtml { m }),
+        Kind::NoticeStaffUnverified => pair(StaffUnverifiedText { m }, StaffUnverifiedHtml { m }),
     }
 }
 
@@ -171,7 +186,7 @@ pub fn human_size(bytes: u64) -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Kind; 10] = [
+    const ALL: [Kind; 11] = [
         Kind::Ack,
         Kind::NewTicket,
         Kind::Response,
@@ -182,6 +197,7 @@ mod tests {
         Kind::NoticeUnknownSender,
         Kind::NoticeRefused,
         Kind::NoticeDmarc,
+        Kind::NoticeStaffUnverified,
     ];
 
     fn hostile() -> Mail {

@@ -1,11 +1,14 @@
 //! MAIL OUT: delivers what the outbox holds.
 //!
-//! The worker takes due rows from the outbox, hands up to
-//! `outbound.concurrency` of them to the transport at once, and records each
-//! outcome afterwards. A mail is marked sent only after the server (or the
-//! disk) accepted it. A crash between acceptance and the record sends that
-//! mail again after the restart, with the same Message-ID (fixed when it was
-//! queued), so a repeat is recognisable; nothing is ever lost.
+//! The worker takes due rows from the outbox (bounded by bytes; each message
+//! is read only when it is sent), hands up to `outbound.concurrency` of them
+//! to the transport at once, and records each outcome afterwards. A mail is
+//! marked sent only after the server (or the disk) accepted it. A crash
+//! between acceptance and the record sends that mail again after the
+//! restart, with the same Message-ID (fixed when it was queued), so a repeat
+//! is recognisable; nothing is ever lost. No more than `concurrency` mails
+//! are ever accepted and not yet recorded, so a crash repeats at most that
+//! many.
 //!
 //! Temporary failures are retried with exponential backoff
 //! (`retry_base_seconds`, doubled per attempt, capped at `retry_max_seconds`)
@@ -17,6 +20,9 @@
 //! Only one worker (one `serve`) may run per database: rows being delivered
 //! are tracked in memory, not locked in the database, so that a restart
 //! retries them at once instead of waiting for a lease to run out.
+//!
+//! Every mail's envelope sender is its own VERP address
+//! ([`envelope_sender`]); the `.eml` transport records it as `Return-Path`.
 
 pub mod smtp;
 pub mod transport;
@@ -30,14 +36,28 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::config::{Config, OutboundConfig};
+use crate::signing::Keyring;
 use crate::store::outbox::{self, Due};
 use crate::store::{Db, tickets};
-use transport::{Failure, Transport};
+use transport::Transport;
 
 /// How often an idle worker looks for due mail.
 const POLL: Duration = Duration::from_millis(250);
-/// Rows read from the outbox at once.
+/// Rows read from the outbox at once, at most.
 const BATCH: usize = 256;
+/// Message bytes of the rows read at once, at most (a larger mail is read alone).
+const BATCH_BYTES: i64 = 8 * 1024 * 1024;
+/// How long recording an outcome waits for the write lock before it tries again.
+const RECORD_BUSY_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Why an attempt failed; the transports say it, the worker acts on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Worth trying again later.
+    Temporary(String),
+    /// The server refused this mail for good.
+    Permanent(String),
+}
 
 /// When to try again.
 #[derive(Debug, Clone, Copy)]
@@ -77,46 +97,64 @@ struct Outcome {
 
 /// Delivers the outbox until `shutdown` turns true; then finishes the
 /// attempts under way, records them and returns.
-pub async fn run(db: Db, config: Arc<Config>, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+///
+/// At most `outbound.concurrency` mails are ever handed to the transport and
+/// not yet recorded: while that many outcomes wait to be written (the
+/// database may be locked by a long writer), no further mail is sent, so a
+/// crash repeats at most that many. Outcomes are written on their own
+/// connection, which waits for the lock ([`RECORD_BUSY_TIMEOUT`]) instead of
+/// giving up and queueing behind every other writer again.
+pub async fn run(
+    db: Db,
+    config: Arc<Config>,
+    keys: Keyring,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let transport = Arc::new(Transport::from_config(&config.outbound)?);
     let concurrency = config.outbound.concurrency.max(1);
     let backoff = Backoff::new(&config.outbound);
-    let from: Arc<str> = config.support.address.as_str().into();
-    // Ids handed to the transport and not yet recorded. Only this loop
-    // touches the set, and only between two reads of the outbox: an id
-    // leaves it after its outcome is committed, so the next read already sees
-    // the new state and can never pick the mail up a second time.
+    // Ids read from the outbox and not yet recorded (queued, being sent, or
+    // sent and waiting to be recorded). Only this loop touches the set, and
+    // only between two reads of the outbox: an id leaves it after its outcome
+    // is committed, so the next read already sees the new state and can never
+    // pick the mail up a second time.
     let mut in_flight: HashSet<i64> = HashSet::new();
+    // Of those, the ones handed to the transport.
+    let mut unrecorded = 0usize;
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let (recorded_tx, mut recorded_rx) = mpsc::unbounded_channel::<Vec<i64>>();
-    let recorder = tokio::spawn(record(db.clone(), backoff, done_rx, recorded_tx));
+    let recorder = tokio::spawn(record(db.with_busy_timeout(RECORD_BUSY_TIMEOUT), backoff, done_rx, recorded_tx));
     let mut queue: VecDeque<Due> = VecDeque::new();
     let mut running = JoinSet::new();
     tracing::info!(transport = ?config.outbound.transport, concurrency, "outbound worker started");
 
     while !*shutdown.borrow() {
         while let Ok(ids) = recorded_rx.try_recv() {
-            ids.iter().for_each(|id| {
-                in_flight.remove(id);
-            });
+            settled(&ids, &mut in_flight, &mut unrecorded);
         }
-        if queue.is_empty() && running.len() < concurrency {
+        if queue.is_empty() && unrecorded < concurrency {
             match fetch(&db, &mut in_flight).await {
                 Ok(rows) => queue.extend(rows),
                 Err(e) => tracing::warn!("reading the outbox: {e}"),
             }
         }
-        while running.len() < concurrency
+        while unrecorded < concurrency
             && let Some(row) = queue.pop_front()
         {
-            let (transport, from, done) = (transport.clone(), from.clone(), done_tx.clone());
+            unrecorded += 1;
+            let (transport, done, db) = (transport.clone(), done_tx.clone(), db.clone());
+            let from = envelope_sender(&config.support.address, &keys, row.id, &row.recipient, &row.message_id);
             running.spawn(async move {
-                let result = transport.send(&from, &row.recipient, &row.message_id, &row.raw).await;
+                let id = row.id;
+                let result = match db.run(move |c| outbox::raw(c, id)).await {
+                    Ok(raw) => transport.send(&from, &row.recipient, &row.message_id, &raw).await,
+                    Err(e) => Err(Failure::Temporary(format!("reading the mail from the outbox: {e}"))),
+                };
                 // The recorder outlives every delivery, so the send cannot fail.
                 let _ = done.send(Outcome { row, result });
             });
         }
-        if running.is_empty() && queue.is_empty() {
+        if unrecorded == 0 && queue.is_empty() {
             tokio::select! {
                 _ = tokio::time::sleep(POLL) => {}
                 _ = shutdown.changed() => {}
@@ -124,6 +162,7 @@ pub async fn run(db: Db, config: Arc<Config>, mut shutdown: watch::Receiver<bool
         } else {
             tokio::select! {
                 _ = running.join_next(), if !running.is_empty() => {}
+                Some(ids) = recorded_rx.recv() => settled(&ids, &mut in_flight, &mut unrecorded),
                 _ = shutdown.changed() => {}
             }
         }
@@ -137,11 +176,41 @@ pub async fn run(db: Db, config: Arc<Config>, mut shutdown: watch::Receiver<bool
     Ok(())
 }
 
-/// Due rows that are not already being delivered; marks them in flight.
+/// The VERP envelope sender of outbox row `row` (SPEC.md "Outbound mail"):
+/// bounces come back to an address that names the row and is signed for its
+/// recipient and Message-ID.
+pub fn envelope_sender(support: &str, keys: &Keyring, row: i64, recipient: &str, message_id: &str) -> String {
+    crate::address::with_tag(support, &crate::route::token::bounce_tag(keys, row, recipient, message_id))
+}
+
+/// Rows whose outcomes are committed leave the worker's books.
+fn settled(ids: &[i64], in_flight: &mut HashSet<i64>, unrecorded: &mut usize) {
+    *unrecorded -= ids.len();
+    for id in ids {
+        in_flight.remove(id);
+    }
+}
+
+/// Due rows that are not already being delivered, at most [`BATCH`] rows and
+/// [`BATCH_BYTES`] of mail (each mail is read only when it is sent); marks
+/// them in flight.
 async fn fetch(db: &Db, in_flight: &mut HashSet<i64>) -> crate::store::Result<Vec<Due>> {
     let (now, limit) = (crate::clock::now(), BATCH + in_flight.len());
     let rows = db.run(move |c| outbox::due(c, now, limit)).await?;
-    Ok(rows.into_iter().filter(|r| in_flight.insert(r.id)).take(BATCH).collect())
+    let mut bytes = 0;
+    let mut out = Vec::new();
+    for row in rows {
+        if in_flight.contains(&row.id) {
+            continue;
+        }
+        if !out.is_empty() && (out.len() >= BATCH || bytes + row.size > BATCH_BYTES) {
+            break;
+        }
+        bytes += row.size;
+        in_flight.insert(row.id);
+        out.push(row);
+    }
+    Ok(out)
 }
 
 /// Writes outcomes as they come, several per transaction when they queue up.
@@ -165,11 +234,14 @@ async fn record(
             let (db, b) = (db.clone(), batch.clone());
             let written = tokio::task::spawn_blocking(move || {
                 let now = crate::clock::now();
-                db.write(|tx| b.iter().try_for_each(|o| apply(tx, &backoff, o, now)))
+                db.write(|tx| b.iter().map(|o| apply(tx, &backoff, o, now)).collect::<crate::store::Result<Vec<_>>>())
             })
             .await;
             match written {
-                Ok(Ok(())) => break,
+                Ok(Ok(settled)) => {
+                    settled.into_iter().flatten().for_each(crate::metrics::notification);
+                    break;
+                }
                 Ok(Err(e)) => tracing::warn!("recording deliveries: {e}; retrying"),
                 Err(e) => tracing::warn!("recording deliveries: {e}; retrying"),
             }
@@ -180,18 +252,20 @@ async fn record(
     }
 }
 
-fn apply(tx: &rusqlite::Connection, backoff: &Backoff, o: &Outcome, now: i64) -> crate::store::Result<()> {
+/// Records one attempt; returns whether the mail is settled as sent (`Some(true)`),
+/// given up on (`Some(false)`) or waits for another attempt (`None`).
+fn apply(tx: &rusqlite::Connection, backoff: &Backoff, o: &Outcome, now: i64) -> crate::store::Result<Option<bool>> {
     let row = &o.row;
     let attempts = row.attempts + 1;
     let gave_up = match &o.result {
         Ok(()) => {
             tracing::debug!(id = row.id, to = %row.recipient, "delivered");
-            return outbox::mark_sent(tx, row.id, now);
+            return outbox::mark_sent(tx, row.id, now).map(|()| Some(true));
         }
         Err(Failure::Temporary(e)) => match backoff.next(row.created_at, attempts, now) {
             Some(at) => {
                 tracing::info!(id = row.id, to = %row.recipient, attempts, "temporary failure, retry in {}s: {e}", at - now);
-                return outbox::mark_retry(tx, row.id, at, e);
+                return outbox::mark_retry(tx, row.id, at, e).map(|()| None);
             }
             None => format!("gave up after {attempts} attempts; last error: {e}"),
         },
@@ -204,7 +278,7 @@ fn apply(tx: &rusqlite::Connection, backoff: &Backoff, o: &Outcome, now: i64) ->
             format!("Mail to {} (Message-ID <{}>) was not delivered: {gave_up}", row.recipient, row.message_id);
         tickets::add_event(tx, ticket, "delivery_failed", &detail, now)?;
     }
-    Ok(())
+    Ok(Some(false))
 }
 
 /// `ticketgate outbox list`: the newest mails with their state.

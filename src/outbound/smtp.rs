@@ -35,7 +35,7 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::transport::Failure;
+use super::Failure;
 use crate::config::{SmtpConfig, TlsMode};
 
 /// How long an unused connection is kept (servers drop idle clients after a minute or more).

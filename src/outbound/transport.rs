@@ -10,17 +10,9 @@ use anyhow::Context;
 use lettre::Address;
 use lettre::address::Envelope;
 
+use super::Failure;
 use super::smtp::Smtp;
 use crate::config::{OutboundConfig, Transport as Kind};
-
-/// Why an attempt failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
-    /// Worth trying again later.
-    Temporary(String),
-    /// The server refused this mail for good.
-    Permanent(String),
-}
 
 pub enum Transport {
     Smtp(Box<Smtp>),
@@ -41,17 +33,19 @@ impl Transport {
     }
 
     /// Hands one mail over; Ok only once the server (or the disk) has it.
-    pub async fn send(&self, from: &str, to: &str, message_id: &str, raw: &[u8]) -> Result<(), Failure> {
+    pub async fn send(&self, from: &str, to: &str, message_id: &str, bytes: &[u8]) -> Result<(), Failure> {
         match self {
             Transport::Smtp(smtp) => {
                 let parse = |a: &str| a.parse::<Address>().map_err(|e| Failure::Permanent(format!("{a:?}: {e}")));
                 let envelope = Envelope::new(Some(parse(from)?), vec![parse(to)?])
                     .map_err(|e| Failure::Permanent(e.to_string()))?;
-                smtp.send(&envelope, raw).await
+                smtp.send(&envelope, bytes).await
             }
             Transport::Eml(dir) => {
                 let path = dir.join(eml_name(message_id));
-                let raw = raw.to_vec();
+                // The envelope sender, as a delivering MTA records it.
+                let mut raw = format!("Return-Path: <{from}>\r\n").into_bytes();
+                raw.extend_from_slice(bytes);
                 tokio::task::spawn_blocking(move || write_atomically(&path, &raw))
                     .await
                     .map_err(|e| Failure::Temporary(e.to_string()))?
@@ -107,6 +101,10 @@ mod tests {
             std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
         names.sort();
         assert_eq!(names, vec![".._evil_.._x@x.test.eml", "n.abc@x.test.eml"]);
-        assert_eq!(std::fs::read(dir.path().join("n.abc@x.test.eml")).unwrap(), b"second");
+        assert_eq!(
+            std::fs::read(dir.path().join("n.abc@x.test.eml")).unwrap(),
+            b"Return-Path: <s@x.test>\r\nsecond",
+            "the envelope sender is recorded"
+        );
     }
 }

@@ -20,11 +20,12 @@
 //!   messages (`.eml`) included, so that the policy decides and the sender
 //!   learns what was refused; none for `multipart/report` (bounces, read
 //!   receipts), whose parts are machine-readable and read by
-//!   [`crate::policy::auto::bounce`]. Bytes are the sender's file: text is not
+//!   [`dsn::read`]. Bytes are the sender's file: text is not
 //!   re-encoded to UTF-8, and line breaks of non-base64 text are CRLF. Past
 //!   [`MAX_ATTACHMENTS`], only a part's name and size are kept
 //!   ([`Parsed::skipped_attachments`]), so that it is listed as refused.
 
+pub mod dsn;
 pub mod html;
 pub mod trim;
 
@@ -117,8 +118,11 @@ pub struct Skipped {
 pub struct Parsed {
     /// Without angle brackets.
     pub message_id: Option<String>,
-    /// Normalised From address.
+    /// Normalised From address, as mail-parser reads it (for display; who
+    /// wrote the message is decided by [`crate::policy::sender::of`]).
     pub from: Option<String>,
+    /// The raw value of every `From:` header, unfolded, in order.
+    pub from_headers: Vec<String>,
     pub from_name: Option<String>,
     /// Normalised addresses from To, Cc, Delivered-To, X-Original-To, Envelope-To.
     pub recipients: Vec<String>,
@@ -183,6 +187,16 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
         a.and_then(|a| a.first()).and_then(|a| a.address()).map(|s| crate::address::normalize(&cap(s)))
     };
     let from = first_addr(msg.from());
+    let from_headers = msg
+        .headers()
+        .iter()
+        .filter(|h| h.name().eq_ignore_ascii_case("From"))
+        .take(MAX_RECIPIENTS)
+        .map(|h| {
+            let value = raw.get(h.offset_start as usize..h.offset_end as usize).unwrap_or_default();
+            cap(&String::from_utf8_lossy(value).replace(['\r', '\n'], ""))
+        })
+        .collect();
     let from_name = msg.from().and_then(|a| a.first()).and_then(|a| a.name()).map(cap);
     let mut recipients = Vec::new();
     for list in [msg.to(), msg.cc()].into_iter().flatten() {
@@ -204,7 +218,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
 
     let ct = msg.content_type();
     let top_type = ct.map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")).to_lowercase());
-    // A report's parts are machine-readable (read by auto::bounce), never files.
+    // A report's parts are machine-readable (read by dsn::read), never files.
     let files: Vec<&mail_parser::MessagePart> = if top_type.as_deref() == Some("multipart/report") {
         Vec::new()
     } else {
@@ -248,6 +262,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
     Ok(Parsed {
         message_id: msg.message_id().map(clean_id).filter(|s| !s.is_empty()),
         from,
+        from_headers,
         from_name,
         recipients,
         subject: msg.subject().map(|s| cap(&c1_as_windows_1252(s))).unwrap_or_default(),
@@ -258,7 +273,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
         body,
         attachments,
         skipped_attachments,
-        bounce: crate::policy::auto::bounce(&msg),
+        bounce: dsn::read(&msg),
         auto,
         authentication_results,
         sha256: sha256_hex(raw),
@@ -267,7 +282,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
 
 /// The bytes before the first empty line (all of `raw` without one), at
 /// most 64 KiB: where headers must be.
-fn header_section(raw: &[u8]) -> &[u8] {
+pub fn header_section(raw: &[u8]) -> &[u8] {
     let head = &raw[..raw.len().min(64 * 1024)];
     let end = head.windows(2).position(|w| w == b"\n\n").or_else(|| head.windows(4).position(|w| w == b"\r\n\r\n"));
     &head[..end.unwrap_or(head.len())]

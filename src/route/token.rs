@@ -5,6 +5,12 @@
 //! in lower-case base32 (16 characters). It travels as the `+TOKEN` part of
 //! the reply address. A token that fails verification is never trusted: the
 //! message is then routed as if it had none.
+//!
+//! The envelope sender of every notification is VERP-tagged the same way:
+//! `LOCAL+b-ROW-SIG@DOMAIN`, where ROW is the outbox row and SIG the HMAC
+//! over the row, its recipient and its Message-ID, so a delivery report that
+//! comes back to it names, unforgeably, the one mail to the one address that
+//! bounced.
 
 use std::sync::LazyLock;
 
@@ -13,6 +19,7 @@ use regex::Regex;
 use crate::signing::Keyring;
 
 const PURPOSE: &str = "reply-token";
+const BOUNCE_PURPOSE: &str = "bounce";
 const SIG_BYTES: usize = 10;
 /// RFC 5321's limit on an address's local part.
 pub const MAX_LOCAL_PART: usize = 64;
@@ -64,10 +71,41 @@ pub fn verify(keys: &Keyring, token: &str) -> Result<Token, TokenError> {
     if sig.len() != 16 {
         return Err(TokenError::Malformed);
     }
-    if keys.verify_b32(PURPOSE, signed_data(ticket, user).as_bytes(), sig) {
+    if keys.verify_b32(PURPOSE, signed_data(ticket, user).as_bytes(), sig, SIG_BYTES) {
         Ok(Token { ticket, user })
     } else {
         Err(TokenError::BadSignature)
+    }
+}
+
+/// The VERP tag for outbox row `row`, a mail to `recipient` with `message_id`.
+pub fn bounce_tag(keys: &Keyring, row: i64, recipient: &str, message_id: &str) -> String {
+    format!("b-{row}-{}", keys.sign_b32(BOUNCE_PURPOSE, bounce_data(row, recipient, message_id).as_bytes(), SIG_BYTES))
+}
+
+fn bounce_data(row: i64, recipient: &str, message_id: &str) -> String {
+    format!("{row}:{recipient}:{message_id}")
+}
+
+/// A VERP tag as read from an address: which outbox row it claims, not yet verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BounceTag<'a> {
+    pub row: i64,
+    sig: &'a str,
+}
+
+impl<'a> BounceTag<'a> {
+    /// `None` unless `tag` has the shape of a VERP tag.
+    pub fn parse(tag: &'a str) -> Option<BounceTag<'a>> {
+        let rest = tag.strip_prefix("b-").or_else(|| tag.strip_prefix("B-"))?;
+        let (row, sig) = rest.split_once('-')?;
+        let row = row.parse::<i64>().ok().filter(|n| *n > 0 && row.chars().all(|c| c.is_ascii_digit()))?;
+        Some(BounceTag { row, sig })
+    }
+
+    /// Whether the tag was made for that row's recipient and Message-ID.
+    pub fn verify(&self, keys: &Keyring, recipient: &str, message_id: &str) -> bool {
+        keys.verify_b32(BOUNCE_PURPOSE, bounce_data(self.row, recipient, message_id).as_bytes(), self.sig, SIG_BYTES)
     }
 }
 
@@ -113,6 +151,28 @@ mod tests {
         assert_eq!(verify(&other, &t), Err(TokenError::BadSignature));
         for bad in ["", "5-6", "x-6-aaaaaaaaaaaaaaaa", "5-6-short", "-5-6-aaaaaaaaaaaaaaaa", "+5-6-aaaaaaaaaaaaaaaa"] {
             assert!(verify(&k, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bounce_tags_bind_row_recipient_and_message_id() {
+        let k = keys();
+        let tag = bounce_tag(&k, 42, "jane@acme.test", "n.x@support.test");
+        assert!(format!("support+{tag}").len() <= MAX_LOCAL_PART);
+        let parsed = BounceTag::parse(&tag).expect("a VERP tag");
+        assert_eq!(parsed.row, 42);
+        assert!(parsed.verify(&k, "jane@acme.test", "n.x@support.test"));
+        let upper = tag.to_uppercase();
+        assert!(
+            BounceTag::parse(&upper).unwrap().verify(&k, "jane@acme.test", "n.x@support.test"),
+            "MTAs may change case"
+        );
+        assert!(!parsed.verify(&k, "boss@acme.test", "n.x@support.test"), "another recipient");
+        assert!(!parsed.verify(&k, "jane@acme.test", "n.y@support.test"), "another mail");
+        let moved = tag.replacen("b-42-", "b-43-", 1);
+        assert!(!BounceTag::parse(&moved).unwrap().verify(&k, "jane@acme.test", "n.x@support.test"), "another row");
+        for bad in ["", "b-", "b-x-abc", "42-6-aaaaaaaaaaaaaaaa", "b--1-abc"] {
+            assert_eq!(BounceTag::parse(bad), None, "{bad}");
         }
     }
 

@@ -84,6 +84,44 @@ impl Blobs {
     pub fn root(&self) -> &Path {
         &self.root
     }
+
+    /// Copies every stored file into `dest` (same layout), durably, skipping
+    /// those already there whole: files never change once written, so a
+    /// repeated backup into the same folder only copies what is new. Returns
+    /// (copied, already there).
+    pub fn copy_to(&self, dest: &Path) -> std::io::Result<(usize, usize)> {
+        let (mut copied, mut present) = (0, 0);
+        let dirs = match std::fs::read_dir(&self.root) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
+            Err(e) => return Err(e),
+        };
+        for dir in dirs {
+            let dir = dir?;
+            if !dir.file_type()?.is_dir() {
+                continue;
+            }
+            let into = dest.join(dir.file_name());
+            std::fs::create_dir_all(&into)?;
+            for file in std::fs::read_dir(dir.path())? {
+                let file = file?;
+                // Temporary files of a put under way start with a dot.
+                if file.file_name().to_string_lossy().starts_with('.') || !file.file_type()?.is_file() {
+                    continue;
+                }
+                let target = into.join(file.file_name());
+                let len = file.metadata()?.len();
+                if std::fs::metadata(&target).is_ok_and(|m| m.len() == len) {
+                    present += 1;
+                    continue;
+                }
+                let mut from = std::fs::File::open(file.path())?;
+                crate::durable::write_with(&target, |to| std::io::copy(&mut from, to).map(drop))?;
+                copied += 1;
+            }
+        }
+        Ok((copied, present))
+    }
 }
 
 #[cfg(test)]
@@ -102,6 +140,23 @@ mod tests {
         std::io::Read::read_to_string(&mut b.open(&a).unwrap(), &mut s).unwrap();
         assert_eq!(s, "hello");
         assert!(b.open("../etc/passwd").is_err());
+    }
+
+    #[test]
+    fn a_copy_holds_every_file_and_a_second_copy_only_what_is_new() {
+        let (src, dest) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let b = Blobs::new(src.path());
+        let first = b.put(b"first").unwrap();
+        assert_eq!(b.copy_to(dest.path()).unwrap(), (1, 0));
+        let second = b.put(b"second").unwrap();
+        assert_eq!(b.copy_to(dest.path()).unwrap(), (1, 1));
+        let copy = Blobs::new(dest.path());
+        for (sha, content) in [(first, &b"first"[..]), (second, &b"second"[..])] {
+            let mut read = Vec::new();
+            std::io::Read::read_to_end(&mut copy.open(&sha).unwrap(), &mut read).unwrap();
+            assert_eq!(read, content);
+        }
+        assert_eq!(walk(dest.path()), 2, "no temporary file is left behind");
     }
 
     #[test]

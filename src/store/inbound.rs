@@ -29,19 +29,31 @@ pub struct Quarantined<'a> {
     pub reason: &'a str,
     pub detail: &'a str,
     pub source: &'a str,
+    /// The message's key in `processed`.
+    pub key: &'a str,
     pub message_id: Option<&'a str>,
     pub sender: Option<&'a str>,
     pub subject: Option<&'a str>,
+    /// The whole message, or only its header section when `raw_path` holds it.
     pub raw: &'a [u8],
+    /// A file with the whole message, for one too large for the database.
+    pub raw_path: Option<&'a str>,
 }
 
 pub fn quarantine(c: &Connection, q: &Quarantined, now: i64) -> Result<i64> {
     c.prepare_cached(
-        "INSERT INTO quarantine(reason, detail, source, message_id, sender, subject, raw, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO quarantine(reason, detail, source, message_id, sender, subject, raw, created_at, dedup_key, raw_path)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
-    .execute(params![q.reason, q.detail, q.source, q.message_id, q.sender, q.subject, q.raw, now])?;
+    .execute(params![q.reason, q.detail, q.source, q.message_id, q.sender, q.subject, q.raw, now, q.key, q.raw_path])?;
     Ok(c.last_insert_rowid())
+}
+
+/// The quarantine entry (id, reason) of the message with `key`, if it was quarantined.
+pub fn quarantined_as(c: &Connection, key: &str) -> Result<Option<(i64, String)>> {
+    Ok(c.prepare_cached("SELECT id, reason FROM quarantine WHERE dedup_key = ?1 ORDER BY id LIMIT 1")?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
 }
 
 #[derive(Debug, Clone)]

@@ -101,6 +101,14 @@ impl Db {
         &self.inner.path
     }
 
+    /// Another pool on the same database whose connections wait up to
+    /// `busy_timeout` for the lock: a writer that must not give up (or be
+    /// starved by the others' retries) gets its own.
+    pub fn with_busy_timeout(&self, busy_timeout: Duration) -> Db {
+        let inner = Inner { path: self.inner.path.clone(), busy_timeout, idle: Mutex::new(Vec::new()) };
+        Db { inner: Arc::new(inner) }
+    }
+
     /// Runs `f` on a pooled connection (blocking).
     pub fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let conn = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
@@ -127,6 +135,39 @@ impl Db {
                 Ok(out)
             })())
         })?
+    }
+
+    /// Whether the database answers: a new read-only connection (a pooled
+    /// one would go on answering from a file deleted underneath it) reads the
+    /// schema. Blocking; waits at most `timeout` for a lock.
+    pub fn ping(&self, timeout: Duration) -> Result<()> {
+        let conn = Connection::open_with_flags(
+            &self.inner.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(timeout)?;
+        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        if tables == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// Writes a consistent copy of the database to `dest` (`VACUUM INTO`: one
+    /// read transaction, so writers carry on meanwhile), durably, replacing
+    /// any file there. Blocking.
+    pub fn backup_to(&self, dest: &Path) -> Result<()> {
+        let tmp = crate::durable::temp_beside(dest);
+        let _ = std::fs::remove_file(&tmp);
+        let name = tmp.to_str().ok_or_else(|| StoreError::Conflict(format!("{} is not UTF-8", tmp.display())))?;
+        let copied = self.with(|c| Ok(c.execute("VACUUM INTO ?1", [name])?)).and_then(|_| {
+            crate::durable::commit(&tmp, dest)?;
+            Ok(())
+        });
+        if copied.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        copied
     }
 
     /// [`Db::with`] on a blocking thread, for async callers.

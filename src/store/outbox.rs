@@ -47,14 +47,36 @@ pub fn latest_kind(c: &Connection, ticket: i64, skip: &str) -> Result<Option<Str
     .optional()?)
 }
 
-/// A mail that is due for an attempt.
+/// How much mail waits for delivery, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Depth {
+    pub count: i64,
+    /// When the oldest waiting mail was queued.
+    pub oldest_created_at: Option<i64>,
+}
+
+pub fn pending_depth(c: &Connection) -> Result<Depth> {
+    Ok(c.prepare_cached("SELECT count(*), min(created_at) FROM outbox WHERE state = 'pending'")?
+        .query_row([], |r| Ok(Depth { count: r.get(0)?, oldest_created_at: r.get(1)? }))?)
+}
+
+/// Whom outbox row `id` went to: (ticket, recipient, Message-ID).
+pub fn addressed(c: &Connection, id: i64) -> Result<Option<(Option<i64>, String, String)>> {
+    Ok(c.prepare_cached("SELECT ticket_id, recipient, message_id FROM outbox WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?)
+}
+
+/// A mail that is due for an attempt; the message itself is read with [`raw`]
+/// when it is sent.
 #[derive(Debug, Clone)]
 pub struct Due {
     pub id: i64,
     pub message_id: String,
     pub ticket_id: Option<i64>,
     pub recipient: String,
-    pub raw: Vec<u8>,
+    /// Bytes of the rendered message.
+    pub size: i64,
     pub attempts: i64,
     pub created_at: i64,
 }
@@ -62,7 +84,7 @@ pub struct Due {
 /// Pending mails whose next attempt is due, oldest due first.
 pub fn due(c: &Connection, now: i64, limit: usize) -> Result<Vec<Due>> {
     let mut st = c.prepare_cached(
-        "SELECT id, message_id, ticket_id, recipient, raw, attempts, created_at FROM outbox
+        "SELECT id, message_id, ticket_id, recipient, length(raw), attempts, created_at FROM outbox
          WHERE state = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
     )?;
     let rows = st.query_map(params![now, limit as i64], |r| {
@@ -71,7 +93,7 @@ pub fn due(c: &Connection, now: i64, limit: usize) -> Result<Vec<Due>> {
             message_id: r.get(1)?,
             ticket_id: r.get(2)?,
             recipient: r.get(3)?,
-            raw: r.get(4)?,
+            size: r.get(4)?,
             attempts: r.get(5)?,
             created_at: r.get(6)?,
         })

@@ -154,6 +154,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX tickets_status_sort ON tickets(status, updated_at, id);
     CREATE INDEX tickets_team_status_sort ON tickets(team_id, status, updated_at, id);
     "#,
+    // 3: mail posted without evidence of its sender ("sender not verified").
+    r#"
+    ALTER TABLE messages ADD COLUMN unverified INTEGER NOT NULL DEFAULT 0;
+    "#,
+    // 4: a re-delivered quarantined message is found by its key and stays quarantined; a
+    // message too large for the database is kept as a file.
+    r#"
+    ALTER TABLE quarantine ADD COLUMN dedup_key TEXT;   -- processed.key of the message
+    ALTER TABLE quarantine ADD COLUMN raw_path TEXT;    -- the whole message, when raw holds only its header
+    CREATE INDEX quarantine_key ON quarantine(dedup_key);
+    "#,
 ];
 
 /// Brings the schema up to the newest version. Safe when several processes

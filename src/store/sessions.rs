@@ -48,9 +48,30 @@ pub fn failures_since(c: &Connection, key: &str, since: i64) -> Result<u32> {
         .query_row(params![key, since], |r| r.get(0))?)
 }
 
-pub fn add_failure(c: &Connection, key: &str, now: i64) -> Result<()> {
+/// Records an attempt under `key`; returns its row, for [`forget_failures`].
+pub fn add_failure(c: &Connection, key: &str, now: i64) -> Result<i64> {
     c.prepare_cached("INSERT INTO login_failures(key, at) VALUES (?1, ?2)")?.execute(params![key, now])?;
+    Ok(c.last_insert_rowid())
+}
+
+/// Takes back attempts recorded by [`add_failure`] (they succeeded).
+pub fn forget_failures(c: &Connection, rows: &[i64]) -> Result<()> {
+    let mut st = c.prepare_cached("DELETE FROM login_failures WHERE rowid = ?1")?;
+    for row in rows {
+        st.execute([row])?;
+    }
     Ok(())
+}
+
+/// When the oldest failure under `key` since `since` happened.
+pub fn oldest_failure_since(c: &Connection, key: &str, since: i64) -> Result<Option<i64>> {
+    Ok(c.prepare_cached("SELECT min(at) FROM login_failures WHERE key = ?1 AND at >= ?2")?
+        .query_row(params![key, since], |r| r.get(0))?)
+}
+
+/// When the newest failure under `key` happened.
+pub fn latest_failure(c: &Connection, key: &str) -> Result<Option<i64>> {
+    Ok(c.prepare_cached("SELECT max(at) FROM login_failures WHERE key = ?1")?.query_row([key], |r| r.get(0))?)
 }
 
 /// Forgets the failures under `key` (after a successful login to that account).

@@ -149,6 +149,12 @@ pub fn add_message(c: &Connection, m: &NewMessage, now: i64) -> Result<i64> {
     Ok(id)
 }
 
+/// Marks a stored message as posted without evidence of its sender.
+pub fn set_unverified(c: &Connection, message: i64) -> Result<()> {
+    c.prepare_cached("UPDATE messages SET unverified = 1 WHERE id = ?1")?.execute([message])?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub id: i64,
@@ -160,9 +166,12 @@ pub struct Message {
     pub body: String,
     pub message_id: Option<String>,
     pub created_at: i64,
+    /// Mail posted without evidence that its author sent it.
+    pub unverified: bool,
 }
 
-const MESSAGE_COLUMNS: &str = "id, ticket_id, author_id, author_role, via, event, body, message_id, created_at";
+const MESSAGE_COLUMNS: &str =
+    "id, ticket_id, author_id, author_role, via, event, body, message_id, created_at, unverified";
 
 fn message_row(r: &Row) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -175,6 +184,7 @@ fn message_row(r: &Row) -> rusqlite::Result<Message> {
         body: r.get(6)?,
         message_id: r.get(7)?,
         created_at: r.get(8)?,
+        unverified: r.get(9)?,
     })
 }
 
@@ -322,23 +332,19 @@ pub fn is_participant(c: &Connection, ticket: i64, user: i64) -> Result<bool> {
     .query_row(params![ticket, user], |r| r.get(0))?)
 }
 
-/// The Message-IDs of a ticket's thread, oldest first: stored mail and our
-/// notifications, for `References`.
-pub fn thread_message_ids(c: &Connection, ticket: i64) -> Result<Vec<String>> {
+/// The Message-IDs of a ticket's thread as `recipient` has seen it, oldest
+/// first, for `References`: the ticket's stored messages and our
+/// notifications to that recipient, never another recipient's (a Message-ID
+/// of someone else's mail would let a reader forge reports about it).
+pub fn thread_message_ids(c: &Connection, ticket: i64, recipient: &str) -> Result<Vec<String>> {
     let mut st = c.prepare_cached(
         "SELECT message_id FROM (
              SELECT message_id, created_at, 0 AS o, id FROM messages WHERE ticket_id = ?1 AND message_id IS NOT NULL
              UNION ALL
-             SELECT message_id, created_at, 1 AS o, id FROM outbox WHERE ticket_id = ?1 AND kind != 'notice')
+             SELECT message_id, created_at, 1 AS o, id FROM outbox
+             WHERE ticket_id = ?1 AND recipient = ?2 AND kind != 'notice')
          ORDER BY created_at, o, id",
     )?;
-    let rows = st.query_map([ticket], |r| r.get(0))?;
+    let rows = st.query_map(params![ticket, recipient], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-/// The ticket and recipient of a notification we sent, by its Message-ID.
-pub fn sent_notification(c: &Connection, message_id: &str) -> Result<Option<(Option<i64>, String)>> {
-    Ok(c.prepare_cached("SELECT ticket_id, recipient FROM outbox WHERE message_id = ?1")?
-        .query_row([message_id], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?)
 }

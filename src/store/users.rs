@@ -139,8 +139,12 @@ pub fn password_hash(c: &Connection, id: i64) -> Result<Option<String>> {
     Ok(c.query_row("SELECT password_hash FROM users WHERE id = ?1", [id], |r| r.get(0))?)
 }
 
+/// Sets a new password and ends the user's sessions: whoever knew the old
+/// one must not stay logged in.
 pub fn set_password(c: &Connection, id: i64, hash: &str) -> Result<()> {
-    expect_one(c.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![id, hash])?)
+    expect_one(c.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![id, hash])?)?;
+    c.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
+    Ok(())
 }
 
 pub fn set_disabled(c: &Connection, email: &str, disabled: bool) -> Result<()> {

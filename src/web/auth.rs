@@ -1,5 +1,16 @@
 //! Logging in and out, sessions, CSRF tokens and the failed-login limit.
 //!
+//! Failed logins: every attempt is counted, under `addr:<client>` and
+//! `user:<email>`, in the same write transaction that decides whether it may
+//! be checked, before argon2 runs (a success takes its count back), so N
+//! concurrent guesses get at most the limit checked. Per client address the
+//! limit is strict (`web.max_failed_logins` in the window). Per account it
+//! is a back-off, not a lock: past the limit, the account's next attempt
+//! waits 30 s after the previous one, doubling with each failure up to the
+//! window, so guessing from many addresses stays slow while no single client
+//! can lock every user out. The client address is the peer's, or behind a
+//! `web.trusted_proxies` proxy the one [`crate::proxy::client`] finds.
+//!
 //! The session cookie holds a random token; the database keeps only its
 //! SHA-256 ([`crate::store::sessions`]). Each session carries its own CSRF
 //! token, which every form sends back and every POST handler checks with
@@ -20,6 +31,7 @@ use super::{WebError, blocking, html};
 use crate::clock;
 use crate::config::Config;
 use crate::pipeline::Pipeline;
+use crate::proxy::Cidr;
 use crate::store::users::{self, User};
 use crate::store::{Db, sessions};
 
@@ -126,15 +138,20 @@ pub fn local_next(next: &str) -> Option<&str> {
     ok.then_some(next)
 }
 
-/// The peer address of the request (`unknown` when the server was not told it).
+/// The client address of the request (`unknown` when the server was not told the peer).
 pub struct ClientAddr(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<Pipeline> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let addr = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| a.ip().to_string());
-        Ok(ClientAddr(addr.unwrap_or_else(|| "unknown".into())))
+    async fn from_request_parts(parts: &mut Parts, pipeline: &Pipeline) -> Result<Self, Self::Rejection> {
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
+            return Ok(ClientAddr("unknown".into()));
+        };
+        let trusted: Vec<Cidr> = pipeline.config().web.trusted_proxies.iter().filter_map(|p| Cidr::parse(p)).collect();
+        let forwarded: Vec<&str> =
+            parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+        Ok(ClientAddr(crate::proxy::client(peer.ip(), &forwarded, &trusted).to_string()))
     }
 }
 
@@ -182,9 +199,12 @@ pub struct LoginForm {
 
 /// What a login attempt came to.
 enum Outcome {
-    LoggedIn { token: String },
+    LoggedIn {
+        token: String,
+    },
     Wrong,
-    Limited,
+    /// Refused unchecked; try again in this many seconds.
+    Limited(i64),
 }
 
 /// POST /login.
@@ -224,14 +244,15 @@ pub async fn login(
             email,
             Some("The email address or the password is wrong.".into()),
         )),
-        Outcome::Limited => {
-            let minutes = pipeline.config().web.login_window_minutes;
+        Outcome::Limited(seconds) => {
+            let wait =
+                if seconds > 90 { format!("{} minutes", (seconds + 59) / 60) } else { format!("{seconds} seconds") };
             Ok(login_form(
                 &pipeline,
                 StatusCode::TOO_MANY_REQUESTS,
                 next,
                 email,
-                Some(format!("Too many failed logins. Please wait {minutes} minutes and try again.")),
+                Some(format!("Too many failed logins. Please wait {wait} and try again.")),
             ))
         }
     }
@@ -241,8 +262,9 @@ fn ttl_seconds(config: &Config) -> i64 {
     i64::try_from(config.web.session_ttl_hours.saturating_mul(3600)).unwrap_or(i64::MAX / 2)
 }
 
-/// Checks the limit, then the password (argon2, on this blocking thread);
-/// records a failure under both keys, or opens a session.
+/// Counts the attempt and decides whether it may be checked (one write
+/// transaction), then checks the password (argon2, on this blocking thread);
+/// a success takes the count back and opens a session.
 fn attempt(
     db: &Db,
     config: &Config,
@@ -256,19 +278,22 @@ fn attempt(
     let window = i64::try_from(config.web.login_window_minutes.saturating_mul(60)).unwrap_or(i64::MAX / 2);
     let since = now.saturating_sub(window);
     let max = config.web.max_failed_logins;
-    let (limited, user) = db.with(|c| {
-        let limited = sessions::failures_since(c, user_key, since)? >= max
-            || sessions::failures_since(c, addr_key, since)? >= max;
-        let user = users::by_email(c, email)?.filter(|u| !u.disabled);
+    let admitted = db.write(|tx| {
+        if let Some(wait) = wait_seconds(tx, user_key, addr_key, since, now, window, max)? {
+            return Ok(Err(wait));
+        }
+        let counted = [sessions::add_failure(tx, user_key, now)?, sessions::add_failure(tx, addr_key, now)?];
+        let user = users::by_email(tx, email)?.filter(|u| !u.disabled);
         let hash = match &user {
-            Some(u) => users::password_hash(c, u.id)?,
+            Some(u) => users::password_hash(tx, u.id)?,
             None => None,
         };
-        Ok((limited, user.zip(hash)))
+        Ok::<_, WebError>(Ok((counted, user.zip(hash))))
     })?;
-    if limited {
-        return Ok(Outcome::Limited);
-    }
+    let (counted, user) = match admitted {
+        Ok(a) => a,
+        Err(wait) => return Ok(Outcome::Limited(wait)),
+    };
     // An unknown address costs the same argon2 run as a wrong password.
     let ok = match &user {
         Some((_, hash)) => crate::password::verify(hash, password),
@@ -277,27 +302,46 @@ fn attempt(
             false
         }
     };
+    let (Some((u, _)), true) = (&user, ok) else { return Ok(Outcome::Wrong) };
     let token = crate::signing::random_token();
     db.write(|tx| {
-        match (&user, ok) {
-            (Some((u, _)), true) => {
-                sessions::purge(tx, now, since)?;
-                sessions::clear_failures(tx, user_key)?;
-                if let Some(previous) = &previous {
-                    sessions::delete(tx, previous)?;
-                }
-                let id = crate::parse::sha256_hex(token.as_bytes());
-                let csrf = crate::signing::random_token();
-                sessions::create(tx, &id, u.id, &csrf, now, now.saturating_add(ttl_seconds(config)))?;
-            }
-            _ => {
-                sessions::add_failure(tx, user_key, now)?;
-                sessions::add_failure(tx, addr_key, now)?;
-            }
+        sessions::purge(tx, now, since)?;
+        sessions::forget_failures(tx, &counted)?;
+        sessions::clear_failures(tx, user_key)?;
+        if let Some(previous) = &previous {
+            sessions::delete(tx, previous)?;
         }
+        let id = crate::parse::sha256_hex(token.as_bytes());
+        let csrf = crate::signing::random_token();
+        sessions::create(tx, &id, u.id, &csrf, now, now.saturating_add(ttl_seconds(config)))?;
         Ok::<_, WebError>(())
     })?;
-    Ok(if ok { Outcome::LoggedIn { token } } else { Outcome::Wrong })
+    Ok(Outcome::LoggedIn { token })
+}
+
+/// How long an attempt must wait, or `None` when it may be checked now:
+/// the client address is limited strictly, the account backs off.
+fn wait_seconds(
+    c: &rusqlite::Connection,
+    user_key: &str,
+    addr_key: &str,
+    since: i64,
+    now: i64,
+    window: i64,
+    max: u32,
+) -> Result<Option<i64>, crate::store::StoreError> {
+    if sessions::failures_since(c, addr_key, since)? >= max {
+        let oldest = sessions::oldest_failure_since(c, addr_key, since)?.unwrap_or(now);
+        return Ok(Some((oldest + window - now).max(1)));
+    }
+    let failures = sessions::failures_since(c, user_key, since)?;
+    if failures < max {
+        return Ok(None);
+    }
+    let backoff = 30i64.saturating_mul(1 << (failures - max).min(20)).min(window);
+    let last = sessions::latest_failure(c, user_key)?.unwrap_or(0);
+    let wait = last.saturating_add(backoff) - now;
+    Ok((wait > 0).then_some(wait))
 }
 
 fn dummy_hash() -> &'static str {
@@ -338,6 +382,32 @@ mod tests {
         {
             assert_eq!(local_next(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn addresses_are_limited_strictly_and_accounts_back_off() {
+        let (db, _dir) = crate::store::testing::db();
+        let (window, max) = (900, 3);
+        let wait = |now: i64, addr: &str| {
+            db.with(|c| wait_seconds(c, "user:jane@acme.test", addr, now - window, now, window, max)).unwrap()
+        };
+        db.with(|c| {
+            for (at, addr) in [(1000, "addr:a"), (1001, "addr:b"), (1002, "addr:c")] {
+                sessions::add_failure(c, "user:jane@acme.test", at)?;
+                sessions::add_failure(c, addr, at)?;
+            }
+            sessions::add_failure(c, "addr:a", 1003)?;
+            sessions::add_failure(c, "addr:a", 1004)?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(wait(1005, "addr:a"), Some(895), "the address is limited for the rest of its window");
+        assert_eq!(wait(1010, "addr:d"), Some(22), "the account waits 30 s after its last failure");
+        assert_eq!(wait(1032, "addr:d"), None, "and no longer");
+        db.with(|c| sessions::add_failure(c, "user:jane@acme.test", 1032).map(|_| ())).unwrap();
+        assert_eq!(wait(1062, "addr:d"), Some(30), "each further failure doubles the wait");
+        assert_eq!(wait(1092, "addr:d"), None);
+        assert_eq!(wait(1005 + window, "addr:a"), None, "old failures leave the window");
     }
 
     #[test]

@@ -36,16 +36,18 @@ pub mod view;
 pub use pages::{MAX_POST_CHARS, MAX_POST_FILES};
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use askama::Template;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use tracing::Instrument;
 
-use crate::pipeline::Pipeline;
+use crate::app::App;
 use crate::store::StoreError;
 
 /// Room for the form fields around one largest attachment.
@@ -55,8 +57,8 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-ac
                    base-uri 'none'; frame-ancestors 'none'";
 
 /// The portal's routes, with its security headers and body limit.
-pub fn app(pipeline: Pipeline) -> Router {
-    let limit = pipeline.config().attachments.max_bytes.saturating_add(FORM_OVERHEAD);
+pub fn app(app: App) -> Router {
+    let limit = app.config().attachments.max_bytes.saturating_add(FORM_OVERHEAD);
     Router::new()
         .route("/", get(pages::list))
         .route("/login", get(auth::login_page).post(auth::login))
@@ -69,6 +71,7 @@ pub fn app(pipeline: Pipeline) -> Router {
         .route("/t/{id}/reference", post(pages::reference))
         .route("/t/{id}/a/{attachment}", get(pages::download))
         .route("/static/portal.css", get(stylesheet))
+        .route("/healthz", get(healthz))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(usize::try_from(limit).unwrap_or(usize::MAX)))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -76,17 +79,18 @@ pub fn app(pipeline: Pipeline) -> Router {
             Duration::from_secs(60),
         ))
         .layer(axum::middleware::map_response(security_headers))
-        .with_state(pipeline)
+        .layer(axum::middleware::from_fn(observe))
+        .with_state(app)
 }
 
 /// Serves the portal on `listener` until `shutdown` turns true (or its sender goes away).
 pub async fn run(
-    pipeline: Pipeline,
+    app: App,
     listener: tokio::net::TcpListener,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "web portal listening");
-    let service = app(pipeline).into_make_service_with_connect_info::<SocketAddr>();
+    let service = self::app(app).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
@@ -103,6 +107,45 @@ async fn security_headers(mut res: Response) -> Response {
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     res
+}
+
+/// One span and one latency observation per request. The route is the
+/// matched pattern (`/t/{id}`), so ticket numbers do not make a series each.
+async fn observe(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map_or("(unmatched)", |p| p.as_str()).to_owned();
+    let method = req.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        method = %method,
+        route = %route,
+        status = tracing::field::Empty,
+        duration_ms = tracing::field::Empty
+    );
+    let start = Instant::now();
+    let res = next.run(req).instrument(span.clone()).await;
+    let elapsed = start.elapsed();
+    span.record("status", res.status().as_u16());
+    span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
+    span.in_scope(|| tracing::info!("request"));
+    crate::metrics::request(method.as_str(), &route, elapsed.as_secs_f64());
+    res
+}
+
+/// For load balancers and service managers: 200 when the database answers,
+/// 503 otherwise. Needs no login and says nothing more.
+async fn healthz(State(app): State<App>) -> Response {
+    let db = app.db().clone();
+    match tokio::task::spawn_blocking(move || db.ping(Duration::from_secs(2))).await {
+        Ok(Ok(())) => (StatusCode::OK, "ok\n").into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health check: the database does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+    }
 }
 
 async fn stylesheet() -> Response {

@@ -195,6 +195,7 @@ async fn ticket_page(
                 role: view::role_label(&m.author_role),
                 staff: m.author_role == "staff",
                 via: m.via,
+                unverified: m.unverified,
                 when: view::time(m.created_at),
                 body: view::linkify(&m.body),
                 attachments: by_message.remove(&Some(m.id)).unwrap_or_default(),
@@ -355,6 +356,7 @@ pub async fn reply(
                     message_id: None,
                     raw: None,
                     attachments: &uploads,
+                    unverified: false,
                 };
                 let posted = actions::reply(tx, &env, ticket, &post)?;
                 anchor = Some(posted.message);
@@ -521,8 +523,15 @@ pub async fn create(State(pipeline): State<Pipeline>, viewer: Viewer, mp: Multip
                 .zip(&form.files)
                 .map(|(checked, part)| Upload { checked, bytes: &part.bytes })
                 .collect();
-            let post =
-                Post { author: &user, body: &body, via: Via::Web, message_id: None, raw: None, attachments: &uploads };
+            let post = Post {
+                author: &user,
+                body: &body,
+                via: Via::Web,
+                message_id: None,
+                raw: None,
+                attachments: &uploads,
+                unverified: false,
+            };
             Ok::<_, WebError>(actions::open(tx, &p.env(clock::now()), team, &subject, "web", &post)?.ticket.id)
         })
     })

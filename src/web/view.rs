@@ -110,6 +110,8 @@ pub struct MessageView {
     pub role: &'static str,
     pub staff: bool,
     pub via: String,
+    /// Mail posted without evidence that its author sent it.
+    pub unverified: bool,
     pub when: Time,
     pub body: Vec<Segment>,
     pub attachments: Vec<AttachmentView>,
@@ -290,6 +292,7 @@ mod tests {
             role: "Member",
             staff: false,
             via: "mail".into(),
+            unverified: false,
             when: time(0),
             body: linkify("<script>alert(1)</script> http://x.test/\"onmouseover=\"y"),
             attachments: vec![],

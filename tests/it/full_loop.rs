@@ -3,7 +3,9 @@
 //! ticket; the staff notification goes out through Postfix (STARTTLS + AUTH) into the staff
 //! member's mailbox; the staff member answers from their mail client to the notification's
 //! Reply-To; the customer's notification carries a deep link whose signature verifies; the
-//! customer's reply to that lands on the same ticket.
+//! customer's reply to that lands on the same ticket. A team admin without a mailbox makes
+//! Postfix bounce their notification back to its VERP envelope sender, which marks that
+//! address; forged delivery reports mark nobody.
 
 use std::process::Command;
 use std::time::Duration;
@@ -102,6 +104,25 @@ fn ticketgate(app: &App, args: &[&str]) {
     assert!(out.status.success(), "ticketgate {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A team admin without a mailbox.
+const GONE: &str = "gone@example.test";
+
+/// A delivery status report as a customer could forge it: to `to`, claiming that `original`
+/// to `recipient` failed permanently.
+fn forged_dsn(id: &str, to: &str, recipient: &str, original: &str) -> Vec<u8> {
+    format!(
+        "From: MAILER-DAEMON@mx.customer.example.test\r\nTo: <{to}>\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+         Message-ID: <{id}>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n\
+         --B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.customer.example.test\r\n\r\n\
+         Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n\
+         --B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@example.test\r\nTo: {recipient}\r\n\
+         Message-ID: <{original}>\r\n\r\n--B--\r\n"
+    )
+    .into_bytes()
+}
+
 fn mail(from: &str, to: &str, subject: &str, id: &str, in_reply_to: Option<&str>, body: &str) -> Vec<u8> {
     let threading = in_reply_to.map(|p| format!("In-Reply-To: <{p}>\r\nReferences: <{p}>\r\n")).unwrap_or_default();
     format!(
@@ -153,6 +174,9 @@ fn customer_mail_staff_reply_by_mail_customer_reply_one_ticket() {
     assert_eq!(note.subject(), Some(format!("[#{ticket}] Printer on fire").as_str()));
     assert_eq!(note.in_reply_to().as_text(), Some(first.as_str()));
     wait_for(&app, "acknowledgement", || find(&dovecot, CUSTOMER.0, "Printer on fire").is_some());
+    // An admin of the team whose mailbox does not exist: Postfix accepts the mail for
+    // example.test, Dovecot refuses it over LMTP, Postfix bounces it to the envelope sender.
+    ticketgate(&app, &["user", "add", GONE, "--role", "admin", "--team", "Acme", "--name", "Gone", "--no-password"]);
 
     // 3. Staff answer from their mail client, to the notification's Reply-To, quoting it.
     let staff_to = reply_to(&note);
@@ -167,6 +191,8 @@ fn customer_mail_staff_reply_by_mail_customer_reply_one_ticket() {
         find(&dovecot, CUSTOMER.0, "Re: [#").is_some_and(|m| m.body_text(0).is_some_and(|t| t.contains("unplug")))
     });
     let response = find(&dovecot, CUSTOMER.0, "Re: [#").unwrap();
+    let verp = response.return_address().expect("Return-Path").to_string();
+    assert!(verp.starts_with("support+b-") && verp.ends_with("@example.test"), "a VERP envelope sender: {verp}");
     let text = response.body_text(0).unwrap().to_string();
     assert!(text.contains("Please unplug it for ten seconds."), "{text}");
     assert!(!text.contains("> Smoke everywhere"), "the quoted history was trimmed: {text}");
@@ -198,6 +224,25 @@ fn customer_mail_staff_reply_by_mail_customer_reply_one_ticket() {
     wait_for(&app, "staff hear of the customer's reply", || {
         inbox(&dovecot, STAFF.0).iter().any(|raw| String::from_utf8_lossy(raw).contains("It works now"))
     });
+
+    // 6. The admin's notification of the response bounced for real; it marks that address.
+    let bouncing = |email: &str| {
+        app.query_i64(&format!("SELECT count(*) FROM users WHERE email = '{email}' AND bouncing IS NOT NULL"))
+    };
+    wait_for(&app, "the real bounce marks the missing mailbox", || bouncing(GONE) == 1);
+
+    // 7. Forged reports naming the staff address mark nobody: sent to the plain support
+    // address with the Message-ID of the staff notification, and sent to the customer's
+    // own VERP address (which is signed for the customer, not for staff).
+    let staff_note = note.message_id().unwrap().to_string();
+    for to in [SUPPORT.0, verp.as_str()] {
+        let id = format!("{}@customer.example.test", unique("dsn"));
+        submit(&postfix, CUSTOMER.0, to, &forged_dsn(&id, to, STAFF.0, &staff_note));
+        let processed = format!("SELECT count(*) FROM processed WHERE key = 'mid:{id}' AND outcome = 'bounce'");
+        wait_for(&app, "the forged report is processed", || app.query_i64(&processed) == 1);
+    }
+    assert_eq!(bouncing(STAFF.0), 0, "a forged report never switches staff mail off");
+    assert_eq!(bouncing(CUSTOMER.0), 0);
     println!(
         "full loop: customer <{first}> -> staff note <{}> -> staff reply <{staff_reply}> -> customer note <{}> -> customer reply <{last}>; deep link {href}",
         note.message_id().unwrap(),

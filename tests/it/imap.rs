@@ -16,17 +16,24 @@ const LONG: Duration = Duration::from_secs(60);
 
 /// A pipeline on a fresh data dir; unknown senders may open tickets, so any test sender works.
 fn pipeline(dir: &Path) -> Pipeline {
+    pipeline_with(dir, |c| c)
+}
+
+/// [`pipeline`] with more settings.
+fn pipeline_with(dir: &Path, more: impl FnOnce(AppConfig) -> AppConfig) -> Pipeline {
     // The source's log lines, shown for failing tests.
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    let toml = AppConfig::new()
-        .without_web()
-        .set("data_dir", dir.to_string_lossy().into_owned())
-        .set("support.allow_unknown_senders", true)
-        .to_toml();
+    let toml = more(
+        AppConfig::new()
+            .without_web()
+            .set("data_dir", dir.to_string_lossy().into_owned())
+            .set("support.allow_unknown_senders", true),
+    )
+    .to_toml();
     let path = dir.join("ticketgate.toml");
     std::fs::write(&path, toml).unwrap();
     let config = Config::load_with_env(Some(&path), Vec::<(String, String)>::new()).unwrap();
-    ticketgate::cli::pipeline(Arc::new(config)).unwrap()
+    ticketgate::app::App::open(Arc::new(config)).unwrap()
 }
 
 fn mailbox(dovecot: &Dovecot, tls: ImapTls, label: &str, user: (&str, &str), folder: &str) -> ImapConfig {
@@ -417,4 +424,37 @@ fn without_move_and_idle_it_copies_expunges_and_polls() {
     source.stop();
     assert_eq!(dovecot.messages(SUPPORT.0, "INBOX"), 0, "copied and expunged");
     assert_eq!(count(&p, "SELECT count(*) FROM messages WHERE via = 'mail'"), 31);
+}
+
+/// A message over `limits.max_message_bytes` is fetched in parts into a file and quarantined;
+/// one that was quarantined before (the process died before the MOVE) goes to the quarantine
+/// folder again, not to the processed one.
+#[test]
+fn oversized_mail_is_streamed_into_quarantine_and_a_quarantined_message_stays_quarantined() {
+    let ca = TestCa::new();
+    let dovecot = Dovecot::start(&ca);
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline_with(dir.path(), |c| c.set("limits.max_message_bytes", 100_000));
+    let no_from = format!("To: {}\r\nSubject: who\r\nMessage-ID: <{}@x.test>\r\n\r\nhi\r\n", SUPPORT.0, unique("nf"));
+    assert_eq!(p.ingest(no_from.as_bytes(), "support").unwrap().quarantine_reason(), Some("no_sender"));
+    let mut big = mail("customer@example.test", &format!("{}@customer.test", unique("big")), "Huge", "");
+    big.extend(b"0123456789 abcdefghijklmnopqrstuvwxyz 0123456789 abcdefghijklmnopqrstuvwxyz\r\n".repeat(120_000));
+    dovecot.drop_message(SUPPORT.0, "INBOX", no_from.as_bytes());
+    dovecot.drop_message(SUPPORT.0, "INBOX", &big);
+    let small = mail("customer@example.test", &format!("{}@customer.test", unique("small")), "Small", "");
+    dovecot.drop_message(SUPPORT.0, "INBOX", &small);
+    let source = Running::start(&p, mailbox(&dovecot, ImapTls::PlainInsecure, "support", SUPPORT, "INBOX"));
+    wait_until("all filed", LONG, || dovecot.messages(SUPPORT.0, "INBOX") == 0);
+    source.stop();
+    assert_eq!(dovecot.messages(SUPPORT.0, "Processed"), 1);
+    assert_eq!(dovecot.messages(SUPPORT.0, "Quarantine"), 2, "the quarantined one is filed in quarantine again");
+    assert_eq!(count(&p, "SELECT count(*) FROM quarantine"), 2, "quarantined once each");
+    let path: String = p
+        .db()
+        .with(|c| {
+            Ok(c.query_row("SELECT raw_path FROM quarantine WHERE reason = 'message_too_large'", [], |r| r.get(0))?)
+        })
+        .unwrap();
+    let lf = |b: &[u8]| String::from_utf8_lossy(b).replace("\r\n", "\n");
+    assert_eq!(lf(&std::fs::read(path).unwrap()), lf(&big), "the whole message, in parts of 4 MiB");
 }

@@ -16,7 +16,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 /// The keys SPEC.md promises on every line.
-const CONTRACT_KEYS: &[&str] = &["file", "message_id", "from", "subject", "auto", "body", "attachments", "error"];
+const CONTRACT_KEYS: &[&str] =
+    &["file", "message_id", "from", "subject", "auto", "body", "attachments", "sender", "error"];
 /// The keys promised on every attachment.
 const ATTACHMENT_KEYS: &[&str] = &["filename", "size", "detected", "accepted", "reason"];
 /// Categories that must exist and hold at least one fixture.
@@ -240,6 +241,36 @@ fn reads_standard_input() {
     assert_eq!(lines[0]["message_id"], "m1@example.com");
     assert_eq!(lines[0]["body"], "The printer is broken.");
     assert_eq!(lines[0]["error"], Value::Null);
+}
+
+#[test]
+fn sender_shows_the_one_author_and_trusted_evidence_for_it() {
+    let head = "To: support@example.com\r\nSubject: x\r\nMessage-ID: <s@example.com>\r\n";
+    let sender = |headers: &str, env: &[(&str, &str)]| {
+        let raw = format!("{headers}{head}\r\nhi\r\n");
+        let (status, lines) = inspect_with(&[Path::new("-")], Some(raw.as_bytes()), env);
+        assert_eq!(status, 0);
+        lines[0]["sender"].clone()
+    };
+    let json = |address: Value, authenticated: Value, problem: Value| serde_json::json!({ "address": address, "authenticated": authenticated, "problem": problem });
+    let trusted = [("TICKETGATE_SECURITY__TRUSTED_AUTHSERV_IDS", "[\"mx.example.com\"]")];
+    assert_eq!(
+        sender("From: Jane <Jane@Example.com>\r\n", &[]),
+        json("jane@example.com".into(), Value::Null, Value::Null)
+    );
+    let dmarc =
+        "From: jane@example.com\r\nAuthentication-Results: mx.example.com; dmarc=pass header.from=example.com\r\n";
+    assert_eq!(sender(dmarc, &[]), json("jane@example.com".into(), Value::Null, Value::Null), "not trusted by default");
+    assert_eq!(sender(dmarc, &trusted), json("jane@example.com".into(), "dmarc".into(), Value::Null));
+    let dkim = "From: jane@example.com\r\nAuthentication-Results: mx.example.com; dkim=pass header.d=example.com\r\n";
+    assert_eq!(sender(dkim, &trusted), json("jane@example.com".into(), "dkim".into(), Value::Null));
+    let other =
+        "From: jane@example.com\r\nAuthentication-Results: mx.example.com; dmarc=pass header.from=evil.test\r\n";
+    assert_eq!(sender(other, &trusted), json("jane@example.com".into(), Value::Null, Value::Null));
+    let ambiguous = json(Value::Null, Value::Null, "ambiguous_sender".into());
+    assert_eq!(sender("From: <ali> <ce@example.com>\r\n", &trusted), ambiguous);
+    assert_eq!(sender("From: a@example.com\r\nFrom: b@evil.test\r\n", &trusted), ambiguous);
+    assert_eq!(sender("From: a@example.com, b@evil.test\r\n", &trusted), ambiguous);
 }
 
 #[test]

@@ -11,6 +11,7 @@ use mail_parser::MessageParser;
 use ticketgate::config::{Config, TlsMode, Transport};
 use ticketgate::lifecycle::{Event, Role};
 use ticketgate::notify::{self, Notifier};
+use ticketgate::route::token;
 use ticketgate::signing::Keyring;
 use ticketgate::store::tickets::{self, NewMessage, Via};
 use ticketgate::store::users::{self, NewUser, User};
@@ -49,7 +50,8 @@ impl Worker {
     fn start(db: &Db, config: &Config) -> Worker {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let (stop, rx) = tokio::sync::watch::channel(false);
-        let task = rt.spawn(ticketgate::outbound::run(db.clone(), Arc::new(config.clone()), rx));
+        let keys = Keyring::new(vec![vec![3; 32]]);
+        let task = rt.spawn(ticketgate::outbound::run(db.clone(), Arc::new(config.clone()), keys, rx));
         Worker { rt, stop, task }
     }
 
@@ -188,8 +190,8 @@ fn every_mail_on_a_ticket_threads_onto_the_customers_first_message() {
     let stored = db.with(|c| outbox::list(c, 100)).unwrap();
     let captured = capture.messages();
     assert_eq!(captured.len(), stored.len(), "one delivery per queued mail");
-    let thread = db.with(|c| tickets::thread_message_ids(c, t)).unwrap();
-    println!("thread of ticket #{t} (oldest first): {thread:?}");
+    let thread = db.with(|c| tickets::thread_message_ids(c, t, "mia@acme.test")).unwrap();
+    println!("thread of ticket #{t} as mia@acme.test has seen it (oldest first): {thread:?}");
     let mut known: HashSet<String> =
         ["root.1@acme.test", "web.a1@example.test", "c2@acme.test", "c3@acme.test", "web.a2@example.test"]
             .map(String::from)
@@ -211,6 +213,15 @@ fn every_mail_on_a_ticket_threads_onto_the_customers_first_message() {
         assert_eq!(irt.len(), 1);
         assert_eq!(refs.last(), irt.first(), "{id}: References end with the parent");
         assert!(refs.iter().all(|r| known.contains(r) && *r != id), "{id}: only ids of this thread");
+        assert!(
+            refs.iter().all(|r| stored.iter().all(|e| e.message_id != *r || e.recipient == row.recipient)),
+            "{id}: never the id of a mail to someone else"
+        );
+        let verp = m.envelope["mail_from"].as_str().unwrap_or_default().to_string();
+        let tag = ticketgate::address::tag_of(&verp, SUPPORT.0).expect("a VERP envelope sender");
+        let bounce = token::BounceTag::parse(tag).expect("a bounce tag");
+        assert_eq!(bounce.row, row.id, "{verp}");
+        assert!(bounce.verify(&rig.keys, &row.recipient, &row.message_id), "{verp} is signed for this mail");
         assert!(p.subject().unwrap().contains(&format!("[#{t}]")));
     }
     let irt_of = |kind: &str, to: &str| {
@@ -417,6 +428,78 @@ fn the_default_eml_folder_gets_one_file_per_message_id() {
     assert_eq!(files, expected, "one file per mail, named by its Message-ID, no temp files left");
     for e in &stored {
         let on_disk = std::fs::read(data.path().join("outbox").join(format!("{}.eml", e.message_id))).unwrap();
-        assert_eq!(on_disk, db.with(|c| outbox::raw(c, e.id)).unwrap(), "the stored bytes, unchanged");
+        // The envelope sender is recorded as an MTA would, then the stored bytes, unchanged.
+        let verp = ticketgate::outbound::envelope_sender(SUPPORT.0, &keys, e.id, &e.recipient, &e.message_id);
+        let mut expected = format!("Return-Path: <{verp}>\r\n").into_bytes();
+        expected.extend(db.with(|c| outbox::raw(c, e.id)).unwrap());
+        assert_eq!(on_disk, expected, "the stored bytes, unchanged, after the VERP Return-Path");
     }
+}
+
+/// The reproduction of issue 9: a full outbox, `serve` with no mail source, and another process
+/// holding the write lock (as a long inbound batch would) while the worker delivers; `kill -9`
+/// meanwhile. However long the lock is held, at most `outbound.concurrency` mails are delivered
+/// and not recorded, so each kill repeats at most that many.
+#[test]
+fn a_held_write_lock_and_kill_9_repeat_at_most_concurrency_mails_per_kill() {
+    const TICKETS: usize = 150;
+    const CONCURRENCY: usize = 4;
+    const KILLS: usize = 2;
+    let ca = TestCa::new();
+    let capture = Capture::start(&ca);
+    // Slow enough that the backlog outlasts the held locks.
+    capture.set_faults("delay DATA 0.05\n");
+    let config = AppConfig::new()
+        .without_web()
+        .set("maildir.path", "")
+        .set("outbound.transport", "smtp")
+        .set("outbound.concurrency", CONCURRENCY as i64)
+        .set("outbound.smtp.host", "localhost")
+        .set("outbound.smtp.port", capture.smtp_port() as i64)
+        .set("outbound.smtp.tls", "starttls")
+        .set("outbound.smtp.ca_file", ca.ca_pem().to_string_lossy().into_owned())
+        .set("outbound.smtp.username", SUPPORT.0)
+        .env("TICKETGATE_OUTBOUND__SMTP__PASSWORD", SUPPORT.1);
+    let mut app = App::start(config);
+    app.kill9();
+    let db_path = app.data_dir().join("ticketgate.sqlite");
+    let db = Db::open(&db_path).unwrap();
+    let who = cast(&db);
+    let (mut cfg, keys) = (Config::default(), Keyring::new(vec![vec![3; 32]]));
+    cfg.support.address = SUPPORT.0.into();
+    let n = Notifier { config: &cfg, keys: &keys, now: ticketgate::clock::now() };
+    for i in 0..TICKETS {
+        new_ticket(&db, &n, &who, &format!("Held {i}"), &format!("root.h{i}@acme.test"));
+    }
+    let queued = outbox_ids(&db).len();
+
+    for _ in 0..KILLS {
+        let before = capture.messages().len();
+        app.restart();
+        wait_until("deliveries under way", LONG, || capture.messages().len() > before + CONCURRENCY);
+        let lock = rusqlite::Connection::open(&db_path).unwrap();
+        lock.busy_timeout(LONG).unwrap();
+        lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let locked_at = capture.messages().len();
+        // Time for the worker to deliver far more than it may, if it would.
+        std::thread::sleep(Duration::from_secs(3));
+        let while_locked = capture.messages().len() - locked_at;
+        app.kill9();
+        lock.execute_batch("ROLLBACK").unwrap();
+        println!("delivered while the lock was held: {while_locked}");
+        assert!(while_locked <= CONCURRENCY, "{while_locked} mails delivered while none could be recorded");
+    }
+    capture.set_faults("");
+    app.restart();
+    wait_until("every mail sent after the restart", LONG, || all_sent(&db));
+
+    let stored: HashSet<String> = outbox_ids(&db).into_iter().map(|(_, id, _)| id).collect();
+    let mut copies: BTreeMap<String, usize> = BTreeMap::new();
+    for m in capture.messages() {
+        *copies.entry(message_id(&m)).or_default() += 1;
+    }
+    assert_eq!(copies.keys().cloned().collect::<HashSet<_>>(), stored, "nothing lost, nothing foreign");
+    let extra: usize = copies.values().map(|n| n - 1).sum();
+    println!("queued {queued}, {KILLS} kills, extra copies {extra}");
+    assert!(extra <= CONCURRENCY * KILLS, "{extra} second copies after {KILLS} kills");
 }

@@ -291,9 +291,13 @@ fn automatic_mail_never_opens_a_ticket() {
     );
 }
 
-fn dsn(original_id: &str, recipient: &str, action: &str, status: &str) -> Vec<u8> {
+static REPORTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A delivery status report sent to `to` about `original_id` to `recipient`.
+fn dsn(to: &str, original_id: &str, recipient: &str, action: &str, status: &str) -> Vec<u8> {
     format!(
-        "From: MAILER-DAEMON@mx.acme.test\r\nTo: support@example.test\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-{action}-{original_id}>\r\nReturn-Path: <>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.acme.test\r\n\r\nFinal-Recipient: rfc822; {recipient}\r\nAction: {action}\r\nStatus: {status}\r\n\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@example.test\r\nTo: {recipient}\r\nMessage-ID: <{original_id}>\r\nSubject: [#1] Printer\r\n\r\n--B--\r\n"
+        "From: MAILER-DAEMON@mx.acme.test\r\nTo: {to}\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-{}@mx.acme.test>\r\nReturn-Path: <>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.acme.test\r\n\r\nFinal-Recipient: rfc822; {recipient}\r\nAction: {action}\r\nStatus: {status}\r\n\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@example.test\r\nTo: {recipient}\r\nMessage-ID: <{original_id}>\r\nSubject: [#1] Printer\r\n\r\n--B--\r\n",
+        REPORTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     )
     .into_bytes()
 }
@@ -302,37 +306,61 @@ fn dsn(original_id: &str, recipient: &str, action: &str, status: &str) -> Vec<u8
 fn a_bounce_of_our_notification_marks_the_address() {
     let w = world();
     let t = w.open();
-    w.pipeline
-        .db()
-        .with(|c| {
-            ticketgate::store::outbox::enqueue(
-                c,
-                &ticketgate::store::outbox::NewMail {
-                    message_id: "n1@example.test",
-                    ticket_id: Some(t),
-                    kind: "staff_responded",
-                    recipient: "boss@acme.test",
-                    raw: b"x",
-                },
-                0,
-            )
-        })
-        .unwrap();
-    // A report about a mail we never sent marks nobody (forged DSNs cannot switch mail off).
-    assert_eq!(
-        w.ingest(&dsn("not-ours@example.test", "boss@acme.test", "failed", "5.1.1")),
-        Outcome::Bounce { marked: vec![] }
-    );
+    let enqueue = |message_id: &str, recipient: &str| -> (i64, String) {
+        let row = w
+            .pipeline
+            .db()
+            .with(|c| {
+                ticketgate::store::outbox::enqueue(
+                    c,
+                    &ticketgate::store::outbox::NewMail {
+                        message_id,
+                        ticket_id: Some(t),
+                        kind: "staff_responded",
+                        recipient,
+                        raw: b"x",
+                    },
+                    0,
+                )
+            })
+            .unwrap();
+        let tag = token::bounce_tag(w.pipeline.keys(), row, recipient, message_id);
+        (row, ticketgate::address::with_tag("support@example.test", &tag))
+    };
+    let (boss_row, to_boss) = enqueue("n1@example.test", "boss@acme.test");
+    let (jane_row, to_jane) = enqueue("n2@example.test", "jane@acme.test");
+    let moved = to_boss.replacen(&format!("b-{boss_row}-"), &format!("b-{jane_row}-"), 1);
+    let support = "support@example.test";
+    // Reports that do not come back to the VERP address of a mail to that
+    // very address mark nobody: naming our Message-ID is not enough.
+    for (to, original, recipient) in [
+        (support, "n1@example.test", "boss@acme.test"),
+        (to_jane.as_str(), "n1@example.test", "boss@acme.test"),
+        (to_jane.as_str(), "n2@example.test", "boss@acme.test"),
+        (&moved, "n1@example.test", "boss@acme.test"),
+        (&moved, "n2@example.test", "jane@acme.test"),
+    ] {
+        assert_eq!(
+            w.ingest(&dsn(to, original, recipient, "failed", "5.1.1")),
+            Outcome::Bounce { marked: vec![] },
+            "{to}"
+        );
+    }
     // A temporary failure marks nobody either.
     assert_eq!(
-        w.ingest(&dsn("n1@example.test", "boss@acme.test", "delayed", "4.4.1")),
+        w.ingest(&dsn(&to_boss, "n1@example.test", "boss@acme.test", "delayed", "4.4.1")),
         Outcome::Bounce { marked: vec![] }
     );
-    let out = w.ingest(&dsn("n1@example.test", "boss@acme.test", "failed", "5.1.1"));
-    assert_eq!(out, Outcome::Bounce { marked: vec!["boss@acme.test".into()] });
+    assert!(w.db(|c| users::by_id(c, w.admin).unwrap().bouncing).is_none());
+    let delivered_to = format!("Delivered-To: {to_boss}\r\n");
+    let mut report = delivered_to.into_bytes();
+    report.extend(dsn(support, "n1@example.test", "boss@acme.test", "failed", "5.1.1"));
+    let out = w.ingest(&report);
+    assert_eq!(out, Outcome::Bounce { marked: vec!["boss@acme.test".into()] }, "the envelope recipient counts");
     let bouncing = w.db(|c| users::by_id(c, w.admin).unwrap().bouncing);
     assert!(bouncing.is_some());
     assert_eq!(w.count(&format!("SELECT count(*) FROM ticket_events WHERE ticket_id = {t} AND kind = 'bounce'")), 1);
+    assert!(w.db(|c| users::by_id(c, w.member).unwrap().bouncing).is_none());
 }
 
 #[test]
@@ -387,14 +415,13 @@ fn unreadable_and_oversized_mail_is_quarantined_not_dropped() {
     let w = world_with(|c| c.limits.max_message_bytes = 10_000);
     assert_eq!(w.ingest(b"").quarantine_reason(), Some("empty_message"));
     let big = mail("jane@acme.test", "support@example.test", "big", "big@acme.test", "", &"x".repeat(20_000));
-    assert_eq!(w.ingest(&big).quarantine_reason(), Some("message_too_large"));
+    let kept = w.ingest(&big);
+    assert_eq!(kept.quarantine_reason(), Some("message_too_large"));
     let no_from = b"To: support@example.test\r\nSubject: who\r\nMessage-ID: <nf@x>\r\n\r\nhi\r\n";
     assert_eq!(w.ingest(no_from).quarantine_reason(), Some("no_sender"));
     assert_eq!(w.count("SELECT count(*) FROM quarantine"), 3);
-    assert!(
-        matches!(w.ingest(&big), Outcome::Duplicate { .. }),
-        "a re-delivered quarantined message is not kept twice"
-    );
+    assert_eq!(w.ingest(&big), kept, "a re-delivered quarantined message keeps its outcome");
+    assert_eq!(w.count("SELECT count(*) FROM quarantine"), 3, "a re-delivered quarantined message is not kept twice");
 }
 
 #[test]
@@ -499,4 +526,143 @@ fn quarantine_list_shows_control_characters_escaped() {
     assert!(!listed.contains('\u{1b}') && !listed.contains('\u{7}'), "{listed:?}");
     assert!(listed.contains(r"Invoice \u{1b}]0;owned\u{7}\u{1b}[2J\tdue"), "{listed}");
     assert_eq!(listed.lines().next().unwrap().split('\t').count(), 5, "a tab in a value cannot add a column");
+}
+
+/// A trusted authentication result proving the From domain.
+const DMARC_PASS: &str = "Authentication-Results: mx.example.test; dmarc=pass header.from=example.test\r\n";
+
+#[test]
+fn staff_mail_without_evidence_never_acts() {
+    let w = world();
+    let t = w.open();
+    let subject = format!("Re: [#{t}] Printer on fire");
+    let body = "#close\nPlease log in at http://phish.evil.test/ to see the fix.";
+    let refs = "In-Reply-To: <open@acme.test>\r\nReferences: <open@acme.test>\r\n";
+    let untrusted = "Authentication-Results: evil.test; dmarc=pass header.from=example.test\r\n";
+    let misaligned = "Authentication-Results: mx.example.test; dmarc=pass header.from=evil.test\r\n";
+    for (i, extra) in ["", refs, untrusted, misaligned].iter().enumerate() {
+        let forged = mail(
+            "Agent <agent@example.test>",
+            "support@example.test",
+            &subject,
+            &format!("fs{i}@evil.test"),
+            extra,
+            body,
+        );
+        assert_eq!(w.ingest(&forged).quarantine_reason(), Some("staff_unverified"), "{extra}");
+    }
+    assert_eq!(w.status(t), Status::WaitingForSupport, "not closed");
+    assert_eq!(w.count("SELECT count(*) FROM messages"), 1, "nothing posted");
+    assert_eq!(w.count("SELECT count(*) FROM outbox WHERE recipient = 'jane@acme.test' AND kind != 'ack'"), 0);
+    let notice: Vec<u8> = w.db(|c| {
+        c.query_row("SELECT raw FROM outbox WHERE kind = 'notice' AND recipient = 'agent@example.test'", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    });
+    let notice = String::from_utf8_lossy(&notice).replace("=\r\n", "").replace("\r\n", " ");
+    assert!(notice.contains("reply to the notification"), "the notice says how to answer: {notice}");
+    assert!(
+        notice.contains("Reply-To: Support <support@example.test>"),
+        "a reply to the notice does not post: {notice}"
+    );
+
+    // With a trusted authentication result for its domain, staff mail acts.
+    let proven = mail("agent@example.test", "support@example.test", &subject, "fs9@example.test", DMARC_PASS, body);
+    assert!(matches!(w.ingest(&proven), Outcome::Replied { ticket, .. } if ticket == t));
+    assert_eq!(w.status(t), Status::Closed);
+}
+
+#[test]
+fn customer_mail_without_evidence_is_posted_as_not_verified() {
+    let w = world();
+    let t = w.open();
+    let unverified = |id: &str| -> bool {
+        w.db(|c| c.query_row("SELECT unverified FROM messages WHERE message_id = ?1", [id], |r| r.get(0)).unwrap())
+    };
+    assert!(unverified("open@acme.test"), "a new ticket by plain mail is not verified either");
+    let refs = "References: <open@acme.test>\r\n";
+    let reply = mail("boss@acme.test", "support@example.test", "Re: Printer", "u1@acme.test", refs, "Any news?");
+    assert!(matches!(w.ingest(&reply), Outcome::Replied { ticket, .. } if ticket == t));
+    assert!(unverified("u1@acme.test"));
+    let staff_mail: Vec<u8> = w.db(|c| {
+        c.query_row("SELECT raw FROM outbox WHERE recipient = 'agent@example.test' ORDER BY id DESC LIMIT 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    });
+    let staff_mail = String::from_utf8_lossy(&staff_mail).replace("=\r\n", "");
+    assert!(staff_mail.contains("sender not verified"), "staff are told: {staff_mail}");
+
+    let dkim = "Authentication-Results: mx.example.test; dkim=pass header.d=acme.test header.s=k1\r\n";
+    let proven =
+        mail("boss@acme.test", "support@example.test", "Re: Printer", "u2@acme.test", &format!("{refs}{dkim}"), "ok");
+    assert!(matches!(w.ingest(&proven), Outcome::Replied { .. }));
+    assert!(!unverified("u2@acme.test"));
+    let by_token = mail("jane@acme.test", &w.reply_address(t, w.member), "Re", "u3@acme.test", "", "thanks");
+    assert!(matches!(w.ingest(&by_token), Outcome::Replied { .. }));
+    assert!(!unverified("u3@acme.test"));
+    // Without evidence, a customer's mail never lands on another team's ticket.
+    let eve = mail("eve@globex.test", "support@example.test", &format!("Re: [#{t}]"), "u4@globex.test", refs, "x");
+    assert!(matches!(w.ingest(&eve), Outcome::Opened { ticket, .. } if ticket != t));
+}
+
+#[test]
+fn a_message_names_exactly_one_sender() {
+    let w = world();
+    let t = w.open();
+    let subject = format!("Re: [#{t}] Printer");
+    let cases = [
+        ("jane@acme.test", "From: mallory@evil.test\r\n"),
+        ("mallory@evil.test", "From: jane@acme.test\r\n"),
+        ("<ali> <ce@acme.test>", ""),
+        ("jane@acme.test, mallory@evil.test", ""),
+        ("Jane <jane@acme.test>, Boss <boss@acme.test>", ""),
+        ("jane@acme.test <mallory@evil.test>", ""),
+    ];
+    for (i, (from, extra)) in cases.iter().enumerate() {
+        let raw = mail(from, "support@example.test", &subject, &format!("a{i}@evil.test"), extra, "hi");
+        assert_eq!(w.ingest(&raw).quarantine_reason(), Some("ambiguous_sender"), "From: {from} {extra}");
+    }
+    // Sender: and Reply-To: never decide the author.
+    let raw = mail(
+        "mallory@evil.test",
+        "support@example.test",
+        &subject,
+        "a9@evil.test",
+        "Sender: jane@acme.test\r\nReply-To: jane@acme.test\r\n",
+        "hi",
+    );
+    assert_eq!(w.ingest(&raw).quarantine_reason(), Some("unknown_sender"));
+    assert_eq!(w.count("SELECT count(*) FROM messages"), 1);
+}
+
+#[test]
+fn automatic_mail_notes_only_tickets_its_sender_may_act_on() {
+    let w = world();
+    let t = w.open();
+    for (i, from) in ["eve@globex.test", "mallory@evil.test", "<x> <jane@acme.test>"].iter().enumerate() {
+        let raw = mail(
+            from,
+            "support@example.test",
+            "Out of office http://evil.test/",
+            &format!("oo{i}@evil.test"),
+            "Auto-Submitted: auto-replied\r\nIn-Reply-To: <open@acme.test>\r\n",
+            "away",
+        );
+        assert_eq!(w.ingest(&raw), Outcome::Automatic { kind: "auto-replied", ticket: None }, "{from}");
+    }
+    assert_eq!(w.count(&format!("SELECT count(*) FROM ticket_events WHERE ticket_id = {t}")), 0);
+}
+
+#[test]
+fn a_store_error_while_routing_never_turns_a_reply_into_a_new_ticket() {
+    let w = world();
+    let t = w.open();
+    // A broken row: reading the token's ticket fails with an error other than "not found".
+    w.db(|c| c.execute("UPDATE tickets SET created_at = 'broken' WHERE id = ?1", [t]).unwrap());
+    let to = w.reply_address(t, w.member);
+    let reply = mail("jane@acme.test", &to, "Re: whatever", "broken@acme.test", "", "More smoke.");
+    assert_eq!(w.ingest(&reply).quarantine_reason(), Some("internal_error"));
+    assert_eq!(w.count("SELECT count(*) FROM tickets"), 1, "no new ticket");
 }

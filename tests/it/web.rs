@@ -96,7 +96,7 @@ fn world() -> World {
 }
 
 fn post<'a>(author: &'a users::User, body: &'a str) -> Post<'a> {
-    Post { author, body, via: Via::Web, message_id: None, raw: None, attachments: &[] }
+    Post { author, body, via: Via::Web, message_id: None, raw: None, attachments: &[], unverified: false }
 }
 
 /// A logged-in browser: the session cookie and the session's CSRF token.
@@ -283,6 +283,23 @@ async fn login_as(w: &World, email: &str, password: &str, next: &str, addr: &str
 
 /// [`login_as`] from a browser that may hold a session cookie already.
 async fn login_with(w: &World, email: &str, password: &str, next: &str, addr: &str, had: Option<&Client>) -> Resp {
+    login_full(w, email, password, next, addr, had, None).await
+}
+
+/// [`login_as`] through a proxy at `addr` that sends `X-Forwarded-For: forwarded`.
+async fn login_forwarded(w: &World, email: &str, password: &str, addr: &str, forwarded: &str) -> Resp {
+    login_full(w, email, password, "/", addr, None, Some(forwarded)).await
+}
+
+async fn login_full(
+    w: &World,
+    email: &str,
+    password: &str,
+    next: &str,
+    addr: &str,
+    had: Option<&Client>,
+    forwarded: Option<&str>,
+) -> Resp {
     let page = w.get("/login", None).await;
     let csrf = page.csrf_field();
     let cookie = page.cookies().into_iter().find(|c| c.starts_with("tg_login=")).expect("login cookie");
@@ -293,9 +310,11 @@ async fn login_with(w: &World, email: &str, password: &str, next: &str, addr: &s
     let body = format!("csrf={}&email={}&password={}&next={}", enc(&csrf), enc(email), enc(password), enc(next));
     let mut req = Request::post("/login")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(header::COOKIE, cookie)
-        .body(Body::from(body))
-        .unwrap();
+        .header(header::COOKIE, cookie);
+    if let Some(f) = forwarded {
+        req = req.header("x-forwarded-for", f);
+    }
+    let mut req = req.body(Body::from(body)).unwrap();
     req.extensions_mut().insert(ConnectInfo(addr.parse::<SocketAddr>().unwrap()));
     w.send(req).await
 }
@@ -362,6 +381,61 @@ async fn failed_logins_are_limited_per_account_and_per_address() {
 }
 
 #[tokio::test]
+async fn forty_concurrent_guesses_get_at_most_the_limit_checked() {
+    let w = &world();
+    let max = w.pipeline.config().web.max_failed_logins as usize;
+    // From one address, and from forty: the address limit and the account's back-off.
+    for spread in [false, true] {
+        let email = if spread { "boss@acme.test" } else { "jane@acme.test" };
+        let guesses = (0..40).map(|i| {
+            let addr = if spread { format!("10.1.0.{i}:1") } else { "10.2.0.1:1".to_string() };
+            async move { login_as(w, email, &format!("guess {i}"), "/", &addr).await.status }
+        });
+        let statuses = futures::future::join_all(guesses).await;
+        let checked = statuses.iter().filter(|s| **s != StatusCode::TOO_MANY_REQUESTS).count();
+        assert!(checked <= max, "spread {spread}: {checked} of 40 were checked, limit {max}: {statuses:?}");
+        let right = login_as(w, email, PASSWORD, "/", "10.3.0.1:1").await.status;
+        assert_eq!(right, StatusCode::TOO_MANY_REQUESTS, "spread {spread}: the right one now waits too");
+    }
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_has_its_own_limit() {
+    let w = world_with(|c| c.web.trusted_proxies = vec!["127.0.0.1".into(), "10.8.0.0/16".into()]);
+    let proxy = "127.0.0.1:40000";
+    for i in 0..3 {
+        // The attacker's own X-Forwarded-For entries are left of what the proxy appends.
+        let forwarded = format!("192.0.2.{i}, 203.0.113.66");
+        let r = login_forwarded(&w, &format!("nobody{i}@acme.test"), "guess", proxy, &forwarded).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = login_forwarded(&w, "boss@acme.test", PASSWORD, proxy, "192.0.2.200, 203.0.113.66").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "the guessing client is limited");
+    let r = login_forwarded(&w, "jane@acme.test", PASSWORD, proxy, "198.51.100.7, 10.8.3.4").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "everyone else behind the proxy still logs in");
+    // From a peer that is no trusted proxy, X-Forwarded-For is ignored.
+    for i in 0..3 {
+        let r = login_forwarded(&w, &format!("x{i}@acme.test"), "guess", "10.9.9.9:1", &format!("192.0.2.{i}")).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let r = login_forwarded(&w, "boss@acme.test", PASSWORD, "10.9.9.9:1", "198.51.100.8").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn a_new_password_or_disabling_ends_the_sessions() {
+    let w = world();
+    let jane = w.session(w.member);
+    let boss = w.session(w.admin);
+    let hash = ticketgate::password::hash("a new password");
+    w.pipeline.db().write(|tx| users::set_password(tx, w.member, &hash)).unwrap();
+    assert!(w.get("/", Some(&jane)).await.is_login_redirect(), "the password changed");
+    assert_eq!(w.get("/", Some(&boss)).await.status, StatusCode::OK, "other users stay logged in");
+    w.pipeline.db().write(|tx| users::set_disabled(tx, "boss@acme.test", true)).unwrap();
+    assert!(w.get("/", Some(&boss)).await.is_login_redirect(), "disabled");
+}
+
+#[tokio::test]
 async fn logout_needs_the_token_and_ends_the_session_on_the_server() {
     let w = world();
     let jane = w.session(w.member);
@@ -415,6 +489,26 @@ async fn the_authorization_matrix() {
     // A customer cannot widen their view with ?team=.
     assert!(!w.get(&format!("/?team={globex}"), Some(&jane)).await.body.contains("Globex"));
     assert!(w.get(&format!("/?team={globex}"), Some(&jane)).await.body.contains("Printer"));
+}
+
+#[tokio::test]
+async fn mail_without_evidence_is_shown_as_sender_not_verified() {
+    let w = world();
+    let t = w.ticket;
+    let agent = w.session(w.staff);
+    let page = w.get(&format!("/t/{t}"), Some(&agent)).await;
+    assert!(!page.body.contains("sender not verified"), "web posts are the logged-in user's");
+    // Jane's mail threaded by its References only: posted, but marked.
+    let raw = format!(
+        "From: jane@acme.test\r\nTo: support@example.test\r\nSubject: Re: Printer\r\nMessage-ID: <nv@acme.test>\r\n\
+         References: <{}>\r\n\r\nStill burning.\r\n",
+        w.messages(t)[0].message_id.clone().unwrap()
+    );
+    let out = w.pipeline.ingest(raw.as_bytes(), "support").unwrap();
+    assert_eq!(out.ticket(), Some(t), "{out:?}");
+    let page = w.get(&format!("/t/{t}"), Some(&agent)).await;
+    assert_eq!(page.body.matches("data-testid=\"unverified\"").count(), 1, "only the mailed message is marked");
+    assert!(page.body.contains("sender not verified"));
 }
 
 #[tokio::test]
