@@ -4,6 +4,10 @@
 //! `limits.max_message_bytes` included: it is quarantined without being read
 //! whole), 75 (EX_TEMPFAIL) when one hit a transient failure (the MTA
 //! retries), 66 (EX_NOINPUT) for an unreadable file.
+//!
+//! Tables (`team list`, `user list`, `quarantine list`, `outbox list`) show
+//! every value through [`cell`]: a subject or bounce text from a stranger
+//! cannot send terminal escape sequences or break the tab-separated columns.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -90,8 +94,6 @@ pub enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    /// Measure the pipeline on a generated corpus.
-    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -294,10 +296,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             println!("manual pages written to {}", dir.display());
             Ok(0)
         }
-        Command::Bench(args) => {
-            crate::bench::run(&args)?;
-            Ok(0)
-        }
     }
 }
 
@@ -318,10 +316,10 @@ fn quarantine(app: &App, c: QuarantineCommand) -> anyhow::Result<i32> {
                     out,
                     "{}\t{}\t{}\t{}\t{}",
                     q.id,
-                    q.reason,
-                    q.sender.as_deref().unwrap_or("-"),
-                    q.subject.as_deref().unwrap_or("-"),
-                    q.detail
+                    cell(&q.reason),
+                    cell(q.sender.as_deref().unwrap_or("-")),
+                    cell(q.subject.as_deref().unwrap_or("-")),
+                    cell(&q.detail)
                 )?;
             }
         }
@@ -485,7 +483,7 @@ fn team(db: &Db, c: TeamCommand) -> anyhow::Result<i32> {
         }
         TeamCommand::List => {
             for t in db.with(|c| users::teams(c))? {
-                println!("{}\t{}", t.id, t.name);
+                println!("{}\t{}", t.id, cell(&t.name));
             }
         }
     }
@@ -524,7 +522,14 @@ fn user(db: &Db, c: UserCommand) -> anyhow::Result<i32> {
                 if !aliases.is_empty() {
                     flags.push(format!("aliases: {}", aliases.join(", ")));
                 }
-                println!("{}\t{}\t{}\t{team}\t{}", u.id, u.email, u.role.as_str(), flags.join("; "));
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    u.id,
+                    cell(&u.email),
+                    u.role.as_str(),
+                    cell(team),
+                    cell(&flags.join("; "))
+                );
             }
         }
         UserCommand::Disable { email } => db.with(|c| users::set_disabled(c, &email, true)).context("no such user")?,
@@ -563,6 +568,17 @@ fn outbox(db: &Db, c: OutboxCommand) -> anyhow::Result<()> {
     }
 }
 
+/// `value` safe to print as one cell of a table: control characters (escape
+/// sequences, line breaks, tabs) and bidirectional overrides are shown
+/// escaped (`\u{1b}`, `\n`, `\t`), everything else as it is.
+pub fn cell(value: &str) -> String {
+    let unsafe_char = |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if !value.chars().any(unsafe_char) {
+        return value.to_string();
+    }
+    value.chars().map(|c| if unsafe_char(c) { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 /// The given password, or one read from the terminal (echo off) or a line of standard input.
 fn password_or_prompt(given: Option<String>) -> anyhow::Result<String> {
     if let Some(p) = given {
@@ -587,6 +603,14 @@ fn check_password(p: String) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_cells_escape_control_characters() {
+        assert_eq!(cell("Grüße, Müller"), "Grüße, Müller");
+        assert_eq!(cell("\u{1b}]0;owned\u{7}\u{1b}[2Jhi"), "\\u{1b}]0;owned\\u{7}\\u{1b}[2Jhi");
+        assert_eq!(cell("a\tb\r\nc\u{9b}d"), "a\\tb\\r\\nc\\u{9b}d");
+        assert_eq!(cell("photo\u{202E}gpj.exe"), "photo\\u{202e}gpj.exe");
+    }
 
     /// Every subcommand says what it does and every option and argument what it is for,
     /// so `--help`, the man page and the completions explain everything.

@@ -132,6 +132,7 @@ pub fn inspect(config: &Config, file: String, raw: &[u8]) -> Report {
                 .attachments
                 .iter()
                 .map(|a| crate::policy::attachments::check(a, &config.attachments))
+                .chain(p.skipped_attachments.iter().map(crate::policy::attachments::too_many))
                 .collect(),
             sender: Some(crate::policy::sender::of(
                 &p.from_headers,

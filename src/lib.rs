@@ -45,9 +45,11 @@ pub mod quarantine;
 pub mod inbound;
 pub mod outbound;
 
-pub mod bench;
 pub mod cli;
 pub mod inspect;
 pub mod metrics;
 pub mod serve;
 pub mod web;
+
+#[cfg(test)]
+mod hostile;

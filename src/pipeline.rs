@@ -550,10 +550,10 @@ impl App {
     }
 
     fn uploads<'p>(&self, p: &'p Parsed) -> Vec<Upload<'p>> {
-        p.attachments
-            .iter()
-            .map(|part| Upload { checked: attachments::check(part, &self.config.attachments), bytes: &part.bytes })
-            .collect()
+        let checked =
+            p.attachments.iter().map(|part| (attachments::check(part, &self.config.attachments), &part.bytes[..]));
+        let skipped = p.skipped_attachments.iter().map(|s| (attachments::too_many(s), &[][..]));
+        checked.chain(skipped).map(|(checked, bytes)| Upload { checked, bytes }).collect()
     }
 
     fn tell_refused(

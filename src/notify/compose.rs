@@ -6,6 +6,14 @@
 //! CR/LF inside a value can never start a new header) or, for Message-IDs,
 //! only used when it is plain `id-left@id-right` text. Subjects are also
 //! stripped of control characters here, so no client shows a broken line.
+//!
+//! Header lines stay within RFC 5322's 998 characters: lettre folds values at
+//! spaces, and a Message-ID too long to fit on one line beside its header name
+//! is not used (a stored id may be up to [`crate::parse::MAX_ID_LEN`] long).
+//!
+//! Cost is linear in the body: line ends are made CRLF here in one pass, so
+//! lettre's own conversion (one `String::insert` per bare LF, quadratic) has
+//! nothing left to do.
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
@@ -13,6 +21,12 @@ use lettre::{Address, Message};
 
 /// How many of the newest thread Message-IDs go into `References` besides the root.
 pub const REFERENCES_TAIL: usize = 6;
+
+/// Longest header line RFC 5322 allows, without the CRLF.
+pub const MAX_HEADER_LINE: usize = 998;
+/// Longest Message-ID (no brackets) used in a header: `In-Reply-To: <id>`
+/// must fit on one line, as must a folded ` <id>` of `References`.
+const MAX_HEADER_ID_LEN: usize = MAX_HEADER_LINE - "In-Reply-To: <>".len();
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
@@ -48,7 +62,7 @@ pub struct Outgoing<'a> {
 
 /// Whether a Message-ID (no brackets) can go into a header as is.
 pub fn is_plain_message_id(id: &str) -> bool {
-    id.len() <= crate::parse::MAX_ID_LEN
+    id.len() <= MAX_HEADER_ID_LEN
         && crate::address::split(id).is_some()
         && id.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b'\\' | b'(' | b')' | b','))
 }
@@ -89,6 +103,20 @@ fn bracketed(ids: &[String]) -> String {
     ids.iter().map(|id| format!("<{id}>")).collect::<Vec<_>>().join(" ")
 }
 
+/// `text` with every line end (LF, CR or CRLF) as CRLF, in one pass.
+fn crlf(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 16);
+    let mut rest = text;
+    while let Some(i) = rest.find(['\r', '\n']) {
+        out.push_str(&rest[..i]);
+        out.push_str("\r\n");
+        let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
+        rest = &rest[i + skip..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn raw_header(name: &'static str, value: &str) -> HeaderValue {
     HeaderValue::new(HeaderName::new_from_ascii_str(name), value.to_string())
 }
@@ -115,8 +143,54 @@ pub fn build(o: &Outgoing) -> Result<Vec<u8>, ComposeError> {
         .raw_header(raw_header("X-Auto-Response-Suppress", "All"))
         .multipart(
             MultiPart::alternative()
-                .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(o.text.clone()))
-                .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(o.html.clone())),
+                .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(crlf(&o.text)))
+                .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(crlf(&o.html))),
         )?;
     Ok(msg.formatted())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_ends_become_crlf_in_one_pass() {
+        assert_eq!(crlf("a\nb\r\nc\rd\n\ne"), "a\r\nb\r\nc\r\nd\r\n\r\ne");
+        assert_eq!(crlf("\n\r\r\n"), "\r\n\r\n\r\n");
+        assert_eq!(crlf("plain"), "plain");
+    }
+
+    #[test]
+    fn header_lines_stay_within_998_characters() {
+        let long_id = format!("{}@x.test", "a".repeat(crate::parse::MAX_ID_LEN - 7));
+        let fitting = format!("{}@x.test", "b".repeat(MAX_HEADER_ID_LEN - 7));
+        let thread = vec!["root@x.test".to_string(), long_id.clone(), fitting.clone()];
+        let references = references(&thread, None, Some(&long_id));
+        let name = "Nina ".repeat(400);
+        let o = Outgoing {
+            from_name: &name,
+            from: "support@help.test",
+            to_name: &name,
+            to: "mia@acme.test",
+            reply_to: "support+t@help.test",
+            subject: &"word ".repeat(400),
+            message_id: "n1@help.test",
+            in_reply_to: Some(&long_id),
+            references: &references,
+            thread_topic: Some(&"topic ".repeat(400)),
+            auto_submitted: "auto-generated",
+            text: "hi".into(),
+            html: "hi".into(),
+        };
+        let raw = String::from_utf8(build(&o).unwrap()).unwrap();
+        let head = raw.split("\r\n\r\n").next().unwrap();
+        for line in head.split("\r\n") {
+            assert!(line.len() <= MAX_HEADER_LINE, "{} characters: {}…", line.len(), &line[..60]);
+        }
+        assert!(!head.contains(&long_id), "an id that cannot fit on a line is left out");
+        assert!(head.contains(&fitting), "the longest id that fits is kept");
+        // lettre refuses addresses that could not fit on a header line.
+        let long_address = format!("m@{}acme.test", "abcdefghij.".repeat(MAX_HEADER_LINE / 11));
+        assert!(matches!(build(&Outgoing { to: &long_address, ..o }), Err(ComposeError::Address(_))));
+    }
 }

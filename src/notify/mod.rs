@@ -24,6 +24,11 @@
 //!   acknowledgement), disabled users and addresses marked bouncing.
 //! - A mail that cannot be composed (an address lettre refuses) is recorded
 //!   on the ticket as a `notify_failed` note; it never rolls back the change.
+//! - A mail quotes at most [`EXCERPT_BYTES`] of the message, cut at a line
+//!   end and followed by [`EXCERPT_CUT`], and lists at most [`MAX_FILES_LISTED`]
+//!   attachments: its size does not grow with what was sent. Staff mails link
+//!   each accepted attachment to its portal download (`/t/{ticket}/a/{id}`),
+//!   which asks for a login like every portal page.
 //!
 //! Never sends anything itself and never reads the clock.
 
@@ -43,6 +48,13 @@ use crate::store::users::{self, User};
 use crate::store::{Result, inbound};
 use compose::Outgoing;
 use templates::{FileLine, Kind, Mail};
+
+/// Most bytes of a message's text quoted in a notification.
+pub const EXCERPT_BYTES: usize = 4096;
+/// Ends an excerpt that was cut.
+pub const EXCERPT_CUT: &str = "… the full message is on the portal";
+/// Most attachments listed in one mail; the rest are counted.
+pub const MAX_FILES_LISTED: usize = 50;
 
 /// What composing mail needs besides the database.
 pub struct Notifier<'a> {
@@ -92,14 +104,20 @@ pub fn ticket_event(
         (None, Some(id)) => Some(users::by_id(tx, id)?),
         (None, None) => None,
     };
+    let portal = n.config.support.public_url.trim_end_matches('/');
     let files: Vec<FileLine> = tickets::attachments(tx, ticket.id)?
         .into_iter()
         .filter(|a| match message {
             Some(m) => a.message_id == Some(m),
             None => a.message_id.is_none() && a.created_at >= n.now,
         })
-        .map(|a| file_line(&a.filename, a.size.max(0) as u64, a.refused.as_deref()))
+        .map(|a| FileLine {
+            url: a.refused.is_none().then(|| format!("{portal}/t/{}/a/{}", ticket.id, a.id)),
+            ..file_line(&a.filename, a.size.max(0) as u64, a.refused.as_deref())
+        })
         .collect();
+    let (files, more_files) = listed(files);
+    let body = shown.map(|m| excerpt(&m.body)).filter(|b| !b.trim().is_empty());
     let reopened = event == Event::CustomerReplied
         && outbox::latest_kind(tx, ticket.id, Kind::Updated.as_str())?.as_deref() == Some(Kind::Closed.as_str());
     // The link points at the new message, or at the newest one for changes without a message.
@@ -124,9 +142,10 @@ pub fn ticket_event(
             team: team.clone(),
             internal_ref: ticket.internal_ref.clone(),
             author: author.as_ref().map(|a| author_label(a, user.role.is_staff())).unwrap_or_default(),
-            body: shown.map(|m| m.body.clone()).filter(|b| !b.trim().is_empty()),
+            body: body.clone(),
             unverified: shown.is_some_and(|m| m.unverified),
             files: files.clone(),
+            more_files,
             link: Some(deep_link(n, ticket.id, link_message, user.id)),
             support_name: support.name.clone(),
             ..Mail::default()
@@ -201,11 +220,13 @@ pub fn notice(tx: &Connection, n: &Notifier, to: &str, notice: &Notice, in_reply
             mail.tag = tag.clone();
             mail.subject = ticket.subject.clone();
             mail.status = ticket.status.label().to_string();
-            mail.files = files
-                .iter()
-                .filter(|f| !f.accepted)
-                .map(|f| file_line(&f.filename, f.size, Some(f.reason.as_deref().unwrap_or_default())))
-                .collect();
+            (mail.files, mail.more_files) = listed(
+                files
+                    .iter()
+                    .filter(|f| !f.accepted)
+                    .map(|f| file_line(&f.filename, f.size, Some(f.reason.as_deref().unwrap_or_default())))
+                    .collect(),
+            );
             let rules = &n.config.attachments;
             mail.allowed = rules.allowed_extensions.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(", ");
             mail.max_size = crate::format::size(rules.max_bytes);
@@ -357,7 +378,27 @@ fn file_line(name: &str, size: u64, refused: Option<&str>) -> FileLine {
         name: name.to_string(),
         size: crate::format::size(size),
         refused: refused.map(|code| crate::policy::attachments::reason_text(code).to_string()),
+        url: None,
     }
+}
+
+/// The first [`MAX_FILES_LISTED`] files and how many more there are.
+fn listed(mut files: Vec<FileLine>) -> (Vec<FileLine>, usize) {
+    let more = files.len().saturating_sub(MAX_FILES_LISTED);
+    files.truncate(MAX_FILES_LISTED);
+    (files, more)
+}
+
+/// The start of a message's text for a notification: all of it when short,
+/// else cut at the last line end within [`EXCERPT_BYTES`] (at a character
+/// boundary when the first line alone is longer) and marked as cut.
+pub(crate) fn excerpt(body: &str) -> String {
+    if body.len() <= EXCERPT_BYTES {
+        return body.to_string();
+    }
+    let head = &body[..body.floor_char_boundary(EXCERPT_BYTES)];
+    let head = head.rfind('\n').map_or(head, |i| &head[..i]);
+    format!("{}\n\n{EXCERPT_CUT}", head.trim_end())
 }
 
 #[cfg(test)]

@@ -82,6 +82,8 @@ pub struct FileLine {
     pub size: String,
     /// Why it was refused, in words; `None` when accepted.
     pub refused: Option<String>,
+    /// The portal download, for accepted files; shown to staff only.
+    pub url: Option<String>,
 }
 
 /// Everything a mail template shows. Empty strings mean "not shown".
@@ -106,6 +108,8 @@ pub struct Mail {
     /// Nothing proves the new message came from its author's address.
     pub unverified: bool,
     pub files: Vec<FileLine>,
+    /// Attachments not listed in `files` (beyond the list's cap).
+    pub more_files: usize,
     /// The recipient's signed deep link.
     pub link: Option<String>,
     pub support_name: String,
@@ -113,6 +117,13 @@ pub struct Mail {
     /// Allowed attachment types, e.g. ".pdf, .png" (refusal notices).
     pub allowed: String,
     pub max_size: String,
+}
+
+impl Mail {
+    /// The download link a file line shows this recipient.
+    pub fn download<'a>(&self, f: &'a FileLine) -> Option<&'a str> {
+        f.url.as_deref().filter(|_| self.for_staff)
+    }
 }
 
 macro_rules! template_pair {
@@ -215,7 +226,12 @@ mod tests {
             team: "Acme".into(),
             author: "Eve \"the <i>hacker</i>\"".into(),
             body: Some("line one\n<img src=x onerror=alert(1)>\nline three".into()),
-            files: vec![FileLine { name: "<evil>.pdf".into(), size: "1 KB".into(), refused: Some("not a PDF".into()) }],
+            files: vec![FileLine {
+                name: "<evil>.pdf".into(),
+                size: "1 KB".into(),
+                refused: Some("not a PDF".into()),
+                url: None,
+            }],
             link: Some("https://portal.example/l/1.2.3.4.sig?a=1&b=2".into()),
             support_name: "Support".into(),
             ..Mail::default()

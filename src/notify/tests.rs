@@ -7,7 +7,7 @@ use super::*;
 use crate::lifecycle::{Role, Status};
 use crate::store::outbox::Entry;
 use crate::store::testing;
-use crate::store::tickets::{NewMessage, Via};
+use crate::store::tickets::{NewAttachment, NewMessage, Via};
 use crate::store::users::NewUser;
 
 struct People {
@@ -334,4 +334,67 @@ fn references_keep_root_own_and_newest() {
     assert_eq!(refs.len(), 1 + 1 + compose::REFERENCES_TAIL);
     let refs = compose::references(&["bad id@x".into(), "ok@x.test".into()], None, Some("p@x.test"));
     assert_eq!(refs, vec!["ok@x.test".to_string(), "p@x.test".to_string()]);
+}
+
+#[test]
+fn mails_quote_a_bounded_excerpt_and_staff_get_download_links() {
+    let (db, _d) = testing::db();
+    let (config, keys) = (config(), keys());
+    db.write(|c| {
+        let p = people(c);
+        let n = Notifier { config: &config, keys: &keys, now: 1000 };
+        let t = tickets::create(c, p.member.team_id.unwrap(), p.member.id, "Logs", "support", 1000)?;
+        let body: String = (0..20_000).map(|i| format!("log line {i}\n")).collect();
+        let new = NewMessage {
+            ticket_id: t,
+            author_id: Some(p.member.id),
+            author_role: p.member.role,
+            via: Via::Mail,
+            event: Event::Opened,
+            body: &body,
+            quoted: "",
+            message_id: Some("big@acme.test"),
+            raw: None,
+        };
+        let message = tickets::add_message(c, &new, 1000)?;
+        let file = |name: &'static str, refused: Option<&'static str>| NewAttachment {
+            ticket_id: t,
+            message_id: Some(message),
+            filename: name,
+            size: 2048,
+            detected: None,
+            sha256: refused.is_none().then_some("00"),
+            refused,
+        };
+        let kept = tickets::add_attachment(c, &file("report.pdf", None), 1000)?;
+        tickets::add_attachment(c, &file("run.exe", Some("extension_not_allowed")), 1000)?;
+        for i in 0..MAX_FILES_LISTED {
+            tickets::add_attachment(c, &file(if i % 2 == 0 { "a.png" } else { "b.png" }, None), 1000)?;
+        }
+        ticket_event(c, &n, &tickets::get(c, t)?, Some(message), Event::Opened, Some(&p.member))?;
+
+        for e in outbox::list(c, 10)? {
+            let raw = outbox::raw(c, e.id)?;
+            assert!(raw.len() < 40_000, "{}: {} bytes for a {}-byte message", e.kind, raw.len(), body.len());
+            let m = MessageParser::default().parse(&raw).unwrap();
+            let text = m.body_text(0).unwrap().replace("\r\n", "\n");
+            assert!(text.contains("log line 0\nlog line 1\n"), "{text}");
+            assert!(!text.contains("log line 19999"), "the whole body is never copied");
+            let cut = text.split(EXCERPT_CUT).next().unwrap();
+            assert!(cut.ends_with("\n\n"), "cut at a line end: {:?}", &cut[cut.len() - 40..]);
+            assert!(text.contains("… and 2 more, listed on the portal"), "{text}");
+            let download = format!("https://portal.test/t/{t}/a/{kept}");
+            let html = m.body_html(0).unwrap();
+            if e.kind == "new_ticket" {
+                assert!(text.contains(&format!("report.pdf (2 KB): {download}")), "{text}");
+                assert!(html.contains(&format!("href=\"{download}\"")), "{html}");
+                assert!(text.contains("run.exe (2 KB): refused."), "refused files have no link");
+            } else {
+                assert_eq!(e.kind, "ack");
+                assert!(!text.contains("/a/") && !html.contains("/a/"), "customers get no download links");
+            }
+        }
+        Ok::<_, crate::store::StoreError>(())
+    })
+    .unwrap();
 }

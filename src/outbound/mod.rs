@@ -281,11 +281,12 @@ pub fn list(db: &Db, out: &mut dyn Write) -> anyhow::Result<()> {
             _ => "-".to_string(),
         };
         let ticket = r.ticket_id.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
-        let error = r.last_error.as_deref().unwrap_or("").replace(['\r', '\n'], " ");
+        let error = crate::cli::cell(&r.last_error.as_deref().unwrap_or("").replace(['\r', '\n'], " "));
+        let (kind, recipient) = (crate::cli::cell(&r.kind), crate::cli::cell(&r.recipient));
         writeln!(
             out,
             "{:>6}  {:<7}  {:>5}  {:<15}  {:>6}  {:<30}  {:<19}  {}",
-            r.id, r.state, r.attempts, r.kind, ticket, r.recipient, when, error
+            r.id, r.state, r.attempts, kind, ticket, recipient, when, error
         )?;
     }
     Ok(())

@@ -237,9 +237,12 @@ fn close(w: &mut Writer, stack: &mut Vec<(String, Effect)>, name: &str) {
 /// the end of input when it is never closed; `<head>` also ends at `<body>`.
 fn skip_element<'a>(rest: &'a str, name: &str) -> &'a str {
     let close = format!("</{name}");
+    // One scan for whichever comes first: looking for each separately read
+    // the whole rest of the input at every `<head>` (quadratic in repeated
+    // `<head><body>`).
     let end = match name {
-        "head" => [find_ci(rest, &close), find_ci(rest, "<body")].into_iter().flatten().min(),
-        _ => find_ci(rest, &close),
+        "head" => find_ci(rest, &[&close, "<body"]),
+        _ => find_ci(rest, &[&close]),
     };
     match end {
         Some(i) => {
@@ -250,11 +253,12 @@ fn skip_element<'a>(rest: &'a str, name: &str) -> &'a str {
     }
 }
 
-/// Byte offset of the first ASCII-case-insensitive match of `needle` (which
-/// starts with `<`), scanning `hay` once.
-fn find_ci(hay: &str, needle: &str) -> Option<usize> {
-    let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    hay.match_indices('<').map(|(i, _)| i).find(|&i| h.get(i..i + n.len()).is_some_and(|w| w.eq_ignore_ascii_case(n)))
+/// Byte offset of the first ASCII-case-insensitive match of any of `needles`
+/// (each starts with `<`), scanning `hay` once.
+fn find_ci(hay: &str, needles: &[&str]) -> Option<usize> {
+    let h = hay.as_bytes();
+    let at = |i: usize, n: &str| h.get(i..i + n.len()).is_some_and(|w| w.eq_ignore_ascii_case(n.as_bytes()));
+    hay.match_indices('<').map(|(i, _)| i).find(|&i| needles.iter().any(|n| at(i, n)))
 }
 
 /// One start or end tag.

@@ -22,7 +22,9 @@
 //!   learns what was refused; none for `multipart/report` (bounces, read
 //!   receipts), whose parts are machine-readable and read by
 //!   [`dsn::read`]. Bytes are the sender's file: text is not
-//!   re-encoded to UTF-8, and line breaks of non-base64 text are CRLF.
+//!   re-encoded to UTF-8, and line breaks of non-base64 text are CRLF. Past
+//!   [`MAX_ATTACHMENTS`], only a part's name and size are kept
+//!   ([`Parsed::skipped_attachments`]), so that it is listed as refused.
 
 pub mod dsn;
 pub mod html;
@@ -36,7 +38,8 @@ pub const MAX_ID_LEN: usize = 998;
 pub const MAX_REFERENCES: usize = 50;
 /// Most recipients kept from To/Cc/Delivered-To.
 pub const MAX_RECIPIENTS: usize = 100;
-/// Most attachments looked at in one message.
+/// Most attachments looked at in one message; the rest are listed in
+/// [`Parsed::skipped_attachments`] (refused as `too_many_attachments`).
 pub const MAX_ATTACHMENTS: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,6 +103,16 @@ pub struct Bounce {
     pub permanent: bool,
 }
 
+/// An attachment beyond [`MAX_ATTACHMENTS`], listed so that the sender
+/// learns it was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// As in [`Part::filename`].
+    pub filename: Option<String>,
+    /// Decoded size in bytes.
+    pub size: u64,
+}
+
 /// Everything the pipeline needs from one message.
 #[derive(Debug, Clone)]
 pub struct Parsed {
@@ -125,6 +138,8 @@ pub struct Parsed {
     /// What was trimmed from `text` (quoted history, signature), shown folded.
     pub quoted: String,
     pub attachments: Vec<Part>,
+    /// Attachments beyond [`MAX_ATTACHMENTS`]: named and sized, content not kept.
+    pub skipped_attachments: Vec<Skipped>,
     pub auto: AutoHeaders,
     /// Raw `Authentication-Results` header values.
     pub authentication_results: Vec<String>,
@@ -207,25 +222,28 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
     let ct = msg.content_type();
     let top_type = ct.map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")).to_lowercase());
     // A report's parts are machine-readable (read by dsn::read), never files.
-    let attachments = if top_type.as_deref() == Some("multipart/report") {
+    let files: Vec<&mail_parser::MessagePart> = if top_type.as_deref() == Some("multipart/report") {
         Vec::new()
     } else {
-        msg.attachments
-            .iter()
-            .filter(|id| !used_as_body.contains(id))
-            .filter_map(|&id| msg.part(id))
-            .take(MAX_ATTACHMENTS)
-            .map(|a| Part {
-                filename: a.attachment_name().map(cap),
-                content_type: a.content_type().map(|c| match c.subtype() {
-                    Some(sub) => format!("{}/{}", c.ctype(), sub).to_lowercase(),
-                    None => c.ctype().to_lowercase(),
-                }),
-                charset: a.content_type().and_then(|c| c.attribute("charset")).map(|s| s.to_lowercase()),
-                bytes: part_bytes(&msg, a),
-            })
-            .collect()
+        msg.attachments.iter().filter(|id| !used_as_body.contains(id)).filter_map(|&id| msg.part(id)).collect()
     };
+    let (kept, skipped) = files.split_at(files.len().min(MAX_ATTACHMENTS));
+    let skipped_attachments = skipped
+        .iter()
+        .map(|a| Skipped { filename: a.attachment_name().map(cap), size: a.contents().len() as u64 })
+        .collect();
+    let attachments = kept
+        .iter()
+        .map(|a| Part {
+            filename: a.attachment_name().map(cap),
+            content_type: a.content_type().map(|c| match c.subtype() {
+                Some(sub) => format!("{}/{}", c.ctype(), sub).to_lowercase(),
+                None => c.ctype().to_lowercase(),
+            }),
+            charset: a.content_type().and_then(|c| c.attribute("charset")).map(|s| s.to_lowercase()),
+            bytes: part_bytes(&msg, a),
+        })
+        .collect();
 
     let header_text = |name: &str| msg.header(name).and_then(header_as_text).map(|s| cap(&s));
     let auto = AutoHeaders {
@@ -258,6 +276,7 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
         body,
         quoted,
         attachments,
+        skipped_attachments,
         bounce: dsn::read(&msg),
         auto,
         authentication_results,

@@ -11,17 +11,18 @@
 //! | `extension_not_allowed` | the (sanitised) name's extension is not in `allowed_extensions` |
 //! | `empty_file` | zero bytes |
 //! | `too_large` | more than `max_bytes` decoded bytes |
-//! | `macro_enabled` | an Office document that carries macros (OOXML `vbaProject.bin`, a `macroEnabled` content type, XLM macro sheets; OLE `Macros`/`_VBA_PROJECT_CUR`/`VBA` storages), whatever its extension |
+//! | `macro_enabled` | an Office document that carries macros, whatever its extension: OOXML with a part or relationship of a macro-enabled, VBA, macro-sheet or ActiveX type (read from the parsed `[Content_Types].xml` and `_rels/*.rels`), or a `vbaProject.bin` / `xl/macrosheets/` part; OLE with a VBA project (`Macros`/`_VBA_PROJECT_CUR`/`VBA` storages, or `_VBA_PROJECT`/`dir` streams under any storage) or a BIFF Workbook whose BOUNDSHEET records declare a macro sheet or VBA module |
 //! | `content_mismatch` | the magic bytes say something other than the extension (`detected` shows what) |
 //! | `not_text` | `.txt`/`.csv` that is not valid UTF-8 nor valid in the declared charset, or holds NUL or other binary control characters |
 //! | `html_disguised_as_text` | `.txt`/`.csv` whose content starts as an HTML/SVG/XHTML document (`detected`: `text/html`) |
 //! | `script_disguised_as_text` | `.txt`/`.csv` that starts with a `#!` interpreter line (`detected`: `text/x-shellscript`) |
+//! | `too_many_attachments` | beyond the first [`crate::parse::MAX_ATTACHMENTS`] of one message: refused unread ([`too_many`]) |
 //!
 //! Decisions where the spec is silent:
 //! - Detection uses `infer` on the whole buffer, corrected where it is known to
 //!   be wrong (research notes §3): OOXML kind from the zip's central directory
-//!   (`[Content_Types].xml` plus `word/document.xml` or `xl/workbook.xml`), not
-//!   from infer's first-entries guess; OLE kind from stream names (`WordDocument`,
+//!   (`[Content_Types].xml` plus `word/document.xml` or `xl/workbook.xml`, read
+//!   with the `zip` crate, zip64 included), not from infer's first-entries guess; OLE kind from stream names (`WordDocument`,
 //!   `Workbook`/`Book`), not the root CLSID; tar only with a ustar magic and a
 //!   valid header checksum.
 //! - Text: a BOM decides the encoding (UTF-8, UTF-16LE/BE, so Notepad's
@@ -47,13 +48,13 @@
 //!   known (`attachment.png` for a nameless inline logo), so it is judged by
 //!   its content rather than refused for having no name.
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 
 use encoding_rs::{DecoderResult, Encoding, UTF_8};
 use serde::Serialize;
 
 use crate::config::AttachmentRules;
-use crate::parse::Part;
+use crate::parse::{Part, Skipped};
 
 /// Longest sanitised file name, in bytes.
 pub const MAX_FILENAME_BYTES: usize = 200;
@@ -66,6 +67,7 @@ pub const CONTENT_MISMATCH: &str = "content_mismatch";
 pub const NOT_TEXT: &str = "not_text";
 pub const HTML_DISGUISED_AS_TEXT: &str = "html_disguised_as_text";
 pub const SCRIPT_DISGUISED_AS_TEXT: &str = "script_disguised_as_text";
+pub const TOO_MANY_ATTACHMENTS: &str = "too_many_attachments";
 
 /// Every reason code [`check`] can give.
 pub const REASONS: &[&str] = &[
@@ -77,6 +79,7 @@ pub const REASONS: &[&str] = &[
     NOT_TEXT,
     HTML_DISGUISED_AS_TEXT,
     SCRIPT_DISGUISED_AS_TEXT,
+    TOO_MANY_ATTACHMENTS,
 ];
 
 pub const PDF: &str = "application/pdf";
@@ -123,6 +126,7 @@ pub fn reason_text(code: &str) -> &'static str {
         NOT_TEXT => "The file is named as text but its content is not text in a known character set.",
         HTML_DISGUISED_AS_TEXT => "The file is named as text but is a web page (HTML).",
         SCRIPT_DISGUISED_AS_TEXT => "The file is named as text but is a script.",
+        TOO_MANY_ATTACHMENTS => "The message had more attachments than are taken from one message.",
         _ => "The file was refused.",
     }
 }
@@ -179,6 +183,18 @@ pub fn check(part: &Part, rules: &AttachmentRules) -> Checked {
         detected: detected.map(str::to_string),
         accepted: reason.is_none(),
         reason: reason.map(str::to_string),
+    }
+}
+
+/// The verdict on an attachment beyond the per-message cap: refused, its
+/// content never looked at.
+pub fn too_many(skipped: &Skipped) -> Checked {
+    Checked {
+        filename: sanitize_filename(skipped.filename.as_deref().unwrap_or(""), None),
+        size: skipped.size,
+        detected: None,
+        accepted: false,
+        reason: Some(TOO_MANY_ATTACHMENTS.to_string()),
     }
 }
 
@@ -255,27 +271,87 @@ pub fn detect(bytes: &[u8]) -> Detected {
 
 const OLE_MAGIC: &[u8] = &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
 
-/// Tells Word from Excel by stream names and finds VBA storages. A blank or
+/// Tells Word from Excel by stream names and finds macros. A blank or
 /// unusual root CLSID makes infer say `x-ole-storage`; the streams are what
 /// Word and Excel actually read.
 fn ole(bytes: &[u8], mut d: Detected) -> Detected {
     (d.mime, d.ext) = (Some(OLE), Some("msi"));
-    let Ok(cf) = cfb::CompoundFile::open(Cursor::new(bytes)) else {
+    let Ok(mut cf) = cfb::CompoundFile::open(Cursor::new(bytes)) else {
         return d;
     };
+    let workbook = ["/Workbook", "/Book"].into_iter().find(|s| cf.is_stream(s));
     if cf.is_stream("/WordDocument") {
         (d.mime, d.ext) = (Some(DOC), Some("doc"));
-    } else if cf.is_stream("/Workbook") || cf.is_stream("/Book") {
+    } else if workbook.is_some() {
         (d.mime, d.ext) = (Some(XLS), Some("xls"));
     }
-    d.macros = cf.walk().any(|e| {
-        e.is_storage() && ["Macros", "_VBA_PROJECT_CUR", "VBA"].iter().any(|n| e.name().eq_ignore_ascii_case(n))
-    });
+    d.macros = has_vba_project(&cf)
+        || workbook.is_some_and(|w| cf.open_stream(w).is_ok_and(|s| declares_macro_sheet(std::io::BufReader::new(s))));
     d
 }
 
-/// Largest `[Content_Types].xml` inflated for the macro check.
+/// Storages that hold VBA in Word (`Macros`) and Excel (`_VBA_PROJECT_CUR`),
+/// and the project's own storage (`VBA`).
+const VBA_STORAGES: &[&str] = &["Macros", "_VBA_PROJECT_CUR", "VBA"];
+/// Streams every VBA project storage holds (MS-OVBA 2.2), whatever the
+/// storage is called.
+const VBA_STREAMS: &[&str] = &["_VBA_PROJECT", "dir"];
+
+fn has_vba_project<F>(cf: &cfb::CompoundFile<F>) -> bool {
+    cf.walk().any(|e| {
+        let names: &[&str] = if e.is_storage() { VBA_STORAGES } else { VBA_STREAMS };
+        // A stream at the root is not inside a project storage.
+        let nested = e.is_storage() || e.path().parent().is_some_and(|p| p != std::path::Path::new("/"));
+        nested && names.iter().any(|n| e.name().eq_ignore_ascii_case(n))
+    })
+}
+
+/// BIFF record types read from a Workbook stream.
+const BIFF_EOF: u16 = 0x000A;
+const BIFF_BOUNDSHEET: u16 = 0x0085;
+/// BOUNDSHEET sheet types (`dt`) that hold code: an Excel 4.0 macro sheet, a VBA module.
+const MACRO_SHEET_TYPES: &[u8] = &[0x01, 0x06];
+
+/// Whether a BIFF Workbook stream's globals substream (up to its first EOF
+/// record) declares a macro sheet: a BOUNDSHEET record (`lbPlyPos` u32,
+/// `hsState` u8, `dt` u8, name) whose sheet type holds code.
+fn declares_macro_sheet(mut stream: impl std::io::Read) -> bool {
+    let mut header = [0u8; 4];
+    let mut data = [0u8; 6];
+    while stream.read_exact(&mut header).is_ok() {
+        let kind = u16::from_le_bytes([header[0], header[1]]);
+        let len = u64::from(u16::from_le_bytes([header[2], header[3]]));
+        match kind {
+            BIFF_EOF => return false,
+            BIFF_BOUNDSHEET if len >= 6 => {
+                if stream.read_exact(&mut data).is_err() {
+                    return false;
+                }
+                if MACRO_SHEET_TYPES.contains(&data[5]) {
+                    return true;
+                }
+                if std::io::copy(&mut (&mut stream).take(len - 6), &mut std::io::sink()).ok() != Some(len - 6) {
+                    return false;
+                }
+            }
+            _ => {
+                if std::io::copy(&mut (&mut stream).take(len), &mut std::io::sink()).ok() != Some(len) {
+                    return false;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// Largest `[Content_Types].xml` (and each relationship part) inflated for
+/// the macro check.
 const MAX_CONTENT_TYPES_BYTES: usize = 1 << 20;
+/// Most package XML inflated for one file, all parts together; a package
+/// with more (a zip bomb of relationship parts) is not verified.
+const MAX_PACKAGE_XML_BYTES: usize = 8 << 20;
+/// Most relationship parts read; a package with more is not verified.
+const MAX_RELATIONSHIP_PARTS: usize = 1000;
 
 /// A MIME type and its usual extension.
 type Kind = (&'static str, &'static str);
@@ -288,87 +364,107 @@ const PACKAGES: &[(&str, Kind, Kind)] = &[
     ("ppt/presentation.xml", (PPTX, "pptx"), (PPTM, "pptm")),
 ];
 
-/// Classifies an OPC (Office Open XML) package from its zip central directory.
-/// `None` when the zip is not a Word, Excel or PowerPoint package.
+/// Words in a content type or relationship type (lower case) that mean code:
+/// macro-enabled main parts, VBA projects and data, XLM macro sheets, ActiveX.
+const MACRO_TYPE_MARKERS: &[&str] = &["macroenabled", "macrosheet", "vba", "activex"];
+
+fn is_macro_type(t: &str) -> bool {
+    let t = t.to_ascii_lowercase();
+    MACRO_TYPE_MARKERS.iter().any(|m| t.contains(m))
+}
+
+type Package<'a> = zip::ZipArchive<Cursor<&'a [u8]>>;
+
+/// Classifies an OPC (Office Open XML) package by what its parts are. `None`
+/// when the zip is not a Word, Excel or PowerPoint package, or when its
+/// package XML cannot be read (then it is just a zip).
+///
+/// Macros are found by meaning: `[Content_Types].xml` and every relationship
+/// part (`…/_rels/*.rels`) are parsed as XML (in the encoding they declare,
+/// character references resolved), and a part of a macro, VBA, macro-sheet or
+/// ActiveX content type, or a relationship of such a type, refuses the file,
+/// whatever the parts are called. Part names (`vbaProject.bin`,
+/// `xl/macrosheets/`) count too.
 fn ooxml(bytes: &[u8]) -> Option<Detected> {
-    let entries = zip_entries(bytes)?;
-    let named = |name: &str| entries.clone().find(|e| e.name.eq_ignore_ascii_case(name.as_bytes()));
-    let content_types = named("[Content_Types].xml")?;
-    let &(_, plain, with_macros) = PACKAGES.iter().find(|(main, ..)| named(main).is_some())?;
-    let macro_part = entries.clone().any(|e| {
-        let name = e.name.to_ascii_lowercase();
-        name.ends_with(b"vbaproject.bin") || name.starts_with(b"xl/macrosheets/")
+    let mut package: Package = zip::ZipArchive::new(Cursor::new(bytes)).ok()?;
+    let names: Vec<String> = package.file_names().filter_map(Result::ok).map(|n| n.to_ascii_lowercase()).collect();
+    let index = |name: &str| names.iter().position(|n| n == name);
+    let content_types = index("[content_types].xml")?;
+    let &(_, plain, with_macros) = PACKAGES.iter().find(|(main, ..)| index(main).is_some())?;
+    let macro_part = names.iter().any(|n| n.ends_with("vbaproject.bin") || n.starts_with("xl/macrosheets/"));
+    let mut budget = MAX_PACKAGE_XML_BYTES;
+    let types = package_xml(&mut package, content_types, &mut budget)?;
+    let types = roxmltree::Document::parse(&types).ok()?;
+    let extensions: std::collections::HashSet<&str> =
+        names.iter().filter_map(|n| n.rsplit_once('.')).map(|(_, e)| e).collect();
+    let typed_macro = types.descendants().filter(|n| n.is_element()).any(|n| {
+        let macro_type = n.attribute("ContentType").is_some_and(is_macro_type);
+        match n.tag_name().name() {
+            "Override" => macro_type,
+            // A default type applies to the parts with that extension.
+            "Default" => {
+                macro_type
+                    && extensions.contains(n.attribute("Extension").unwrap_or_default().to_ascii_lowercase().as_str())
+            }
+            _ => false,
+        }
     });
-    // Content types that cannot be read (bad deflate, oversized, odd method)
-    // leave the package unverifiable: it counts as a plain zip.
-    let xml = zip_entry_data(bytes, &content_types, MAX_CONTENT_TYPES_BYTES)?;
-    let macro_type = contains_ignore_case(&xml, b"macroenabled") || contains_ignore_case(&xml, b"vbaproject");
-    let macros = macro_part || macro_type;
+    let rels: Vec<usize> =
+        (0..names.len()).filter(|&i| names[i].ends_with(".rels") && names[i].contains("_rels/")).collect();
+    if rels.len() > MAX_RELATIONSHIP_PARTS {
+        return None;
+    }
+    let mut related_macro = false;
+    for i in rels {
+        let xml = package_xml(&mut package, i, &mut budget)?;
+        let doc = roxmltree::Document::parse(&xml).ok()?;
+        related_macro |= doc
+            .descendants()
+            .any(|n| n.tag_name().name() == "Relationship" && n.attribute("Type").is_some_and(is_macro_type));
+    }
+    let macros = macro_part || typed_macro || related_macro;
     let (mime, ext) = if macros { with_macros } else { plain };
     Some(Detected { mime: Some(mime), ext: Some(ext), zip: true, macros })
 }
 
-fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
-}
-
-/// One central-directory entry of a zip.
-#[derive(Debug, Clone)]
-struct ZipEntry<'a> {
-    name: &'a [u8],
-    method: u16,
-    compressed_size: usize,
-    local_offset: usize,
-}
-
-fn le16(b: &[u8], at: usize) -> Option<usize> {
-    b.get(at..at + 2).map(|s| u16::from_le_bytes([s[0], s[1]]) as usize)
-}
-
-fn le32(b: &[u8], at: usize) -> Option<usize> {
-    b.get(at..at + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize)
-}
-
-/// The central directory's entries (zip64 and archives with a prefix are
-/// not read: Office never writes them at these sizes).
-fn zip_entries(bytes: &[u8]) -> Option<impl Iterator<Item = ZipEntry<'_>> + Clone> {
-    // The end record is 22 bytes plus a comment of at most 65535.
-    let tail_start = bytes.len().saturating_sub(22 + 0xFFFF);
-    let eocd = tail_start + bytes[tail_start..].windows(4).rposition(|w| w == b"PK\x05\x06")?;
-    let count = le16(bytes, eocd + 10)?;
-    let cd_offset = le32(bytes, eocd + 16)?;
-    let mut at = cd_offset;
-    let mut left = count;
-    Some(std::iter::from_fn(move || {
-        if left == 0 || bytes.get(at..at + 4)? != b"PK\x01\x02" {
-            return None;
-        }
-        left -= 1;
-        let name_len = le16(bytes, at + 28)?;
-        let entry = ZipEntry {
-            name: bytes.get(at + 46..at + 46 + name_len)?,
-            method: le16(bytes, at + 10)? as u16,
-            compressed_size: le32(bytes, at + 20)?,
-            local_offset: le32(bytes, at + 42)?,
-        };
-        at += 46 + name_len + le16(bytes, at + 30)? + le16(bytes, at + 32)?;
-        Some(entry)
-    }))
-}
-
-/// The entry's uncompressed data (stored or deflated), at most `limit` bytes.
-fn zip_entry_data(bytes: &[u8], entry: &ZipEntry<'_>, limit: usize) -> Option<Vec<u8>> {
-    let at = entry.local_offset;
-    if bytes.get(at..at + 4)? != b"PK\x03\x04" {
+/// One package XML part as text, taken from `budget`; `None` when it cannot
+/// be read, is larger than [`MAX_CONTENT_TYPES_BYTES`] or what is left of the
+/// budget, or is not valid in its encoding.
+fn package_xml(package: &mut Package, index: usize, budget: &mut usize) -> Option<String> {
+    let part = package.by_index(index).ok()?;
+    let limit = MAX_CONTENT_TYPES_BYTES.min(*budget);
+    let mut data = Vec::new();
+    part.take(limit as u64 + 1).read_to_end(&mut data).ok()?;
+    if data.len() > limit {
         return None;
     }
-    let start = at + 30 + le16(bytes, at + 26)? + le16(bytes, at + 28)?;
-    let data = bytes.get(start..start.checked_add(entry.compressed_size)?)?;
-    match entry.method {
-        0 => Some(data[..data.len().min(limit)].to_vec()),
-        8 => miniz_oxide::inflate::decompress_to_vec_with_limit(data, limit).ok(),
-        _ => None,
-    }
+    *budget -= data.len();
+    xml_text(&data)
+}
+
+/// Decodes an XML document: a byte order mark decides, then UTF-16 without
+/// one (`<` as a 16-bit unit), then the encoding the XML declaration names,
+/// else UTF-8.
+fn xml_text(bytes: &[u8]) -> Option<String> {
+    let (encoding, skip) = match Encoding::for_bom(bytes) {
+        Some(found) => found,
+        None if bytes.starts_with(b"<\0") => (encoding_rs::UTF_16LE, 0),
+        None if bytes.starts_with(b"\0<") => (encoding_rs::UTF_16BE, 0),
+        None => (declared_encoding(bytes).unwrap_or(UTF_8), 0),
+    };
+    encoding.decode_without_bom_handling_and_without_replacement(&bytes[skip..]).map(|t| t.into_owned())
+}
+
+/// The `encoding` of an `<?xml …?>` declaration (ASCII in every encoding it
+/// can name without a byte order mark).
+fn declared_encoding(bytes: &[u8]) -> Option<&'static Encoding> {
+    let head = bytes.strip_prefix(b"<?xml")?;
+    let head = &head[..head.windows(2).position(|w| w == b"?>")?];
+    let at = head.windows(8).position(|w| w == b"encoding")?;
+    let rest = head[at + 8..].trim_ascii_start().strip_prefix(b"=")?.trim_ascii_start();
+    let (&quote, rest) = rest.split_first()?;
+    let label = &rest[..rest.iter().position(|&b| b == quote)?];
+    Encoding::for_label_no_replacement(label)
 }
 
 /// A tar header's checksum: the byte sum of the first 512 bytes with the
@@ -566,55 +662,16 @@ mod tests {
         assert_eq!(c.reason.as_deref(), Some(reason), "{c:?}");
     }
 
-    fn crc32(data: &[u8]) -> u32 {
-        let mut crc = !0u32;
-        for &b in data {
-            crc ^= b as u32;
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-            }
-        }
-        !crc
-    }
-
-    /// A valid zip; `deflate` compresses every entry (method 8), else stored.
+    /// A zip written by the `zip` crate; `deflate` compresses every entry, else stored.
     fn zip(entries: &[(&str, &[u8])], deflate: bool) -> Vec<u8> {
-        let (mut out, mut central) = (Vec::new(), Vec::new());
+        let method = if deflate { zip::CompressionMethod::Deflated } else { zip::CompressionMethod::Stored };
+        let options = zip::write::SimpleFileOptions::default().compression_method(method);
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
         for (name, data) in entries {
-            let (method, body) =
-                if deflate { (8u16, miniz_oxide::deflate::compress_to_vec(data, 6)) } else { (0u16, data.to_vec()) };
-            let mut fields = Vec::new();
-            fields.extend_from_slice(&20u16.to_le_bytes()); // version needed
-            fields.extend_from_slice(&0u16.to_le_bytes()); // flags
-            fields.extend_from_slice(&method.to_le_bytes());
-            fields.extend_from_slice(&[0, 0, 0x21, 0]); // time, date
-            fields.extend_from_slice(&crc32(data).to_le_bytes());
-            fields.extend_from_slice(&(body.len() as u32).to_le_bytes());
-            fields.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            fields.extend_from_slice(&(name.len() as u16).to_le_bytes());
-            fields.extend_from_slice(&0u16.to_le_bytes()); // extra length
-            let offset = out.len() as u32;
-            out.extend_from_slice(b"PK\x03\x04");
-            out.extend_from_slice(&fields);
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(&body);
-            central.extend_from_slice(b"PK\x01\x02");
-            central.extend_from_slice(&20u16.to_le_bytes()); // version made by
-            central.extend_from_slice(&fields);
-            central.extend_from_slice(&[0; 6]); // comment length, disk, internal attributes
-            central.extend_from_slice(&[0; 4]); // external attributes
-            central.extend_from_slice(&offset.to_le_bytes());
-            central.extend_from_slice(name.as_bytes());
+            w.start_file(*name, options).expect("entry");
+            w.write_all(data).expect("write");
         }
-        let cd_offset = out.len() as u32;
-        out.extend_from_slice(&central);
-        out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
-        out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-        out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-        out.extend_from_slice(&(central.len() as u32).to_le_bytes());
-        out.extend_from_slice(&cd_offset.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out
+        w.finish().expect("finish").into_inner()
     }
 
     const WORD_TYPES: &[u8] = br#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#;
@@ -646,15 +703,8 @@ mod tests {
     }
 
     fn ole(streams: &[&str], storages: &[&str]) -> Vec<u8> {
-        let mut cf = cfb::CompoundFile::create(Cursor::new(Vec::new())).expect("create");
-        for s in storages {
-            cf.create_storage(s).expect("storage");
-        }
-        for s in streams {
-            cf.create_stream(s).expect("stream").write_all(&[1u8; 600]).expect("write");
-        }
-        cf.flush().expect("flush");
-        cf.into_inner().into_inner()
+        let filled: Vec<(&str, &[u8])> = streams.iter().map(|s| (*s, &[1u8; 600][..])).collect();
+        ole_streams(&filled, storages)
     }
 
     fn tar(name: &str, data: &[u8]) -> Vec<u8> {
@@ -831,6 +881,111 @@ mod tests {
             MACRO_ENABLED,
         );
         assert_refused(&verdict("a.xls", ole(&["/Workbook"], &["/_VBA_PROJECT_CUR"])), MACRO_ENABLED);
+    }
+
+    /// A Word package whose parts are `extra` besides the main document.
+    fn docx_with(types: &[u8], extra: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut entries: Vec<(&str, &[u8])> =
+            vec![("[Content_Types].xml", types), ("_rels/.rels", b"<Relationships/>"), ("word/document.xml", b"<w/>")];
+        entries.extend_from_slice(extra);
+        zip(&entries, true)
+    }
+
+    fn utf16le(text: &str) -> Vec<u8> {
+        [0xFF, 0xFE].into_iter().chain(text.encode_utf16().flat_map(u16::to_le_bytes)).collect()
+    }
+
+    #[test]
+    fn macros_are_found_by_meaning_not_spelling() {
+        // XML character references spell the VBA content type of a renamed part.
+        let types = br#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/><Override PartName="/word/data.bin" ContentType="application/vnd.ms-office.vba&#80;roject"/></Types>"#;
+        let c = verdict("a.docx", docx_with(types, &[("word/data.bin", b"\xd0\xcf\x11\xe0")]));
+        assert_refused(&c, MACRO_ENABLED);
+        assert_eq!(c.detected.as_deref(), Some(DOCM));
+        // UTF-16 content types, the VBA part renamed.
+        let types = utf16le(
+            r#"<?xml version="1.0" encoding="UTF-16"?><Types><Default Extension="dat" ContentType="application/vnd.ms-office.vbaProject"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#,
+        );
+        assert_refused(&verdict("a.docx", docx_with(&types, &[("word/stuff.dat", b"x")])), MACRO_ENABLED);
+        // The same default type with no part of that extension declares nothing.
+        assert_accepted(&verdict("a.docx", docx_with(&types, &[])), DOCX);
+        // An XLM macro sheet outside xl/macrosheets/.
+        let types = br#"<Types><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/other/m1.xml" ContentType="application/vnd.ms-excel.macrosheet+xml"/></Types>"#;
+        let xlm =
+            zip(&[("[Content_Types].xml", types), ("xl/workbook.xml", b"<w/>"), ("xl/other/m1.xml", b"<m/>")], true);
+        let c = verdict("a.xlsx", xlm);
+        assert_refused(&c, MACRO_ENABLED);
+        assert_eq!(c.detected.as_deref(), Some(XLSM));
+        // Only a relationship says the renamed part is a VBA project.
+        let rels = br#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId9" Type="http://schemas.microsoft.com/office/2006/relationships/vbaProject" Target="payload.dat"/></Relationships>"#;
+        let related = docx_with(WORD_TYPES, &[("word/_rels/document.xml.rels", rels), ("word/payload.dat", b"x")]);
+        assert_refused(&verdict("a.docx", related), MACRO_ENABLED);
+        // ActiveX controls.
+        let types = br#"<Types><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/><Override PartName="/word/activeX/activeX1.xml" ContentType="application/vnd.ms-office.activeX+xml"/></Types>"#;
+        assert_refused(&verdict("a.docx", docx_with(types, &[("word/activeX/activeX1.xml", b"<a/>")])), MACRO_ENABLED);
+        // So does more package XML than the budget, however it is split.
+        let mut rels = b"<Relationships>".to_vec();
+        rels.resize(MAX_CONTENT_TYPES_BYTES - 32, b' ');
+        rels.extend_from_slice(b"</Relationships>");
+        let names: Vec<String> =
+            (0..MAX_PACKAGE_XML_BYTES / rels.len() + 1).map(|i| format!("p{i}/_rels/a.rels")).collect();
+        let mut entries: Vec<(&str, &[u8])> = vec![("[Content_Types].xml", WORD_TYPES), ("word/document.xml", b"<w/>")];
+        entries.extend(names.iter().map(|n| (n.as_str(), rels.as_slice())));
+        let c = verdict("a.docx", zip(&entries, false));
+        assert_refused(&c, CONTENT_MISMATCH);
+        assert_eq!(c.detected.as_deref(), Some(ZIP));
+        // Package XML that is not XML leaves the package unverified: just a zip.
+        let c = verdict("a.docx", docx_with(b"<Types><Override", &[]));
+        assert_refused(&c, CONTENT_MISMATCH);
+        assert_eq!(c.detected.as_deref(), Some(ZIP));
+    }
+
+    /// An OLE file with the given streams and their content.
+    fn ole_streams(streams: &[(&str, &[u8])], storages: &[&str]) -> Vec<u8> {
+        let mut cf = cfb::CompoundFile::create(Cursor::new(Vec::new())).expect("create");
+        for s in storages {
+            cf.create_storage(s).expect("storage");
+        }
+        for (s, data) in streams {
+            cf.create_stream(s).expect("stream").write_all(data).expect("write");
+        }
+        cf.flush().expect("flush");
+        cf.into_inner().into_inner()
+    }
+
+    /// A BIFF8 Workbook stream: BOF, one BOUNDSHEET of sheet type `dt`, EOF.
+    fn biff_workbook(dt: u8) -> Vec<u8> {
+        let record = |kind: u16, data: &[u8]| {
+            let mut r = kind.to_le_bytes().to_vec();
+            r.extend_from_slice(&(data.len() as u16).to_le_bytes());
+            r.extend_from_slice(data);
+            r
+        };
+        let mut sheet = vec![0, 0, 0, 0, 0, dt, 6, 0];
+        sheet.extend_from_slice(b"Macro1");
+        let mut out = record(0x0809, &[0, 6, 5, 0, 0, 0, 0, 0]);
+        out.extend(record(BIFF_BOUNDSHEET, &sheet));
+        out.extend(record(BIFF_EOF, &[]));
+        out.resize(4096, 0);
+        out
+    }
+
+    #[test]
+    fn ole_macros_are_found_under_any_name() {
+        let renamed = ole_streams(
+            &[
+                ("/WordDocument", &[1; 600]),
+                ("/Renamed/Proj/_VBA_PROJECT", &[1; 600]),
+                ("/Renamed/Proj/dir", &[1; 600]),
+            ],
+            &["/Renamed", "/Renamed/Proj"],
+        );
+        assert_refused(&verdict("a.doc", renamed), MACRO_ENABLED);
+        // An Excel 4.0 macro sheet declared in the Workbook stream.
+        let xlm = ole_streams(&[("/Workbook", &biff_workbook(0x01))], &[]);
+        assert_refused(&verdict("a.xls", xlm), MACRO_ENABLED);
+        let worksheet = ole_streams(&[("/Workbook", &biff_workbook(0x00))], &[]);
+        assert_accepted(&verdict("a.xls", worksheet), XLS);
     }
 
     #[test]

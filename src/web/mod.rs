@@ -25,12 +25,17 @@
 //!   and looks at the 1,000 most recent matching texts
 //!   ([`SEARCH_HITS`](crate::store::portal::SEARCH_HITS)); the page says when
 //!   older matches were left out. Lists page by 50 with no total count.
+//! - A post (reply or new ticket) takes at most [`MAX_POST_FILES`] files and
+//!   [`MAX_POST_CHARS`] characters of text; beyond either the page comes back
+//!   with the error and the typed text, and nothing is posted.
 
 mod aliases;
 mod auth;
 mod pages;
 mod quarantine;
 pub mod view;
+
+pub use pages::{MAX_POST_CHARS, MAX_POST_FILES};
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

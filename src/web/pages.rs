@@ -29,6 +29,10 @@ use crate::{clock, format};
 pub const PAGE_SIZE: i64 = 50;
 /// Pages beyond this are not served (offset paging gets slow; search narrows better).
 const MAX_PAGE: i64 = 2000;
+/// Most files one portal post takes (reply or new ticket).
+pub const MAX_POST_FILES: usize = 20;
+/// Longest message text one portal post takes, in characters.
+pub const MAX_POST_CHARS: usize = 100_000;
 
 #[derive(Deserialize, Default)]
 pub struct ListQuery {
@@ -244,7 +248,10 @@ fn limits(pipeline: &Pipeline) -> (String, String) {
 #[derive(Default)]
 struct Posted {
     fields: HashMap<String, String>,
+    /// The first [`MAX_POST_FILES`] files.
     files: Vec<Part>,
+    /// How many files came beyond those (read, not kept).
+    extra_files: usize,
 }
 
 impl Posted {
@@ -270,6 +277,7 @@ async fn read_form(mut mp: Multipart) -> Result<Posted, WebError> {
         match filename {
             // A file input left empty still sends an unnamed, empty part.
             Some(f) if f.is_empty() && bytes.is_empty() => {}
+            Some(_) if out.files.len() >= MAX_POST_FILES => out.extra_files += 1,
             Some(f) => out.files.push(Part { filename: Some(f), content_type, charset: None, bytes: bytes.to_vec() }),
             None => {
                 let text = String::from_utf8(bytes.to_vec())
@@ -284,9 +292,20 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> WebError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE { WebError::TooLarge } else { WebError::BadRequest(e.body_text()) }
 }
 
-/// Runs every file through the attachment policy; the first refusal as a sentence.
-fn check_files(pipeline: &Pipeline, files: &[Part]) -> Result<Vec<Checked>, String> {
-    let checked: Vec<Checked> = files.iter().map(|p| attachments::check(p, &pipeline.config().attachments)).collect();
+/// Checks the post's limits (files, text length), then runs every file
+/// through the attachment policy; the first problem as a sentence.
+fn check_files(pipeline: &Pipeline, form: &Posted) -> Result<Vec<Checked>, String> {
+    let files = form.files.len() + form.extra_files;
+    if files > MAX_POST_FILES {
+        return Err(format!("A post takes at most {MAX_POST_FILES} files; {files} were attached. Nothing was sent."));
+    }
+    if form.field("body").chars().nth(MAX_POST_CHARS).is_some() {
+        return Err(format!(
+            "The message is longer than {MAX_POST_CHARS} characters: shorten it or attach it as a file. Nothing was sent."
+        ));
+    }
+    let checked: Vec<Checked> =
+        form.files.iter().map(|p| attachments::check(p, &pipeline.config().attachments)).collect();
     match checked.iter().find(|c| !c.accepted) {
         Some(c) => {
             let why = c.reason.as_deref().map(attachments::reason_text).unwrap_or("It was refused.");
@@ -313,7 +332,7 @@ pub async fn reply(
         _ => return Err(WebError::BadRequest("Unknown action.".into())),
     };
     let body = form.field("body").trim().to_string();
-    let checked = check_files(&pipeline, &form.files);
+    let checked = check_files(&pipeline, &form);
     let problem = match &checked {
         Err(why) => Some(why.clone()),
         Ok(_) if body.is_empty() && form.files.is_empty() && !close => {
@@ -489,7 +508,7 @@ pub async fn create(State(pipeline): State<Pipeline>, viewer: Viewer, mp: Multip
     let problem = if subject.is_empty() || body.is_empty() {
         Some("Give the ticket a subject and a message.".to_string())
     } else {
-        check_files(&pipeline, &form.files).err()
+        check_files(&pipeline, &form).err()
     };
     if let Some(error) = problem {
         let (max_size, extensions) = limits(&pipeline);
@@ -504,7 +523,7 @@ pub async fn create(State(pipeline): State<Pipeline>, viewer: Viewer, mp: Multip
         };
         return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &p));
     }
-    let checked = check_files(&pipeline, &form.files).map_err(WebError::BadRequest)?;
+    let checked = check_files(&pipeline, &form).map_err(WebError::BadRequest)?;
     let p = pipeline.clone();
     let user = viewer.user.clone();
     let id = blocking(move || {

@@ -483,6 +483,72 @@ fn accepted_attachments_are_stored_once_and_refused_ones_listed() {
     assert_eq!(files, 1);
 }
 
+#[test]
+fn attachments_beyond_the_cap_are_listed_as_refused() {
+    let w = world();
+    let cap = ticketgate::parse::MAX_ATTACHMENTS;
+    let parts: String = (0..cap + 3)
+        .map(|i| {
+            format!(
+                "--XX\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=\"f{i}.txt\"\r\n\r\nfile {i}\r\n"
+            )
+        })
+        .collect();
+    let raw = format!(
+        "From: jane@acme.test\r\nTo: support@example.test\r\nSubject: many\r\nMessage-ID: <many@acme.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nAll of them.\r\n{parts}--XX--\r\n"
+    );
+    let Outcome::Opened { ticket, .. } = w.ingest(raw.as_bytes()) else { panic!() };
+    let rows: Vec<(String, i64, Option<String>)> = w.db(|c| {
+        let mut st =
+            c.prepare("SELECT filename, size, refused FROM attachments WHERE ticket_id = ?1 ORDER BY id").unwrap();
+        st.query_map([ticket], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(|r| r.unwrap()).collect()
+    });
+    assert_eq!(rows.len(), cap + 3, "every attachment is listed");
+    assert!(rows[..cap].iter().all(|r| r.2.is_none()), "the first {cap} are judged on their content");
+    for (i, row) in rows[cap..].iter().enumerate() {
+        let want = (format!("f{}.txt", cap + i), format!("file {}", cap + i).len() as i64);
+        assert_eq!((row.0.clone(), row.1), want);
+        assert_eq!(row.2.as_deref(), Some("too_many_attachments"));
+    }
+    let report = ticketgate::inspect::inspect(w.pipeline.config(), "many".into(), raw.as_bytes());
+    assert_eq!(report.attachments.len(), cap + 3);
+    assert_eq!(report.attachments[cap].reason.as_deref(), Some("too_many_attachments"));
+}
+
+#[test]
+fn quarantine_list_shows_control_characters_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: &[u8]| {
+        use std::io::Write;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ticketgate"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("TICKETGATE_") {
+                cmd.env_remove(key);
+            }
+        }
+        let mut child = cmd
+            .env("TICKETGATE_DATA_DIR", dir.path())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // Control characters reach a header only encoded (RFC 2047); raw ones make the mail unreadable.
+    let escapes = "Invoice \u{1b}]0;owned\u{7}\u{1b}[2J\tdue";
+    let subject = format!("=?utf-8?b?{}?=", data_encoding::BASE64.encode(escapes.as_bytes()));
+    run(&["ingest", "-"], &mail("stranger@else.test", "support@example.test", &subject, "esc@else.test", "", "Pay."));
+    let listed = run(&["quarantine", "list"], b"");
+    assert!(!listed.contains('\u{1b}') && !listed.contains('\u{7}'), "{listed:?}");
+    assert!(listed.contains(r"Invoice \u{1b}]0;owned\u{7}\u{1b}[2J\tdue"), "{listed}");
+    assert_eq!(listed.lines().next().unwrap().split('\t').count(), 5, "a tab in a value cannot add a column");
+}
+
 /// A trusted authentication result proving the From domain.
 const DMARC_PASS: &str = "Authentication-Results: mx.example.test; dmarc=pass header.from=example.test\r\n";
 

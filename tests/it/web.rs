@@ -1061,3 +1061,33 @@ async fn an_alias_counts_only_after_its_signed_link_is_confirmed_by_its_user() {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(w.pipeline.db().with(|c| users::aliases(c, w.admin)).unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn posts_take_at_most_20_files_and_bounded_text_and_keep_what_was_typed() {
+    let w = world();
+    let t = w.ticket;
+    let jane = w.session(w.member);
+    let names: Vec<String> = (0..21).map(|i| format!("f{i}.pdf")).collect();
+    let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), PDF)).collect();
+    let path = format!("/t/{t}/reply");
+    let fields = [("csrf", jane.csrf.as_str()), ("body", "Typed with care"), ("action", "send")];
+    let r = w.multipart(&path, Some(&jane), &fields, &files).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("A post takes at most 20 files; 21 were attached."), "{}", r.body);
+    assert!(r.body.contains(">Typed with care</textarea>"), "the typed text is kept");
+    let r = w.multipart("/new", Some(&jane), &[("csrf", &jane.csrf), ("subject", "s"), ("body", "b")], &files).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("at most 20 files"), "{}", r.body);
+    assert_eq!(w.messages(t).len(), 2, "nothing was posted");
+
+    let long = "x".repeat(ticketgate::web::MAX_POST_CHARS + 1);
+    let r = w.multipart(&path, Some(&jane), &[("csrf", &jane.csrf), ("body", &long), ("action", "send")], &[]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("The message is longer than 100000 characters"), "{}", &r.body[..200]);
+    assert!(r.body.contains(&long), "the typed text is kept");
+    assert_eq!(w.messages(t).len(), 2);
+
+    let r = w.multipart(&path, Some(&jane), &fields, &files[..20]).await;
+    assert!(r.status.is_redirection(), "20 files are taken: {}", r.status);
+    assert_eq!(w.messages(t).len(), 3);
+}

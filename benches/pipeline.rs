@@ -1,47 +1,80 @@
-//! `ticketgate bench`: measures the inbound pipeline on a generated corpus
-//! and prints figures; it never asserts them (speed is a measurement, not a
-//! test). The corpus is deterministic: new tickets and replies with quoted
-//! history, 20–40 KB on average, a third with an attachment.
+//! `cargo bench --bench pipeline`: measures the inbound pipeline on a
+//! generated corpus and prints figures; it never asserts them (speed is a
+//! measurement, not a test). The corpus is deterministic: new tickets and
+//! replies with quoted history, 20–40 KB on average, a third with an
+//! attachment.
 //!
 //! Figures: (a) parsing alone, (b) the whole pipeline into SQLite with
 //! durable commits, in batches as the Maildir and IMAP sources commit, and
 //! one commit per message for comparison, (c) the peak RSS of a process
 //! that ingests one message carrying a 15 MB attachment (measured in a
-//! child process, since peak RSS only ever grows).
+//! child process, since peak RSS only ever grows), (d) the "hostile" group:
+//! time and peak RSS of `ticketgate ingest` on one generated attack-shaped
+//! message each, every one in a fresh process and data directory (see
+//! [`HOSTILE`]).
+//!
+//! Options (after `--`): `--messages N` (5000), `--batch N` (100),
+//! `--group all|pipeline|hostile` (all).
 
 use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use clap::Parser;
 
-use crate::config::Config;
-use crate::lifecycle::Role;
-use crate::pipeline::{Outcome, Pipeline};
-use crate::signing::Keyring;
-use crate::store::{Db, users};
+use ticketgate::config::Config;
+use ticketgate::lifecycle::Role;
+use ticketgate::pipeline::{Outcome, Pipeline};
+use ticketgate::signing::Keyring;
+use ticketgate::store::{Db, users};
 
-#[derive(Debug, clap::Args)]
-pub struct BenchArgs {
+#[derive(Debug, Parser)]
+struct BenchArgs {
     /// Messages in the generated corpus.
     #[arg(long, default_value_t = 5000)]
-    pub messages: usize,
+    messages: usize,
     /// Messages committed together (as the Maildir and IMAP sources do).
     #[arg(long, default_value_t = 100)]
-    pub batch: usize,
+    batch: usize,
+    /// Which figures: `pipeline` (corpus and 15 MB RSS), `hostile`, or `all`.
+    #[arg(long, default_value = "all")]
+    group: String,
     /// Internal: ingest one message with a 15 MB attachment and print the peak RSS.
     #[arg(long, hide = true)]
-    pub rss_child: bool,
+    rss_child: bool,
+    /// Internal: run one hostile case in a child `ticketgate ingest` and print its figures.
+    #[arg(long, hide = true)]
+    hostile_case: Option<String>,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = BenchArgs::parse();
+    if args.rss_child {
+        return rss_child();
+    }
+    if let Some(case) = &args.hostile_case {
+        return hostile_case(case);
+    }
+    if matches!(args.group.as_str(), "all" | "pipeline") {
+        pipeline_group(&args)?;
+    }
+    if matches!(args.group.as_str(), "all" | "hostile") {
+        hostile_group()?;
+    }
+    Ok(())
 }
 
 const TEAMS: usize = 20;
 const MEMBERS_PER_TEAM: usize = 5;
 const SUPPORT: &str = "support@bench.test";
 
-pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    if args.rss_child {
-        return rss_child();
-    }
+fn pipeline_group(args: &BenchArgs) -> anyhow::Result<()> {
     let corpus = Corpus::generate(args.messages);
     let bytes: usize = corpus.messages.iter().map(Vec::len).sum();
     println!(
@@ -54,7 +87,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
     let start = Instant::now();
     for m in &corpus.messages {
-        std::hint::black_box(crate::parse::parse(m).ok());
+        std::hint::black_box(ticketgate::parse::parse(m).ok());
     }
     let parse_rate = rate(corpus.messages.len(), start);
     println!("parse only:                 {parse_rate:>8.0} messages/s");
@@ -69,7 +102,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     println!("pipeline, one commit each:  {single:>8.0} messages/s");
 
     let exe = std::env::current_exe()?;
-    let out = std::process::Command::new(exe).args(["bench", "--rss-child"]).output()?;
+    let out = Command::new(exe).arg("--rss-child").output()?;
     anyhow::ensure!(out.status.success(), "the RSS child failed: {}", String::from_utf8_lossy(&out.stderr));
     print!("{}", String::from_utf8_lossy(&out.stdout));
     Ok(())
@@ -112,7 +145,7 @@ fn fresh_pipeline() -> anyhow::Result<(Pipeline, tempfile::TempDir)> {
                 )?;
             }
         }
-        Ok::<_, crate::store::StoreError>(())
+        Ok::<_, ticketgate::store::StoreError>(())
     })?;
     Ok((pipeline, dir))
 }
@@ -334,4 +367,171 @@ fn message_with_attachment_headers(
     raw.extend_from_slice(data_encoding::BASE64_MIME.encode(bytes).as_bytes());
     raw.extend_from_slice(b"\r\n--b0undary--\r\n");
     raw
+}
+
+/// The hostile group: a name, and what the message is.
+const HOSTILE: &[(&str, &str)] = &[
+    ("html-head-body", "1 MB of <head><body>, HTML only"),
+    ("short-lines", "2 MB of short lines"),
+    ("text-40mb", "a 40 MB text mail"),
+    ("attachments-2x14mib", "a 40 MB mail with two 14 MiB attachments"),
+    ("over-limit-200mb", "a 200 MB mail, over max_message_bytes"),
+    ("attachments-10000", "10,000 attachments"),
+];
+
+fn hostile_group() -> anyhow::Result<()> {
+    println!("hostile input: `ticketgate ingest` of one message, each in a fresh process and data directory");
+    println!("{:<22} {:>9} {:>8} {:>13}  outcome", "case", "size MB", "time s", "peak RSS MB");
+    let exe = std::env::current_exe()?;
+    for (name, what) in HOSTILE {
+        let out = Command::new(&exe).args(["--hostile-case", name]).output()?;
+        anyhow::ensure!(out.status.success(), "case {name} ({what}) failed: {}", String::from_utf8_lossy(&out.stderr));
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+    Ok(())
+}
+
+/// One hostile case, in its own process: writes the message to a file, makes
+/// a data directory whose users include the sender (so the message opens a
+/// ticket and notifications are composed), then runs `ticketgate ingest` on
+/// it. The time is that child's wall-clock time; the peak RSS is its
+/// `getrusage(RUSAGE_CHILDREN)` maximum (this process has no other child).
+fn hostile_case(name: &str) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let file = dir.path().join("message.eml");
+    let size = write_hostile(name, &mut std::io::BufWriter::new(std::fs::File::create(&file)?))?;
+    let env = [
+        ("TICKETGATE_DATA_DIR".to_string(), data.to_string_lossy().into_owned()),
+        ("TICKETGATE_SUPPORT__ADDRESS".to_string(), SUPPORT.to_string()),
+    ];
+    let config = Config::load_with_env(None, env.clone())?;
+    std::fs::create_dir_all(&data)?;
+    Db::open(&config.store.path)?.write(|tx| {
+        let team = users::create_team(tx, "team0", 0)?;
+        for (email, role, team) in
+            [("user1@team0.test", Role::Member, Some(team)), ("agent@bench.test", Role::Staff, None)]
+        {
+            users::create_user(tx, &users::NewUser { email, name: "", role, team_id: team, password_hash: None }, 0)?;
+        }
+        Ok::<_, ticketgate::store::StoreError>(())
+    })?;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ticketgate"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("TICKETGATE_") {
+            cmd.env_remove(key);
+        }
+    }
+    let start = Instant::now();
+    let out = cmd.envs(env).arg("ingest").arg(&file).output()?;
+    let took = start.elapsed();
+    let peak_kb = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)?.max_rss();
+    let outcome = String::from_utf8_lossy(&out.stdout);
+    let outcome = outcome.trim().rsplit('\t').next().unwrap_or_default();
+    let outcome = if out.status.success() {
+        outcome.to_string()
+    } else {
+        format!("exit {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim())
+    };
+    println!(
+        "{name:<22} {:>9.1} {:>8.2} {:>13.1}  {outcome}",
+        size as f64 / 1e6,
+        took.as_secs_f64(),
+        peak_kb as f64 / 1024.0
+    );
+    Ok(())
+}
+
+const HEAD: &str = "From: user1@team0.test\r\nTo: support@bench.test\r\nSubject: hostile\r\nMessage-ID: <hostile@team0.test>\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n";
+
+/// Writes the message of case `name`; returns its size in bytes.
+fn write_hostile(name: &str, out: &mut impl std::io::Write) -> anyhow::Result<u64> {
+    let mut counted = Counted { inner: out, bytes: 0 };
+    let w = &mut counted;
+    match name {
+        "html-head-body" => {
+            write!(w, "{HEAD}Content-Type: text/html; charset=utf-8\r\n\r\n")?;
+            repeat(w, b"<head><body>", 1_000_000)?;
+        }
+        "short-lines" => {
+            write!(w, "{HEAD}Content-Type: text/plain; charset=utf-8\r\n\r\n")?;
+            repeat(w, b"ok\r\n", 2_000_000)?;
+        }
+        "text-40mb" => text(w, 40_000_000)?,
+        "over-limit-200mb" => text(w, 200_000_000)?,
+        "attachments-2x14mib" => {
+            write!(w, "{HEAD}Content-Type: multipart/mixed; boundary=\"b0undary\"\r\n\r\n")?;
+            write!(w, "--b0undary\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nTwo scans.\r\n")?;
+            let mut rng = Rng(7);
+            for i in 0..2 {
+                let mut pdf = b"%PDF-1.4\n".to_vec();
+                pdf.extend((0..14 * 1024 * 1024 - 16).map(|_| b'0' + (rng.next() % 10) as u8));
+                pdf.extend_from_slice(b"\n%%EOF\n");
+                write!(
+                    w,
+                    "--b0undary\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"scan{i}.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+                    data_encoding::BASE64_MIME.encode(&pdf)
+                )?;
+            }
+            write!(w, "--b0undary--\r\n")?;
+        }
+        "attachments-10000" => {
+            write!(w, "{HEAD}Content-Type: multipart/mixed; boundary=\"b0undary\"\r\n\r\n")?;
+            write!(w, "--b0undary\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nMany files.\r\n")?;
+            for i in 0..10_000 {
+                write!(
+                    w,
+                    "--b0undary\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=\"f{i}.txt\"\r\n\r\nfile {i}\r\n"
+                )?;
+            }
+            write!(w, "--b0undary--\r\n")?;
+        }
+        other => anyhow::bail!("no hostile case {other:?}"),
+    }
+    w.flush()?;
+    Ok(counted.bytes)
+}
+
+/// A text/plain message of about `bytes` bytes of sentences.
+fn text(w: &mut impl std::io::Write, bytes: u64) -> anyhow::Result<()> {
+    write!(w, "{HEAD}Content-Type: text/plain; charset=utf-8\r\n\r\n")?;
+    let mut rng = Rng(11);
+    let mut written = 0;
+    while written < bytes {
+        let line = format!("{}\r\n", sentences(&mut rng, 1));
+        w.write_all(line.as_bytes())?;
+        written += line.len() as u64;
+    }
+    Ok(())
+}
+
+/// `unit` repeated to `bytes` bytes, then a line end.
+fn repeat(w: &mut impl std::io::Write, unit: &[u8], bytes: usize) -> anyhow::Result<()> {
+    let chunk = unit.repeat(64 * 1024 / unit.len());
+    let mut left = bytes / unit.len();
+    while left > 0 {
+        let n = left.min(chunk.len() / unit.len());
+        w.write_all(&chunk[..n * unit.len()])?;
+        left -= n;
+    }
+    w.write_all(b"\r\n")?;
+    Ok(())
+}
+
+/// A writer that counts what passes through.
+struct Counted<'a, W> {
+    inner: &'a mut W,
+    bytes: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
