@@ -111,8 +111,13 @@ fn a_mail_keeps_its_trimmed_quote_and_gives_a_nameless_author_its_display_name()
     let w = world();
     let body =
         "It burns.\r\n\r\nOn Mon, 5 Jan 2026 at 10:02, Support <support@example.test> wrote:\r\n> Is it on fire?\r\n";
+    // Mail without evidence of its sender names nobody: a forger must not rename a user.
+    let forged = mail("Mallory <jane@acme.test>", "support@example.test", "Hi", "q0@acme.test", "", "Hi");
+    assert!(matches!(w.ingest(&forged), Outcome::Opened { .. }));
+    assert_eq!(w.db(|c| users::by_id(c, w.member).unwrap().name), "", "an unverified mail sets no name");
     let from = "=?UTF-8?Q?Jane_D=C3=B6e?= <jane@acme.test>";
-    let raw = mail(from, "support@example.test", "Printer", "q1@acme.test", "", body);
+    let proven = "Authentication-Results: mx.example.test; dmarc=pass header.from=acme.test\r\n";
+    let raw = mail(from, "support@example.test", "Printer", "q1@acme.test", proven, body);
     let Outcome::Opened { ticket, message } = w.ingest(&raw) else { panic!("a new ticket") };
     let m = w.db(|c| tickets::message(c, ticket, message).unwrap());
     assert_eq!(m.body, "It burns.");
@@ -120,7 +125,7 @@ fn a_mail_keeps_its_trimmed_quote_and_gives_a_nameless_author_its_display_name()
     assert_eq!(w.db(|c| tickets::raw_message(c, message).unwrap()), Some(raw), "the untrimmed mail is stored");
     assert_eq!(w.db(|c| users::by_id(c, w.member).unwrap().name), "Jane Döe");
 
-    let other = mail("Someone Else <jane@acme.test>", "support@example.test", "Other", "q2@acme.test", "", "Hi");
+    let other = mail("Someone Else <jane@acme.test>", "support@example.test", "Other", "q2@acme.test", proven, "Hi");
     assert!(matches!(w.ingest(&other), Outcome::Opened { .. }));
     assert_eq!(w.db(|c| users::by_id(c, w.member).unwrap().name), "Jane Döe", "a name once set stays");
 }
