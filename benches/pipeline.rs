@@ -25,9 +25,10 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 
+use ticketgate::app::App;
 use ticketgate::config::Config;
 use ticketgate::lifecycle::Role;
-use ticketgate::pipeline::{Outcome, Pipeline};
+use ticketgate::pipeline::Outcome;
 use ticketgate::signing::Keyring;
 use ticketgate::store::{Db, users};
 
@@ -113,14 +114,14 @@ fn rate(n: usize, start: Instant) -> f64 {
 }
 
 /// A fresh store in a temp dir with the corpus's teams and users.
-fn fresh_pipeline() -> anyhow::Result<(Pipeline, tempfile::TempDir)> {
+fn fresh_pipeline() -> anyhow::Result<(App, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
     let mut config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
     config.store.blobs = dir.path().join("blobs");
     config.support.address = SUPPORT.into();
     config.limits.max_message_bytes = 64 * 1024 * 1024;
     let db = Db::open(&dir.path().join("bench.sqlite"))?;
-    let pipeline = Pipeline::new(Arc::new(config), Keyring::new(vec![vec![42; 32]]), db);
+    let pipeline = App::new(Arc::new(config), Keyring::new(vec![vec![42; 32]]), db);
     pipeline.db().write(|tx| {
         users::create_user(
             tx,

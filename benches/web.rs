@@ -22,8 +22,8 @@ use rusqlite::params;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use ticketgate::app::App;
 use ticketgate::config::Config;
-use ticketgate::pipeline::Pipeline;
 use ticketgate::signing::Keyring;
 use ticketgate::store::tickets;
 use ticketgate::store::{Db, sessions};
@@ -137,7 +137,7 @@ fn serve(db_path: &Path) -> anyhow::Result<()> {
     let dir = db_path.parent().unwrap_or(Path::new("."));
     let mut config = Config { data_dir: dir.to_path_buf(), ..Config::default() };
     config.store.blobs = dir.join("blobs");
-    let pipeline = Pipeline::new(Arc::new(config), Keyring::new(vec![vec![7; 32]]), Db::open(db_path)?);
+    let pipeline = App::new(Arc::new(config), Keyring::new(vec![vec![7; 32]]), Db::open(db_path)?);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -118,10 +118,6 @@ fn message_span(source: &str, parsed: &Result<Parsed, Unreadable>) -> tracing::S
     tracing::info_span!("message", source, message_id, outcome = tracing::field::Empty)
 }
 
-/// The pipeline's methods are on [`App`]; this name stays for the callers
-/// that speak of the pipeline.
-pub type Pipeline = App;
-
 impl App {
     /// Processes one message. Blocking.
     pub fn ingest(&self, raw: &[u8], source: &str) -> Result<Outcome, IngestError> {

@@ -15,10 +15,10 @@ use super::auth::{self, Viewer, encode};
 use super::view::{self, AttachmentView, Contact, ListRow, MessageView, Nav, NewTicket, NoteView, TicketPage};
 use super::{WebError, blocking, html, page};
 use crate::actions::{self, Post, Upload};
+use crate::app::App;
 use crate::deeplink::{Link, LinkError};
 use crate::lifecycle::Status;
 use crate::parse::Part;
-use crate::pipeline::Pipeline;
 use crate::policy::attachments::{self, Checked};
 use crate::store::portal::{self, Listing, Sort};
 use crate::store::tickets::{self, Ticket, Via};
@@ -50,7 +50,7 @@ pub struct ListQuery {
 
 /// GET /: the viewer's team's tickets (staff: every team, or one).
 pub async fn list(
-    State(pipeline): State<Pipeline>,
+    State(pipeline): State<App>,
     viewer: Viewer,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, WebError> {
@@ -142,18 +142,14 @@ fn visible(c: &rusqlite::Connection, user: &User, id: i64) -> Result<Ticket, Web
 }
 
 /// GET /t/{id}.
-pub async fn ticket(
-    State(pipeline): State<Pipeline>,
-    viewer: Viewer,
-    Path(id): Path<String>,
-) -> Result<Response, WebError> {
+pub async fn ticket(State(pipeline): State<App>, viewer: Viewer, Path(id): Path<String>) -> Result<Response, WebError> {
     let id = parse_id(&id)?;
     let page = ticket_page(&pipeline, viewer, id, String::new(), None).await?;
     Ok(html(StatusCode::OK, &page))
 }
 
 async fn ticket_page(
-    pipeline: &Pipeline,
+    pipeline: &App,
     viewer: Viewer,
     id: i64,
     draft: String,
@@ -236,7 +232,7 @@ async fn ticket_page(
     .await
 }
 
-fn limits(pipeline: &Pipeline) -> (String, String) {
+fn limits(pipeline: &App) -> (String, String) {
     let rules = &pipeline.config().attachments;
     (
         format::size(rules.max_bytes),
@@ -294,7 +290,7 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> WebError {
 
 /// Checks the post's limits (files, text length), then runs every file
 /// through the attachment policy; the first problem as a sentence.
-fn check_files(pipeline: &Pipeline, form: &Posted) -> Result<Vec<Checked>, String> {
+fn check_files(pipeline: &App, form: &Posted) -> Result<Vec<Checked>, String> {
     let files = form.files.len() + form.extra_files;
     if files > MAX_POST_FILES {
         return Err(format!("A post takes at most {MAX_POST_FILES} files; {files} were attached. Nothing was sent."));
@@ -318,7 +314,7 @@ fn check_files(pipeline: &Pipeline, form: &Posted) -> Result<Vec<Checked>, Strin
 /// POST /t/{id}/reply: Send (post; a customer's reply reopens), or Close
 /// (post the text if any, then close). Attachments ride along.
 pub async fn reply(
-    State(pipeline): State<Pipeline>,
+    State(pipeline): State<App>,
     viewer: Viewer,
     Path(id): Path<String>,
     mp: Multipart,
@@ -402,7 +398,7 @@ pub struct ReferenceForm {
 
 /// POST /t/{id}/reference.
 pub async fn reference(
-    State(pipeline): State<Pipeline>,
+    State(pipeline): State<App>,
     viewer: Viewer,
     Path(id): Path<String>,
     Form(form): Form<ReferenceForm>,
@@ -424,7 +420,7 @@ pub async fn reference(
 
 /// GET /t/{id}/a/{attachment}: always a download, never shown inline.
 pub async fn download(
-    State(pipeline): State<Pipeline>,
+    State(pipeline): State<App>,
     viewer: Viewer,
     Path((id, attachment)): Path<(String, String)>,
 ) -> Result<Response, WebError> {
@@ -465,7 +461,7 @@ pub fn content_disposition(filename: &str) -> String {
 }
 
 /// GET /new.
-pub async fn new_page(State(pipeline): State<Pipeline>, viewer: Viewer) -> Result<Response, WebError> {
+pub async fn new_page(State(pipeline): State<App>, viewer: Viewer) -> Result<Response, WebError> {
     let Some(team) = viewer.user.team_id else { return Ok(staff_cannot_open(&viewer)) };
     let team = team_name(&pipeline, team).await?;
     let (max_size, extensions) = limits(&pipeline);
@@ -493,13 +489,13 @@ fn staff_cannot_open(viewer: &Viewer) -> Response {
     html(StatusCode::FORBIDDEN, &p)
 }
 
-async fn team_name(pipeline: &Pipeline, team: i64) -> Result<String, WebError> {
+async fn team_name(pipeline: &App, team: i64) -> Result<String, WebError> {
     let db = pipeline.db().clone();
     blocking(move || Ok(db.with(|c| users::team(c, team))?.name)).await
 }
 
 /// POST /new: opens a ticket for the viewer's team.
-pub async fn create(State(pipeline): State<Pipeline>, viewer: Viewer, mp: Multipart) -> Result<Response, WebError> {
+pub async fn create(State(pipeline): State<App>, viewer: Viewer, mp: Multipart) -> Result<Response, WebError> {
     let form = read_form(mp).await?;
     viewer.check_csrf(form.field("csrf"))?;
     let Some(team) = viewer.user.team_id else { return Ok(staff_cannot_open(&viewer)) };
@@ -551,7 +547,7 @@ pub async fn create(State(pipeline): State<Pipeline>, viewer: Viewer, mp: Multip
 }
 
 /// GET /contact: Support, Sales and Billing, from the config (public).
-pub async fn contact(State(pipeline): State<Pipeline>, headers: HeaderMap) -> Result<Response, WebError> {
+pub async fn contact(State(pipeline): State<App>, headers: HeaderMap) -> Result<Response, WebError> {
     let nav = auth::viewer(&pipeline, &headers).await?.map(|v| v.nav()).unwrap_or_else(Nav::anonymous);
     let s = &pipeline.config().support;
     let p =
@@ -563,7 +559,7 @@ pub async fn contact(State(pipeline): State<Pipeline>, headers: HeaderMap) -> Re
 /// checked before anything else and a bad link's page names nothing of the
 /// ticket; a good one still needs a login and a user who may see the ticket.
 pub async fn deep_link(
-    State(pipeline): State<Pipeline>,
+    State(pipeline): State<App>,
     headers: HeaderMap,
     Path(token): Path<String>,
 ) -> Result<Response, WebError> {

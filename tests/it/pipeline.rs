@@ -5,16 +5,17 @@
 use std::sync::Arc;
 
 use rusqlite::Connection;
+use ticketgate::app::App;
 use ticketgate::config::Config;
 use ticketgate::lifecycle::{Role, Status};
-use ticketgate::pipeline::{Outcome, Pipeline};
+use ticketgate::pipeline::Outcome;
 use ticketgate::route::token;
 use ticketgate::signing::Keyring;
 use ticketgate::store::users::{self, NewUser};
 use ticketgate::store::{Db, tickets};
 
 pub struct World {
-    pub pipeline: Pipeline,
+    pub pipeline: App,
     pub _dir: tempfile::TempDir,
     pub member: i64,
     pub admin: i64,
@@ -29,7 +30,7 @@ pub fn world_with(f: impl FnOnce(&mut Config)) -> World {
     config.security.trusted_authserv_ids = vec!["mx.example.test".into()];
     f(&mut config);
     let db = Db::open(&dir.path().join("t.sqlite")).unwrap();
-    let pipeline = Pipeline::new(Arc::new(config), Keyring::new(vec![vec![7; 32]]), db);
+    let pipeline = App::new(Arc::new(config), Keyring::new(vec![vec![7; 32]]), db);
     let (member, admin, staff) = pipeline
         .db()
         .write(|c| {

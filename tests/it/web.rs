@@ -13,10 +13,10 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use tower::ServiceExt;
 
 use ticketgate::actions::{self, Post};
+use ticketgate::app::App;
 use ticketgate::config::Config;
 use ticketgate::deeplink::Link;
 use ticketgate::lifecycle::{Role, Status};
-use ticketgate::pipeline::Pipeline;
 use ticketgate::signing::Keyring;
 use ticketgate::store::tickets::{self, Via};
 use ticketgate::store::users::{self, NewUser};
@@ -25,7 +25,7 @@ use ticketgate::store::{Db, StoreError, sessions};
 const PASSWORD: &str = "correct horse battery";
 
 struct World {
-    pipeline: Pipeline,
+    pipeline: App,
     app: Router,
     _dir: tempfile::TempDir,
     member: i64,
@@ -49,7 +49,7 @@ fn world_with(f: impl FnOnce(&mut Config)) -> World {
     config.web.max_failed_logins = 3;
     f(&mut config);
     let db = Db::open(&dir.path().join("t.sqlite")).unwrap();
-    let pipeline = Pipeline::new(Arc::new(config), Keyring::new(vec![vec![7; 32]]), db);
+    let pipeline = App::new(Arc::new(config), Keyring::new(vec![vec![7; 32]]), db);
     let hash = ticketgate::password::hash(PASSWORD);
     let (member, admin, staff, other) = pipeline
         .db()
