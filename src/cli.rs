@@ -316,7 +316,7 @@ fn quarantine(app: &App, c: QuarantineCommand) -> anyhow::Result<i32> {
                     out,
                     "{}\t{}\t{}\t{}\t{}",
                     q.id,
-                    cell(&q.reason),
+                    cell(q.reason.as_str()),
                     cell(q.sender.as_deref().unwrap_or("-")),
                     cell(q.subject.as_deref().unwrap_or("-")),
                     cell(&q.detail)

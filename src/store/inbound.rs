@@ -5,6 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Result;
+use crate::code::QuarantineReason;
 
 /// An earlier handling of the same message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +27,7 @@ pub fn mark_processed(c: &Connection, key: &str, outcome: &str, ticket: Option<i
 }
 
 pub struct Quarantined<'a> {
-    pub reason: &'a str,
+    pub reason: QuarantineReason,
     pub detail: &'a str,
     pub source: &'a str,
     /// The message's key in `processed`.
@@ -50,7 +51,7 @@ pub fn quarantine(c: &Connection, q: &Quarantined, now: i64) -> Result<i64> {
 }
 
 /// The quarantine entry (id, reason) of the message with `key`, if it was quarantined.
-pub fn quarantined_as(c: &Connection, key: &str) -> Result<Option<(i64, String)>> {
+pub fn quarantined_as(c: &Connection, key: &str) -> Result<Option<(i64, QuarantineReason)>> {
     Ok(c.prepare_cached("SELECT id, reason FROM quarantine WHERE dedup_key = ?1 ORDER BY id LIMIT 1")?
         .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?)
@@ -60,7 +61,7 @@ pub fn quarantined_as(c: &Connection, key: &str) -> Result<Option<(i64, String)>
 #[derive(Debug, Clone)]
 pub struct QuarantineEntry {
     pub id: i64,
-    pub reason: String,
+    pub reason: QuarantineReason,
     pub detail: String,
     pub source: String,
     pub message_id: Option<String>,

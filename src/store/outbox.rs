@@ -4,6 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Result;
+use crate::code::OutboxState;
 
 pub struct NewMail<'a> {
     /// Our Message-ID, without brackets.
@@ -101,9 +102,9 @@ pub fn due(c: &Connection, now: i64, limit: usize) -> Result<Vec<Due>> {
 /// The server accepted the mail.
 pub fn mark_sent(c: &Connection, id: i64, now: i64) -> Result<()> {
     c.prepare_cached(
-        "UPDATE outbox SET state = 'sent', attempts = attempts + 1, sent_at = ?2, last_error = NULL WHERE id = ?1",
+        "UPDATE outbox SET state = ?3, attempts = attempts + 1, sent_at = ?2, last_error = NULL WHERE id = ?1",
     )?
-    .execute(params![id, now])?;
+    .execute(params![id, now, OutboxState::Sent])?;
     Ok(())
 }
 
@@ -111,18 +112,18 @@ pub fn mark_sent(c: &Connection, id: i64, now: i64) -> Result<()> {
 pub fn mark_retry(c: &Connection, id: i64, next_at: i64, error: &str) -> Result<()> {
     c.prepare_cached(
         "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3
-         WHERE id = ?1 AND state = 'pending'",
+         WHERE id = ?1 AND state = ?4",
     )?
-    .execute(params![id, next_at, error])?;
+    .execute(params![id, next_at, error, OutboxState::Pending])?;
     Ok(())
 }
 
 /// A permanent failure, or the retry deadline passed: no more attempts.
 pub fn mark_failed(c: &Connection, id: i64, error: &str) -> Result<()> {
     c.prepare_cached(
-        "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1 AND state = 'pending'",
+        "UPDATE outbox SET state = ?3, attempts = attempts + 1, last_error = ?2 WHERE id = ?1 AND state = ?4",
     )?
-    .execute(params![id, error])?;
+    .execute(params![id, error, OutboxState::Failed, OutboxState::Pending])?;
     Ok(())
 }
 
@@ -130,9 +131,9 @@ pub fn mark_failed(c: &Connection, id: i64, error: &str) -> Result<()> {
 /// an attempt at `now`; returns how many. Sent mail is never sent again.
 pub fn retry(c: &Connection, id: Option<i64>, now: i64) -> Result<usize> {
     Ok(c.execute(
-        "UPDATE outbox SET state = 'pending', next_attempt_at = ?2
-         WHERE state != 'sent' AND (?1 IS NULL OR id = ?1)",
-        params![id, now],
+        "UPDATE outbox SET state = ?3, next_attempt_at = ?2
+         WHERE state != ?4 AND (?1 IS NULL OR id = ?1)",
+        params![id, now, OutboxState::Pending, OutboxState::Sent],
     )?)
 }
 
@@ -144,7 +145,7 @@ pub struct Entry {
     pub ticket_id: Option<i64>,
     pub kind: String,
     pub recipient: String,
-    pub state: String,
+    pub state: OutboxState,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub last_error: Option<String>,

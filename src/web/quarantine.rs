@@ -14,6 +14,7 @@ use super::auth::Viewer;
 use super::view::Nav;
 use super::{WebError, blocking, html, staff_only};
 use crate::app::App;
+use crate::code::QuarantineReason;
 use crate::format::{self, Time};
 use crate::policy::attachments;
 use crate::quarantine::{Release, Target, notice_text};
@@ -25,7 +26,7 @@ const LIST_LIMIT: i64 = 200;
 
 pub struct Row {
     pub id: i64,
-    pub reason: String,
+    pub reason: QuarantineReason,
     pub sender: String,
     pub subject: String,
     pub arrived: Time,
@@ -51,7 +52,7 @@ pub struct FileVerdict {
 pub struct Entry {
     pub nav: Nav,
     pub id: i64,
-    pub reason: String,
+    pub reason: QuarantineReason,
     pub detail: String,
     pub source: String,
     pub sender: String,

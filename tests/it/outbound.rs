@@ -156,7 +156,7 @@ fn new_ticket(db: &Db, n: &Notifier, who: &Cast, subject: &str, root: &str) -> i
 
 fn outbox_ids(db: &Db) -> Vec<(i64, String, String)> {
     let rows = db.with(|c| outbox::list(c, 10_000)).unwrap();
-    rows.into_iter().map(|e| (e.id, e.message_id, e.state)).collect()
+    rows.into_iter().map(|e| (e.id, e.message_id, e.state.to_string())).collect()
 }
 
 fn all_sent(db: &Db) -> bool {
@@ -272,7 +272,7 @@ fn an_outage_then_recovery_delivers_every_mail_exactly_once() {
     }
     let worker = Worker::start(db, config);
     let failed_twice =
-        || db.with(|c| outbox::list(c, 100)).unwrap().iter().all(|e| e.attempts >= 2 && e.state == "pending");
+        || db.with(|c| outbox::list(c, 100)).unwrap().iter().all(|e| e.attempts >= 2 && e.state.as_str() == "pending");
     wait_until("every mail tried twice while the server is down", LONG, failed_twice);
     let rows = db.with(|c| outbox::list(c, 100)).unwrap();
     assert!(rows.iter().all(|e| e.last_error.as_deref().is_some_and(|s| !s.is_empty())), "{rows:?}");
@@ -318,7 +318,7 @@ fn permanent_failures_are_recorded_on_the_ticket_and_not_retried() {
     wait_until("the second mail sent", LONG, || outbox_ids(db).iter().any(|(_, _, s)| s == "sent"));
 
     let rows = db.with(|c| outbox::list(c, 10)).unwrap();
-    let failed = rows.iter().find(|e| e.state == "failed").unwrap();
+    let failed = rows.iter().find(|e| e.state.as_str() == "failed").unwrap();
     assert_eq!(failed.attempts, 1, "a 5xx is not retried");
     assert!(failed.last_error.as_deref().unwrap().contains("550"), "{failed:?}");
     let notes = db.with(|c| tickets::events(c, t)).unwrap();

@@ -9,6 +9,7 @@ use ticketgate::app::App;
 use ticketgate::config::Config;
 use ticketgate::lifecycle::{Role, Status};
 use ticketgate::pipeline::Outcome;
+use ticketgate::policy::auto::AutoKind;
 use ticketgate::route::token;
 use ticketgate::signing::Keyring;
 use ticketgate::store::users::{self, NewUser};
@@ -302,7 +303,7 @@ fn automatic_mail_never_opens_a_ticket() {
         "Auto-Submitted: auto-replied\r\nIn-Reply-To: <open@acme.test>\r\n",
         "away",
     );
-    assert_eq!(w.ingest(&ooo), Outcome::Automatic { kind: "auto-replied", ticket: Some(t) });
+    assert_eq!(w.ingest(&ooo), Outcome::Automatic { kind: AutoKind::AutoReplied, ticket: Some(t) });
     assert_eq!(w.count("SELECT count(*) FROM tickets"), 1);
     assert_eq!(w.count("SELECT count(*) FROM messages"), 1);
     assert_eq!(w.count(&format!("SELECT count(*) FROM ticket_events WHERE ticket_id = {t} AND kind = 'automatic'")), 1);
@@ -672,7 +673,7 @@ fn automatic_mail_notes_only_tickets_its_sender_may_act_on() {
             "Auto-Submitted: auto-replied\r\nIn-Reply-To: <open@acme.test>\r\n",
             "away",
         );
-        assert_eq!(w.ingest(&raw), Outcome::Automatic { kind: "auto-replied", ticket: None }, "{from}");
+        assert_eq!(w.ingest(&raw), Outcome::Automatic { kind: AutoKind::AutoReplied, ticket: None }, "{from}");
     }
     assert_eq!(w.count(&format!("SELECT count(*) FROM ticket_events WHERE ticket_id = {t}")), 0);
 }

@@ -24,7 +24,7 @@ impl World {
 
     fn quarantined(&self, raw: &[u8], reason: &str) -> i64 {
         match self.ingest(raw) {
-            Outcome::Quarantined { reason: r, id } if r == reason => id,
+            Outcome::Quarantined { reason: r, id } if r.as_str() == reason => id,
             o => panic!("expected {reason}, got {o:?}"),
         }
     }
