@@ -160,7 +160,7 @@ fn write_post(tx: &Connection, env: &Env, ticket: Ticket, post: &Post, event: Ev
                 size: c.size,
                 detected: c.detected.as_deref(),
                 sha256: sha.as_deref(),
-                refused: c.reason.as_deref(),
+                refused: c.reason,
             },
             env.now,
         )?;

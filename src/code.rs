@@ -95,6 +95,22 @@ stable_code! {
     }
 }
 
+stable_code! {
+    /// Why [`check`](crate::policy::attachments::check) refused an attachment
+    /// (`attachments.refused`); [`Refusal::ALL`] is every one.
+    pub enum Refusal {
+        ExtensionNotAllowed = "extension_not_allowed",
+        EmptyFile = "empty_file",
+        TooLarge = "too_large",
+        MacroEnabled = "macro_enabled",
+        ContentMismatch = "content_mismatch",
+        NotText = "not_text",
+        HtmlDisguisedAsText = "html_disguised_as_text",
+        ScriptDisguisedAsText = "script_disguised_as_text",
+        TooManyAttachments = "too_many_attachments",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,7 +40,7 @@ use rusqlite::Connection;
 use crate::config::Config;
 use crate::deeplink::Link;
 use crate::lifecycle::Event;
-use crate::policy::attachments::Checked;
+use crate::policy::attachments::{Checked, Refusal};
 use crate::signing::Keyring;
 use crate::store::outbox::{self, NewMail};
 use crate::store::tickets::{self, Ticket};
@@ -113,7 +113,7 @@ pub fn ticket_event(
         })
         .map(|a| FileLine {
             url: a.refused.is_none().then(|| format!("{portal}/t/{}/a/{}", ticket.id, a.id)),
-            ..file_line(&a.filename, a.size.max(0) as u64, a.refused.as_deref())
+            ..file_line(&a.filename, a.size.max(0) as u64, a.refused)
         })
         .collect();
     let (files, more_files) = listed(files);
@@ -221,11 +221,7 @@ pub fn notice(tx: &Connection, n: &Notifier, to: &str, notice: &Notice, in_reply
             mail.subject = ticket.subject.clone();
             mail.status = ticket.status.label().to_string();
             (mail.files, mail.more_files) = listed(
-                files
-                    .iter()
-                    .filter(|f| !f.accepted)
-                    .map(|f| file_line(&f.filename, f.size, Some(f.reason.as_deref().unwrap_or_default())))
-                    .collect(),
+                files.iter().filter(|f| !f.accepted).map(|f| file_line(&f.filename, f.size, f.reason)).collect(),
             );
             let rules = &n.config.attachments;
             mail.allowed = rules.allowed_extensions.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(", ");
@@ -373,7 +369,7 @@ fn deep_link(n: &Notifier, ticket: i64, message: i64, user: i64) -> String {
     Link { ticket, message, user, expires: n.now.saturating_add(ttl) }.url(&n.config.support.public_url, n.keys)
 }
 
-fn file_line(name: &str, size: u64, refused: Option<&str>) -> FileLine {
+fn file_line(name: &str, size: u64, refused: Option<Refusal>) -> FileLine {
     FileLine {
         name: name.to_string(),
         size: crate::format::size(size),

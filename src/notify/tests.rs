@@ -297,7 +297,7 @@ fn notices_are_rate_limited_and_stay_out_of_the_thread() {
             size: 2048,
             detected: None,
             accepted: false,
-            reason: Some(crate::policy::attachments::EXTENSION_NOT_ALLOWED.into()),
+            reason: Some(Refusal::ExtensionNotAllowed),
         }];
         let refused = Notice::RefusedAttachments { ticket: &ticket, files: &files };
         assert!(notice(c, &n, "member@acme.test", &refused, Some("f1@acme.test"))?);
@@ -357,7 +357,7 @@ fn mails_quote_a_bounded_excerpt_and_staff_get_download_links() {
             raw: None,
         };
         let message = tickets::add_message(c, &new, 1000)?;
-        let file = |name: &'static str, refused: Option<&'static str>| NewAttachment {
+        let file = |name: &'static str, refused: Option<Refusal>| NewAttachment {
             ticket_id: t,
             message_id: Some(message),
             filename: name,
@@ -367,7 +367,7 @@ fn mails_quote_a_bounded_excerpt_and_staff_get_download_links() {
             refused,
         };
         let kept = tickets::add_attachment(c, &file("report.pdf", None), 1000)?;
-        tickets::add_attachment(c, &file("run.exe", Some("extension_not_allowed")), 1000)?;
+        tickets::add_attachment(c, &file("run.exe", Some(Refusal::ExtensionNotAllowed)), 1000)?;
         for i in 0..MAX_FILES_LISTED {
             tickets::add_attachment(c, &file(if i % 2 == 0 { "a.png" } else { "b.png" }, None), 1000)?;
         }

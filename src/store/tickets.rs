@@ -5,6 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Result;
+use crate::code::Refusal;
 use crate::lifecycle::{Event, Role, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,7 +234,7 @@ pub struct Attachment {
     pub detected: Option<String>,
     pub sha256: Option<String>,
     /// The refusal reason code; `None` when accepted.
-    pub refused: Option<String>,
+    pub refused: Option<Refusal>,
     pub created_at: i64,
 }
 
@@ -244,7 +245,7 @@ pub struct NewAttachment<'a> {
     pub size: u64,
     pub detected: Option<&'a str>,
     pub sha256: Option<&'a str>,
-    pub refused: Option<&'a str>,
+    pub refused: Option<Refusal>,
 }
 
 pub fn add_attachment(c: &Connection, a: &NewAttachment, now: i64) -> Result<i64> {

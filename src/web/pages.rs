@@ -182,7 +182,7 @@ async fn ticket_page(
                 id: a.id,
                 filename: a.filename,
                 size: format::size(u64::try_from(a.size).unwrap_or(0)),
-                refused: a.refused.as_deref().map(|code| attachments::reason_text(code).to_string()),
+                refused: a.refused.map(|code| attachments::reason_text(code).to_string()),
             });
         }
         let messages: Vec<MessageView> = messages
@@ -304,7 +304,7 @@ fn check_files(pipeline: &App, form: &Posted) -> Result<Vec<Checked>, String> {
         form.files.iter().map(|p| attachments::check(p, &pipeline.config().attachments)).collect();
     match checked.iter().find(|c| !c.accepted) {
         Some(c) => {
-            let why = c.reason.as_deref().map(attachments::reason_text).unwrap_or("It was refused.");
+            let why = c.reason.map(attachments::reason_text).unwrap_or("It was refused.");
             Err(format!("{} was not accepted: {why} Nothing was sent.", c.filename))
         }
         None => Ok(checked),

@@ -126,7 +126,7 @@ fn entry_page(app: &App, nav: Nav, q: QuarantineEntry, stored: &[u8], teams: Vec
             FileVerdict {
                 name: c.filename,
                 size: format::size(c.size),
-                refused: c.reason.as_deref().filter(|_| !c.accepted).map(attachments::reason_text),
+                refused: c.reason.filter(|_| !c.accepted).map(attachments::reason_text),
             }
         })
         .collect();

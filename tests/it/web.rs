@@ -14,6 +14,7 @@ use tower::ServiceExt;
 
 use ticketgate::actions::{self, Post};
 use ticketgate::app::App;
+use ticketgate::code::Refusal;
 use ticketgate::config::Config;
 use ticketgate::deeplink::Link;
 use ticketgate::lifecycle::{Role, Status};
@@ -556,7 +557,7 @@ async fn the_ticket_page_escapes_bodies_and_links_urls_safely() {
                     size: 2048,
                     detected: None,
                     sha256: None,
-                    refused: Some("extension_not_allowed"),
+                    refused: Some(Refusal::ExtensionNotAllowed),
                 },
                 3_000,
             )?;
