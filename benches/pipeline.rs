@@ -16,6 +16,9 @@
 //! Options (after `--`): `--messages N` (5000), `--batch N` (100),
 //! `--group all|pipeline|hostile` (all).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::Command;
@@ -25,6 +28,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 
+use common::Rng;
 use ticketgate::app::App;
 use ticketgate::config::Config;
 use ticketgate::lifecycle::Role;
@@ -208,22 +212,6 @@ fn peak_rss_kb() -> anyhow::Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM in /proc/self/status")?;
     Ok(line.split_whitespace().nth(1).context("malformed VmHWM")?.parse()?)
-}
-
-/// xorshift64*: a deterministic corpus without a seeded-RNG dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 struct Corpus {
