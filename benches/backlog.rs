@@ -213,7 +213,7 @@ fn login(port: u16) -> std::io::Result<u16> {
     http(port, "POST /login", "tg_login=bench", "application/x-www-form-urlencoded", &body)
 }
 
-fn reply(port: u16, ticket: i64, token: &str) -> std::io::Result<u16> {
+fn reply(port: u16, ticket: ticketgate::id::TicketId, token: &str) -> std::io::Result<u16> {
     let field =
         |name: &str, value: &str| format!("--f\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n");
     let body =

@@ -246,7 +246,7 @@ fn generate(db: &Db) -> anyhow::Result<()> {
                 at += rng.below(86_400 * 3) as i64;
             }
             ticket.execute(params![team, opener, subject, status, reference, created, times[times.len() - 1]])?;
-            let id = tx.last_insert_rowid();
+            let id = ticketgate::id::TicketId(tx.last_insert_rowid());
             tickets::index_text(tx, id, "subject", &subject)?;
             if !reference.is_empty() {
                 tickets::index_text(tx, id, "reference", &reference)?;

@@ -18,6 +18,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::app::App;
 use crate::config::Config;
+use crate::id::TicketId;
 use crate::lifecycle::Role;
 use crate::store::{Db, users};
 
@@ -227,7 +228,7 @@ pub enum QuarantineCommand {
         id: i64,
         /// Post it as a reply on this ticket.
         #[arg(long, conflicts_with = "team")]
-        ticket: Option<i64>,
+        ticket: Option<TicketId>,
         /// Open a new ticket for this team (a sender who is no user becomes its member).
         #[arg(long)]
         team: Option<String>,

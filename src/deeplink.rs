@@ -3,6 +3,7 @@
 //! link is only a pointer: it never logs anyone in (the portal still asks for
 //! a login and checks that the user may see the ticket).
 
+use crate::id::TicketId;
 use crate::signing::Keyring;
 
 const PURPOSE: &str = "deep-link";
@@ -10,7 +11,7 @@ const SIG_BYTES: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Link {
-    pub ticket: i64,
+    pub ticket: TicketId,
     /// The stored message the link points at.
     pub message: i64,
     /// The recipient it was made for.
@@ -54,7 +55,7 @@ impl Link {
         let parts: Vec<&str> = token.split('.').collect();
         let [t, m, u, e, sig] = parts[..] else { return Err(LinkError::Invalid) };
         let num = |s: &str| s.parse::<i64>().map_err(|_| LinkError::Invalid);
-        let link = Link { ticket: num(t)?, message: num(m)?, user: num(u)?, expires: num(e)? };
+        let link = Link { ticket: TicketId(num(t)?), message: num(m)?, user: num(u)?, expires: num(e)? };
         if !keys.verify_b32(PURPOSE, link.data().as_bytes(), sig, SIG_BYTES) {
             return Err(LinkError::Invalid);
         }
@@ -123,7 +124,7 @@ mod tests {
     #[test]
     fn links_verify_expire_and_resist_tampering() {
         let k = Keyring::new(vec![vec![9; 32]]);
-        let link = Link { ticket: 4, message: 17, user: 2, expires: 1000 };
+        let link = Link { ticket: TicketId(4), message: 17, user: 2, expires: 1000 };
         let tok = link.token(&k);
         assert_eq!(Link::verify(&k, &tok, 999), Ok(link));
         assert_eq!(Link::verify(&k, &tok, 1001), Err(LinkError::Expired));

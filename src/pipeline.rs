@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::actions::{self, Env, Post, Upload};
 use crate::app::App;
 use crate::code::QuarantineReason;
+use crate::id::TicketId;
 use crate::notify::{self, Notice, Notifier};
 use crate::parse::{self, Parsed};
 use crate::policy::auto::{self, AutoKind};
@@ -34,13 +35,13 @@ use crate::{address, clock, lifecycle};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// A new ticket was opened.
-    Opened { ticket: i64, message: i64 },
+    Opened { ticket: TicketId, message: i64 },
     /// Posted on an existing ticket.
-    Replied { ticket: i64, message: i64 },
+    Replied { ticket: TicketId, message: i64 },
     /// Seen before; nothing changed.
-    Duplicate { ticket: Option<i64> },
+    Duplicate { ticket: Option<TicketId> },
     /// Automatic mail (auto-reply, list, ...): never creates a ticket or gets a reply.
-    Automatic { kind: AutoKind, ticket: Option<i64> },
+    Automatic { kind: AutoKind, ticket: Option<TicketId> },
     /// A delivery report; the addresses now marked as bouncing.
     Bounce { marked: Vec<String> },
     /// Kept aside with its reason (stable code) for a person to look at.
@@ -58,7 +59,7 @@ impl Outcome {
         }
     }
 
-    pub fn ticket(&self) -> Option<i64> {
+    pub fn ticket(&self) -> Option<TicketId> {
         match self {
             Outcome::Opened { ticket, .. } | Outcome::Replied { ticket, .. } => Some(*ticket),
             Outcome::Duplicate { ticket } | Outcome::Automatic { ticket, .. } => *ticket,
@@ -207,7 +208,9 @@ impl App {
                     tracing::warn!(source, reason = reason.as_str(), id, "message quarantined")
                 }
                 Outcome::Failed { error } => tracing::error!(source, error, "message left at the source"),
-                o => tracing::debug!(source, outcome = o.label(), ticket = o.ticket(), "message processed"),
+                o => {
+                    tracing::debug!(source, outcome = o.label(), ticket = o.ticket().map(|t| t.0), "message processed")
+                }
             }
         }
         Ok(outcomes)
@@ -629,7 +632,7 @@ impl App {
         Ok(facts)
     }
 
-    fn referenced_ticket(&self, tx: &Connection, p: &Parsed) -> Result<Option<i64>, StoreError> {
+    fn referenced_ticket(&self, tx: &Connection, p: &Parsed) -> Result<Option<TicketId>, StoreError> {
         let mut ids = p.references.clone();
         ids.extend(p.in_reply_to.iter().cloned());
         tickets::by_message_ids(tx, &ids)

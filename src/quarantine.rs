@@ -28,6 +28,7 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use crate::app::App;
+use crate::id::TicketId;
 use crate::lifecycle::Role;
 use crate::parse::{self, Parsed};
 use crate::pipeline::Outcome;
@@ -45,7 +46,7 @@ pub enum Target {
     /// Where the pipeline would have put it, had it been accepted.
     Thread,
     /// A reply on this ticket.
-    Ticket(i64),
+    Ticket(TicketId),
     /// A new ticket for the team of this name.
     Team(String),
 }

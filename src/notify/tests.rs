@@ -4,6 +4,7 @@ use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
 use rusqlite::Connection;
 
 use super::*;
+use crate::id::TicketId;
 use crate::lifecycle::{Role, Status};
 use crate::store::outbox::Entry;
 use crate::store::testing;
@@ -49,7 +50,7 @@ fn keys() -> Keyring {
 }
 
 /// Posts a message as `author` and runs the notification for it.
-fn post(c: &Connection, n: &Notifier, ticket: i64, author: &User, event: Event, body: &str, mid: &str) -> i64 {
+fn post(c: &Connection, n: &Notifier, ticket: TicketId, author: &User, event: Event, body: &str, mid: &str) -> i64 {
     let message = tickets::add_message(
         c,
         &NewMessage {

@@ -6,12 +6,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Result;
 use crate::code::QuarantineReason;
+use crate::id::TicketId;
 
 /// An earlier handling of the same message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
     pub outcome: String,
-    pub ticket_id: Option<i64>,
+    pub ticket_id: Option<TicketId>,
 }
 
 pub fn seen(c: &Connection, key: &str) -> Result<Option<Seen>> {
@@ -20,7 +21,7 @@ pub fn seen(c: &Connection, key: &str) -> Result<Option<Seen>> {
         .optional()?)
 }
 
-pub fn mark_processed(c: &Connection, key: &str, outcome: &str, ticket: Option<i64>, now: i64) -> Result<()> {
+pub fn mark_processed(c: &Connection, key: &str, outcome: &str, ticket: Option<TicketId>, now: i64) -> Result<()> {
     c.prepare_cached("INSERT OR IGNORE INTO processed(key, outcome, ticket_id, at) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![key, outcome, ticket, now])?;
     Ok(())
@@ -155,7 +156,7 @@ pub fn resolve(c: &Connection, id: i64, what: &str, by: &str, now: i64, drop_mes
 }
 
 /// Records a released message's new outcome, so a re-delivery is a duplicate of it.
-pub fn set_outcome(c: &Connection, key: &str, outcome: &str, ticket: Option<i64>) -> Result<()> {
+pub fn set_outcome(c: &Connection, key: &str, outcome: &str, ticket: Option<TicketId>) -> Result<()> {
     c.execute("UPDATE processed SET outcome = ?2, ticket_id = ?3 WHERE key = ?1", params![key, outcome, ticket])?;
     Ok(())
 }

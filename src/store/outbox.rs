@@ -5,11 +5,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Result;
 use crate::code::OutboxState;
+use crate::id::TicketId;
 
 pub struct NewMail<'a> {
     /// Our Message-ID, without brackets.
     pub message_id: &'a str,
-    pub ticket_id: Option<i64>,
+    pub ticket_id: Option<TicketId>,
     pub kind: &'a str,
     pub recipient: &'a str,
     /// The rendered message, headers and body.
@@ -30,7 +31,7 @@ pub fn enqueue(c: &Connection, m: &NewMail, now: i64) -> Result<i64> {
 pub const NOTICE: &str = "notice";
 
 /// Our newest thread mail on `ticket` to `recipient` (Message-ID, no brackets).
-pub fn latest_to(c: &Connection, ticket: i64, recipient: &str) -> Result<Option<String>> {
+pub fn latest_to(c: &Connection, ticket: TicketId, recipient: &str) -> Result<Option<String>> {
     Ok(c.prepare_cached(
         "SELECT message_id FROM outbox WHERE ticket_id = ?1 AND recipient = ?2 AND kind != ?3
          ORDER BY id DESC LIMIT 1",
@@ -40,7 +41,7 @@ pub fn latest_to(c: &Connection, ticket: i64, recipient: &str) -> Result<Option<
 }
 
 /// The kind of our newest mail on `ticket`, leaving out notices and the kinds in `skip`.
-pub fn latest_kind(c: &Connection, ticket: i64, skip: &str) -> Result<Option<String>> {
+pub fn latest_kind(c: &Connection, ticket: TicketId, skip: &str) -> Result<Option<String>> {
     Ok(c.prepare_cached(
         "SELECT kind FROM outbox WHERE ticket_id = ?1 AND kind NOT IN (?2, ?3) ORDER BY id DESC LIMIT 1",
     )?
@@ -62,7 +63,7 @@ pub fn pending_depth(c: &Connection) -> Result<Depth> {
 }
 
 /// Whom outbox row `id` went to: (ticket, recipient, Message-ID).
-pub fn addressed(c: &Connection, id: i64) -> Result<Option<(Option<i64>, String, String)>> {
+pub fn addressed(c: &Connection, id: i64) -> Result<Option<(Option<TicketId>, String, String)>> {
     Ok(c.prepare_cached("SELECT ticket_id, recipient, message_id FROM outbox WHERE id = ?1")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?)
@@ -74,7 +75,7 @@ pub fn addressed(c: &Connection, id: i64) -> Result<Option<(Option<i64>, String,
 pub struct Due {
     pub id: i64,
     pub message_id: String,
-    pub ticket_id: Option<i64>,
+    pub ticket_id: Option<TicketId>,
     pub recipient: String,
     pub attempts: i64,
     pub created_at: i64,
@@ -142,7 +143,7 @@ pub fn retry(c: &Connection, id: Option<i64>, now: i64) -> Result<usize> {
 pub struct Entry {
     pub id: i64,
     pub message_id: String,
-    pub ticket_id: Option<i64>,
+    pub ticket_id: Option<TicketId>,
     pub kind: String,
     pub recipient: String,
     pub state: OutboxState,

@@ -171,6 +171,7 @@ fn ticket_number(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::id::TicketId;
     use crate::lifecycle::Role;
     use crate::store::testing;
     use crate::store::tickets;
@@ -204,7 +205,7 @@ mod tests {
             let t3 = tickets::create(c, b, ub, "printer on fire", "web", 30)?;
             tickets::set_status(c, t1, Status::Closed, 40)?;
             tickets::set_internal_ref(c, t2, "CRM-77", 25)?;
-            let ids = |q: &Listing| -> Result<Vec<i64>> { Ok(list(c, q)?.iter().map(|r| r.ticket.id).collect()) };
+            let ids = |q: &Listing| -> Result<Vec<TicketId>> { Ok(list(c, q)?.iter().map(|r| r.ticket.id).collect()) };
             let base = Listing { limit: 10, ..Listing::default() };
             assert_eq!(ids(&base)?, vec![t1, t3, t2], "newest update first");
             assert_eq!(ids(&Listing { team: Some(a), ..base.clone() })?, vec![t1, t2]);
@@ -216,7 +217,7 @@ mod tests {
             assert_eq!(search("PRINTER", Some(a))?, vec![t1], "other teams' tickets never match");
             assert_eq!(search("crm-77", None)?, vec![t2], "the internal reference is searched");
             assert_eq!(search(&format!("#{t3}"), None)?, vec![t3]);
-            assert_eq!(search("foo-bar: NEAR(", None)?, Vec::<i64>::new(), "syntax is not interpreted");
+            assert_eq!(search("foo-bar: NEAR(", None)?, Vec::<TicketId>::new(), "syntax is not interpreted");
             assert!(!search_truncated(c, "printer")?);
             assert_eq!(search("printer", None)?, vec![t1, t3]);
             for _ in 0..SEARCH_HITS {

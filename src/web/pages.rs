@@ -17,6 +17,7 @@ use super::{WebError, blocking, html, page};
 use crate::actions::{self, Post, Upload};
 use crate::app::App;
 use crate::deeplink::{Link, LinkError};
+use crate::id::TicketId;
 use crate::lifecycle::Status;
 use crate::parse::Part;
 use crate::policy::attachments::{self, Checked};
@@ -136,14 +137,14 @@ fn parse_id(s: &str) -> Result<i64, WebError> {
 }
 
 /// The ticket if `user` may see it; otherwise the same "not found" as a missing one.
-fn visible(c: &rusqlite::Connection, user: &User, id: i64) -> Result<Ticket, WebError> {
+fn visible(c: &rusqlite::Connection, user: &User, id: TicketId) -> Result<Ticket, WebError> {
     let t = tickets::get(c, id)?;
     if actions::may_act(user, &t) { Ok(t) } else { Err(WebError::NotFound) }
 }
 
 /// GET /t/{id}.
 pub async fn ticket(State(pipeline): State<App>, viewer: Viewer, Path(id): Path<String>) -> Result<Response, WebError> {
-    let id = parse_id(&id)?;
+    let id = parse_id(&id).map(TicketId)?;
     let page = ticket_page(&pipeline, viewer, id, String::new(), None).await?;
     Ok(html(StatusCode::OK, &page))
 }
@@ -151,7 +152,7 @@ pub async fn ticket(State(pipeline): State<App>, viewer: Viewer, Path(id): Path<
 async fn ticket_page(
     pipeline: &App,
     viewer: Viewer,
-    id: i64,
+    id: TicketId,
     draft: String,
     error: Option<String>,
 ) -> Result<TicketPage, WebError> {
@@ -319,7 +320,7 @@ pub async fn reply(
     Path(id): Path<String>,
     mp: Multipart,
 ) -> Result<Response, WebError> {
-    let id = parse_id(&id)?;
+    let id = parse_id(&id).map(TicketId)?;
     let form = read_form(mp).await?;
     viewer.check_csrf(form.field("csrf"))?;
     let close = match form.field("action") {
@@ -382,7 +383,7 @@ pub async fn reply(
     Ok(to_ticket(id, anchor))
 }
 
-fn to_ticket(id: i64, anchor: Option<i64>) -> Response {
+fn to_ticket(id: TicketId, anchor: Option<i64>) -> Response {
     match anchor {
         Some(m) => Redirect::to(&format!("/t/{id}#m{m}")).into_response(),
         None => Redirect::to(&format!("/t/{id}")).into_response(),
@@ -403,7 +404,7 @@ pub async fn reference(
     Path(id): Path<String>,
     Form(form): Form<ReferenceForm>,
 ) -> Result<Response, WebError> {
-    let id = parse_id(&id)?;
+    let id = parse_id(&id).map(TicketId)?;
     viewer.check_csrf(&form.csrf)?;
     let reference: String = form.reference.trim().chars().filter(|c| !c.is_control()).take(200).collect();
     let p = pipeline.clone();
@@ -424,7 +425,7 @@ pub async fn download(
     viewer: Viewer,
     Path((id, attachment)): Path<(String, String)>,
 ) -> Result<Response, WebError> {
-    let (id, attachment) = (parse_id(&id)?, parse_id(&attachment)?);
+    let (id, attachment) = (parse_id(&id).map(TicketId)?, parse_id(&attachment)?);
     let p = pipeline.clone();
     let (filename, bytes) = blocking(move || {
         let a = p.db().with(|c| {

@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 use askama::Template;
 
 use crate::format::Time;
+use crate::id::TicketId;
 use crate::lifecycle::{Role, Status};
 use crate::store::portal::Sort;
 use crate::store::users::{Team, User};
@@ -68,7 +69,7 @@ pub struct Choice {
 }
 
 pub struct ListRow {
-    pub id: i64,
+    pub id: TicketId,
     pub subject: String,
     pub status: &'static str,
     pub status_class: &'static str,
@@ -133,7 +134,7 @@ pub struct NoteView {
 #[template(path = "web/ticket.html")]
 pub struct TicketPage {
     pub nav: Nav,
-    pub id: i64,
+    pub id: TicketId,
     pub subject: String,
     pub status: &'static str,
     pub status_class: &'static str,
@@ -270,7 +271,7 @@ mod tests {
     fn page(m: MessageView) -> TicketPage {
         TicketPage {
             nav: Nav::anonymous(),
-            id: 1,
+            id: TicketId(1),
             subject: "<i>s</i>".into(),
             status: "Closed",
             status_class: "s-closed",

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use mail_parser::MessageParser;
 use ticketgate::config::{Config, TlsMode, Transport};
+use ticketgate::id::TicketId;
 use ticketgate::inbound::maildir::Maildir;
 use ticketgate::lifecycle::{Event, Role};
 use ticketgate::notify::{self, Notifier};
@@ -120,7 +121,7 @@ fn cast(db: &Db) -> Cast {
 }
 
 /// A message by `author` with the status change and notifications, in one transaction.
-fn act(db: &Db, n: &Notifier, ticket: i64, author: &User, event: Event, body: &str, mid: Option<&str>) {
+fn act(db: &Db, n: &Notifier, ticket: TicketId, author: &User, event: Event, body: &str, mid: Option<&str>) {
     db.write(|c| {
         let message = match mid {
             Some(mid) => Some(tickets::add_message(
@@ -148,7 +149,7 @@ fn act(db: &Db, n: &Notifier, ticket: i64, author: &User, event: Event, body: &s
     .unwrap();
 }
 
-fn new_ticket(db: &Db, n: &Notifier, who: &Cast, subject: &str, root: &str) -> i64 {
+fn new_ticket(db: &Db, n: &Notifier, who: &Cast, subject: &str, root: &str) -> TicketId {
     let t = db.write(|c| tickets::create(c, who.team, who.member.id, subject, "support", n.now)).unwrap();
     act(db, n, t, &who.member, Event::Opened, "The printer is on fire.", Some(root));
     t

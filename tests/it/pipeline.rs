@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 use ticketgate::app::App;
 use ticketgate::config::Config;
+use ticketgate::id::TicketId;
 use ticketgate::lifecycle::{Role, Status};
 use ticketgate::pipeline::Outcome;
 use ticketgate::policy::auto::AutoKind;
@@ -77,12 +78,12 @@ impl World {
         self.db(|c| c.query_row(sql, [], |r| r.get(0)).unwrap())
     }
 
-    pub fn reply_address(&self, ticket: i64, user: i64) -> String {
+    pub fn reply_address(&self, ticket: TicketId, user: i64) -> String {
         format!("support+{}@example.test", token::issue(self.pipeline.keys(), ticket, user))
     }
 
     /// Jane opens a ticket; returns its id.
-    pub fn open(&self) -> i64 {
+    pub fn open(&self) -> TicketId {
         let raw =
             mail("Jane <jane@acme.test>", "support@example.test", "Printer on fire", "open@acme.test", "", "It burns.");
         match self.ingest(&raw) {
@@ -91,7 +92,7 @@ impl World {
         }
     }
 
-    pub fn status(&self, ticket: i64) -> Status {
+    pub fn status(&self, ticket: TicketId) -> Status {
         self.db(|c| tickets::get(c, ticket).unwrap().status)
     }
 }

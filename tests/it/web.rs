@@ -17,6 +17,7 @@ use ticketgate::app::App;
 use ticketgate::code::Refusal;
 use ticketgate::config::Config;
 use ticketgate::deeplink::Link;
+use ticketgate::id::TicketId;
 use ticketgate::lifecycle::{Role, Status};
 use ticketgate::signing::Keyring;
 use ticketgate::store::tickets::{self, Via};
@@ -35,7 +36,7 @@ struct World {
     /// A member of another team.
     other: i64,
     /// Acme's ticket, opened by `member`, with a staff answer.
-    ticket: i64,
+    ticket: TicketId,
     answer: i64,
 }
 
@@ -117,11 +118,11 @@ impl World {
         Client { cookie: format!("tg_session={token}"), csrf }
     }
 
-    fn ticket_row(&self, id: i64) -> tickets::Ticket {
+    fn ticket_row(&self, id: TicketId) -> tickets::Ticket {
         self.pipeline.db().with(|c| tickets::get(c, id)).unwrap()
     }
 
-    fn messages(&self, id: i64) -> Vec<tickets::Message> {
+    fn messages(&self, id: TicketId) -> Vec<tickets::Message> {
         self.pipeline.db().with(|c| tickets::messages(c, id)).unwrap()
     }
 
@@ -464,7 +465,7 @@ async fn the_authorization_matrix() {
     let page = w.get(&format!("/t/{t}"), Some(&eve)).await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
     assert!(!page.body.contains("Printer"));
-    assert_eq!(w.get(&format!("/t/{}", t + 1000), Some(&eve)).await.body, page.body, "same as a missing ticket");
+    assert_eq!(w.get(&format!("/t/{}", t.0 + 1000), Some(&eve)).await.body, page.body, "same as a missing ticket");
     assert!(!w.get("/", Some(&eve)).await.body.contains("Printer"));
     assert!(!w.get("/?q=printer", Some(&eve)).await.body.contains("Printer"), "search stays in the team");
     let r = w
@@ -647,7 +648,7 @@ async fn attachments_upload_download_and_refusal() {
     assert_eq!(d.headers[header::CONTENT_TYPE], "application/octet-stream");
     assert_eq!(d.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     assert_eq!(w.get(&format!("/t/{t}/a/{}", a.id), Some(&eve)).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(w.get(&format!("/t/{}/a/{}", t + 1, a.id), Some(&boss)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(w.get(&format!("/t/{}/a/{}", t.0 + 1, a.id), Some(&boss)).await.status, StatusCode::NOT_FOUND);
     // Attach without text: an update; the status stays.
     let before = w.ticket_row(t).status;
     let r = w
@@ -818,7 +819,7 @@ async fn customers_open_tickets_staff_do_not() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let id: i64 = r.location().trim_start_matches("/t/").parse().unwrap();
+    let id: TicketId = r.location().trim_start_matches("/t/").parse().unwrap();
     let t = w.ticket_row(id);
     assert_eq!(
         (t.subject.as_str(), t.status, t.opener_id, t.source.as_str()),
@@ -845,7 +846,7 @@ async fn deep_links_check_signature_expiry_login_and_team() {
     assert_eq!(r.location(), format!("/login?next={}", enc(&path).replace("%2E", ".")).replace("%2D", "-"));
     // Tampered or expired: a clear page naming nothing of the ticket.
     for (bad, status) in [
-        (token.replacen(&format!("{}.", w.ticket), &format!("{}.", w.ticket + 1), 1), StatusCode::NOT_FOUND),
+        (token.replacen(&format!("{}.", w.ticket), &format!("{}.", w.ticket.0 + 1), 1), StatusCode::NOT_FOUND),
         (Link { expires: now - 1, ..link }.token(keys), StatusCode::GONE),
         ("garbage".to_string(), StatusCode::NOT_FOUND),
     ] {
