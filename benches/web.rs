@@ -66,9 +66,10 @@ fn main() -> anyhow::Result<()> {
     }
     let db = Db::open(&db_path)?;
     let (member, staff, rare, medium) = db.with(|c| {
-        let member: i64 =
+        let member: ticketgate::id::UserId =
             c.query_row("SELECT id FROM users WHERE role = 'member' ORDER BY id LIMIT 1", [], |r| r.get(0))?;
-        let staff: i64 = c.query_row("SELECT id FROM users WHERE role = 'staff' LIMIT 1", [], |r| r.get(0))?;
+        let staff: ticketgate::id::UserId =
+            c.query_row("SELECT id FROM users WHERE role = 'staff' LIMIT 1", [], |r| r.get(0))?;
         Ok((member, staff, word(VOCABULARY - 7), word(400)))
     })?;
     let member_cookie = session(&db, member)?;
@@ -149,7 +150,7 @@ fn serve(db_path: &Path) -> anyhow::Result<()> {
     })
 }
 
-fn session(db: &Db, user: i64) -> anyhow::Result<String> {
+fn session(db: &Db, user: ticketgate::id::UserId) -> anyhow::Result<String> {
     let token = ticketgate::signing::random_token();
     let id = ticketgate::digest::sha256_hex(token.as_bytes());
     let now = ticketgate::clock::now();

@@ -39,7 +39,7 @@ use rusqlite::Connection;
 
 use crate::config::Config;
 use crate::deeplink::Link;
-use crate::id::TicketId;
+use crate::id::{TicketId, UserId};
 use crate::lifecycle::Event;
 use crate::policy::attachments::{Checked, Refusal};
 use crate::signing::Keyring;
@@ -361,11 +361,11 @@ fn ticket_subject(tag: &str, subject: &str, follow_up: bool) -> String {
 }
 
 /// The recipient's own reply address: `support+TOKEN@domain`.
-fn reply_address(n: &Notifier, ticket: TicketId, user: i64) -> String {
+fn reply_address(n: &Notifier, ticket: TicketId, user: UserId) -> String {
     crate::address::with_tag(&n.config.support.address, &crate::route::token::issue(n.keys, ticket, user))
 }
 
-fn deep_link(n: &Notifier, ticket: TicketId, message: i64, user: i64) -> String {
+fn deep_link(n: &Notifier, ticket: TicketId, message: i64, user: UserId) -> String {
     let ttl = n.config.web.link_ttl_days.saturating_mul(86_400) as i64;
     Link { ticket, message, user, expires: n.now.saturating_add(ttl) }.url(&n.config.support.public_url, n.keys)
 }

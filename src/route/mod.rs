@@ -113,6 +113,7 @@ fn act(f: &Facts, ticket: TicketId, by: ThreadedBy) -> Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::id::UserId;
 
     fn known() -> Facts {
         Facts { sender_known: true, ..Facts::default() }
@@ -124,7 +125,7 @@ mod tests {
 
     #[test]
     fn token_wins_and_binds_to_its_owner() {
-        let token = Some(Token { ticket: TicketId(1), user: 2 });
+        let token = Some(Token { ticket: TicketId(1), user: UserId(2) });
         let f = Facts { token, sender_is_token_owner: true, referenced: named(TicketId(9), true), ..known() };
         assert_eq!(decide(&f), Route::Existing { ticket: TicketId(1), by: ThreadedBy::Token, verified: true });
         let f = Facts { token, sender_may_act_on_token_ticket: true, ..known() };
@@ -183,7 +184,7 @@ mod tests {
             Facts { referenced: named(TicketId(4), true), ..staff.clone() },
             Facts { tagged: named(TicketId(4), true), ..staff.clone() },
             Facts {
-                token: Some(Token { ticket: TicketId(4), user: 2 }),
+                token: Some(Token { ticket: TicketId(4), user: UserId(2) }),
                 sender_may_act_on_token_ticket: true,
                 ..staff.clone()
             },

@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::id::TicketId;
+use crate::id::{TicketId, UserId};
 use crate::signing::Keyring;
 
 const PURPOSE: &str = "reply-token";
@@ -29,7 +29,7 @@ pub const MAX_LOCAL_PART: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Token {
     pub ticket: TicketId,
-    pub user: i64,
+    pub user: UserId,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -50,12 +50,12 @@ impl TokenError {
     }
 }
 
-fn signed_data(ticket: TicketId, user: i64) -> String {
+fn signed_data(ticket: TicketId, user: UserId) -> String {
     format!("{ticket}:{user}")
 }
 
 /// The token for `user` on `ticket`.
-pub fn issue(keys: &Keyring, ticket: TicketId, user: i64) -> String {
+pub fn issue(keys: &Keyring, ticket: TicketId, user: UserId) -> String {
     format!("{ticket}-{user}-{}", keys.sign_b32(PURPOSE, signed_data(ticket, user).as_bytes(), SIG_BYTES))
 }
 
@@ -66,7 +66,7 @@ pub fn verify(keys: &Keyring, token: &str) -> Result<Token, TokenError> {
         return Err(TokenError::Malformed);
     };
     let parse = |s: &str| s.parse::<i64>().ok().filter(|n| *n > 0 && s.chars().all(|c| c.is_ascii_digit()));
-    let (Some(ticket), Some(user)) = (parse(t).map(TicketId), parse(u)) else {
+    let (Some(ticket), Some(user)) = (parse(t).map(TicketId), parse(u).map(UserId)) else {
         return Err(TokenError::Malformed);
     };
     if sig.len() != 16 {
@@ -132,11 +132,11 @@ mod tests {
     #[test]
     fn issued_tokens_verify_and_fit_an_address() {
         let k = keys();
-        let t = issue(&k, TicketId(123456789), 987654321);
-        assert_eq!(verify(&k, &t), Ok(Token { ticket: TicketId(123456789), user: 987654321 }));
+        let t = issue(&k, TicketId(123456789), UserId(987654321));
+        assert_eq!(verify(&k, &t), Ok(Token { ticket: TicketId(123456789), user: UserId(987654321) }));
         assert_eq!(
             verify(&k, &t.to_uppercase()),
-            Ok(Token { ticket: TicketId(123456789), user: 987654321 }),
+            Ok(Token { ticket: TicketId(123456789), user: UserId(987654321) }),
             "MTAs may change case"
         );
         assert!(format!("support+{t}").len() <= MAX_LOCAL_PART);
@@ -145,7 +145,7 @@ mod tests {
     #[test]
     fn forged_tokens_fail() {
         let k = keys();
-        let t = issue(&k, TicketId(5), 6);
+        let t = issue(&k, TicketId(5), UserId(6));
         let swapped = t.replacen("5-6", "5-7", 1);
         assert_eq!(verify(&k, &swapped), Err(TokenError::BadSignature));
         let other = Keyring::new(vec![b"another secret, another server..".to_vec()]);

@@ -6,14 +6,14 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Result;
 use crate::code::Refusal;
-use crate::id::TicketId;
+use crate::id::{TicketId, UserId};
 use crate::lifecycle::{Event, Role, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
     pub id: TicketId,
     pub team_id: i64,
-    pub opener_id: i64,
+    pub opener_id: UserId,
     pub subject: String,
     pub status: Status,
     pub source: String,
@@ -56,7 +56,7 @@ impl Via {
     }
 }
 
-pub fn create(c: &Connection, team: i64, opener: i64, subject: &str, source: &str, now: i64) -> Result<TicketId> {
+pub fn create(c: &Connection, team: i64, opener: UserId, subject: &str, source: &str, now: i64) -> Result<TicketId> {
     c.prepare_cached(
         "INSERT INTO tickets(team_id, opener_id, subject, status, source, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
@@ -121,7 +121,7 @@ pub fn index_text(c: &Connection, ticket: TicketId, kind: &str, text: &str) -> R
 
 pub struct NewMessage<'a> {
     pub ticket_id: TicketId,
-    pub author_id: Option<i64>,
+    pub author_id: Option<UserId>,
     pub author_role: Role,
     pub via: Via,
     pub event: Event,
@@ -170,7 +170,7 @@ pub fn set_unverified(c: &Connection, message: i64) -> Result<()> {
 pub struct Message {
     pub id: i64,
     pub ticket_id: TicketId,
-    pub author_id: Option<i64>,
+    pub author_id: Option<UserId>,
     pub author_role: String,
     pub via: String,
     pub event: String,
@@ -338,7 +338,7 @@ pub fn by_message_ids(c: &Connection, ids: &[String]) -> Result<Option<TicketId>
 }
 
 /// Whether `user` opened or wrote on the ticket.
-pub fn is_participant(c: &Connection, ticket: TicketId, user: i64) -> Result<bool> {
+pub fn is_participant(c: &Connection, ticket: TicketId, user: UserId) -> Result<bool> {
     Ok(c.prepare_cached(
         "SELECT EXISTS(SELECT 1 FROM tickets WHERE id = ?1 AND opener_id = ?2)
              OR EXISTS(SELECT 1 FROM messages WHERE ticket_id = ?1 AND author_id = ?2)",

@@ -17,7 +17,7 @@ use super::{WebError, blocking, html, page};
 use crate::actions::{self, Post, Upload};
 use crate::app::App;
 use crate::deeplink::{Link, LinkError};
-use crate::id::TicketId;
+use crate::id::{TicketId, UserId};
 use crate::lifecycle::Status;
 use crate::parse::Part;
 use crate::policy::attachments::{self, Checked};
@@ -167,7 +167,7 @@ async fn ticket_page(
             let team = users::team(c, t.team_id)?.name;
             let messages = tickets::messages(c, id)?;
             // Display name and address of each author.
-            let mut names: HashMap<i64, (String, String)> = HashMap::new();
+            let mut names: HashMap<UserId, (String, String)> = HashMap::new();
             for uid in messages.iter().filter_map(|m| m.author_id).chain([t.opener_id]) {
                 if let std::collections::hash_map::Entry::Vacant(e) = names.entry(uid) {
                     let user = users::by_id(c, uid)?;

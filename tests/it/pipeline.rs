@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 use ticketgate::app::App;
 use ticketgate::config::Config;
-use ticketgate::id::TicketId;
+use ticketgate::id::{TicketId, UserId};
 use ticketgate::lifecycle::{Role, Status};
 use ticketgate::pipeline::Outcome;
 use ticketgate::policy::auto::AutoKind;
@@ -19,9 +19,9 @@ use ticketgate::store::{Db, tickets};
 pub struct World {
     pub pipeline: App,
     pub _dir: tempfile::TempDir,
-    pub member: i64,
-    pub admin: i64,
-    pub staff: i64,
+    pub member: UserId,
+    pub admin: UserId,
+    pub staff: UserId,
 }
 
 pub fn world_with(f: impl FnOnce(&mut Config)) -> World {
@@ -78,7 +78,7 @@ impl World {
         self.db(|c| c.query_row(sql, [], |r| r.get(0)).unwrap())
     }
 
-    pub fn reply_address(&self, ticket: TicketId, user: i64) -> String {
+    pub fn reply_address(&self, ticket: TicketId, user: UserId) -> String {
         format!("support+{}@example.test", token::issue(self.pipeline.keys(), ticket, user))
     }
 
@@ -160,7 +160,7 @@ fn the_reply_token_threads_and_binds_to_its_owner() {
     // A teammate may use it (recorded as the author), a stranger may not.
     let boss = mail("boss@acme.test", &to, "Re", "r2@acme.test", "", "I see it too.");
     assert!(matches!(w.ingest(&boss), Outcome::Replied { ticket, .. } if ticket == t));
-    let author: i64 = w.db(|c| {
+    let author: UserId = w.db(|c| {
         c.query_row("SELECT author_id FROM messages WHERE message_id = 'r2@acme.test'", [], |r| r.get(0)).unwrap()
     });
     assert_eq!(author, w.admin);

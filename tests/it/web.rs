@@ -17,7 +17,7 @@ use ticketgate::app::App;
 use ticketgate::code::Refusal;
 use ticketgate::config::Config;
 use ticketgate::deeplink::Link;
-use ticketgate::id::TicketId;
+use ticketgate::id::{TicketId, UserId};
 use ticketgate::lifecycle::{Role, Status};
 use ticketgate::signing::Keyring;
 use ticketgate::store::tickets::{self, Via};
@@ -30,11 +30,11 @@ struct World {
     pipeline: App,
     app: Router,
     _dir: tempfile::TempDir,
-    member: i64,
-    admin: i64,
-    staff: i64,
+    member: UserId,
+    admin: UserId,
+    staff: UserId,
     /// A member of another team.
-    other: i64,
+    other: UserId,
     /// Acme's ticket, opened by `member`, with a staff answer.
     ticket: TicketId,
     answer: i64,
@@ -109,7 +109,7 @@ struct Client {
 
 impl World {
     /// A session made directly in the store (the login form has its own tests).
-    fn session(&self, user: i64) -> Client {
+    fn session(&self, user: UserId) -> Client {
         let token = format!("token-{user}-{}", ticketgate::signing::random_token());
         let csrf = ticketgate::signing::random_token();
         let id = ticketgate::digest::sha256_hex(token.as_bytes());
