@@ -14,6 +14,7 @@ use rusqlite::Connection;
 
 use crate::config::Config;
 use crate::header::{clean_subject, generate_message_id};
+use crate::id::MessageId;
 use crate::lifecycle::{Event, Role, Status, transition};
 use crate::notify::{self, Notifier};
 use crate::policy::attachments::Checked;
@@ -63,7 +64,7 @@ pub struct Post<'a> {
 #[derive(Debug, Clone)]
 pub struct Posted {
     pub ticket: Ticket,
-    pub message: i64,
+    pub message: MessageId,
     /// Attachments that were refused, with their reasons.
     pub refused: Vec<Checked>,
 }

@@ -3,7 +3,7 @@
 //! link is only a pointer: it never logs anyone in (the portal still asks for
 //! a login and checks that the user may see the ticket).
 
-use crate::id::{TicketId, UserId};
+use crate::id::{MessageId, TicketId, UserId};
 use crate::signing::Keyring;
 
 const PURPOSE: &str = "deep-link";
@@ -13,7 +13,7 @@ const SIG_BYTES: usize = 16;
 pub struct Link {
     pub ticket: TicketId,
     /// The stored message the link points at.
-    pub message: i64,
+    pub message: MessageId,
     /// The recipient it was made for.
     pub user: UserId,
     /// Unix seconds after which the link is refused.
@@ -55,7 +55,8 @@ impl Link {
         let parts: Vec<&str> = token.split('.').collect();
         let [t, m, u, e, sig] = parts[..] else { return Err(LinkError::Invalid) };
         let num = |s: &str| s.parse::<i64>().map_err(|_| LinkError::Invalid);
-        let link = Link { ticket: TicketId(num(t)?), message: num(m)?, user: UserId(num(u)?), expires: num(e)? };
+        let link =
+            Link { ticket: TicketId(num(t)?), message: MessageId(num(m)?), user: UserId(num(u)?), expires: num(e)? };
         if !keys.verify_b32(PURPOSE, link.data().as_bytes(), sig, SIG_BYTES) {
             return Err(LinkError::Invalid);
         }
@@ -124,7 +125,7 @@ mod tests {
     #[test]
     fn links_verify_expire_and_resist_tampering() {
         let k = Keyring::new(vec![vec![9; 32]]);
-        let link = Link { ticket: TicketId(4), message: 17, user: UserId(2), expires: 1000 };
+        let link = Link { ticket: TicketId(4), message: MessageId(17), user: UserId(2), expires: 1000 };
         let tok = link.token(&k);
         assert_eq!(Link::verify(&k, &tok, 999), Ok(link));
         assert_eq!(Link::verify(&k, &tok, 1001), Err(LinkError::Expired));

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::actions::{self, Env, Post, Upload};
 use crate::app::App;
 use crate::code::QuarantineReason;
-use crate::id::TicketId;
+use crate::id::{MessageId, TicketId};
 use crate::notify::{self, Notice, Notifier};
 use crate::parse::{self, Parsed};
 use crate::policy::auto::{self, AutoKind};
@@ -35,9 +35,9 @@ use crate::{address, clock, lifecycle};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// A new ticket was opened.
-    Opened { ticket: TicketId, message: i64 },
+    Opened { ticket: TicketId, message: MessageId },
     /// Posted on an existing ticket.
-    Replied { ticket: TicketId, message: i64 },
+    Replied { ticket: TicketId, message: MessageId },
     /// Seen before; nothing changed.
     Duplicate { ticket: Option<TicketId> },
     /// Automatic mail (auto-reply, list, ...): never creates a ticket or gets a reply.

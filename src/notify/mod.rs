@@ -39,7 +39,7 @@ use rusqlite::Connection;
 
 use crate::config::Config;
 use crate::deeplink::Link;
-use crate::id::{TicketId, UserId};
+use crate::id::{MessageId, TicketId, UserId};
 use crate::lifecycle::Event;
 use crate::policy::attachments::{Checked, Refusal};
 use crate::signing::Keyring;
@@ -88,7 +88,7 @@ pub fn ticket_event(
     tx: &Connection,
     n: &Notifier,
     ticket: &Ticket,
-    message: Option<i64>,
+    message: Option<MessageId>,
     event: Event,
     author: Option<&User>,
 ) -> Result<()> {
@@ -124,7 +124,7 @@ pub fn ticket_event(
     // The link points at the new message, or at the newest one for changes without a message.
     let link_message = match message {
         Some(m) => m,
-        None => tickets::latest_message_id(tx, ticket.id)?.unwrap_or(0),
+        None => tickets::latest_message_id(tx, ticket.id)?.unwrap_or_default(),
     };
     let parent = shown.and_then(|m| m.message_id.clone());
     let team = users::team(tx, ticket.team_id)?.name;
@@ -228,7 +228,7 @@ pub fn notice(tx: &Connection, n: &Notifier, to: &str, notice: &Notice, in_reply
             mail.allowed = rules.allowed_extensions.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(", ");
             mail.max_size = crate::format::size(rules.max_bytes);
             if let Some(u) = &user {
-                let newest = tickets::latest_message_id(tx, ticket.id)?.unwrap_or(0);
+                let newest = tickets::latest_message_id(tx, ticket.id)?.unwrap_or_default();
                 mail.link = Some(deep_link(n, ticket.id, newest, u.id));
             }
             let subject = format!("{tag} Attachments refused: {}", ticket.subject);
@@ -365,7 +365,7 @@ fn reply_address(n: &Notifier, ticket: TicketId, user: UserId) -> String {
     crate::address::with_tag(&n.config.support.address, &crate::route::token::issue(n.keys, ticket, user))
 }
 
-fn deep_link(n: &Notifier, ticket: TicketId, message: i64, user: UserId) -> String {
+fn deep_link(n: &Notifier, ticket: TicketId, message: MessageId, user: UserId) -> String {
     let ttl = n.config.web.link_ttl_days.saturating_mul(86_400) as i64;
     Link { ticket, message, user, expires: n.now.saturating_add(ttl) }.url(&n.config.support.public_url, n.keys)
 }

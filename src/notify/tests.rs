@@ -50,7 +50,15 @@ fn keys() -> Keyring {
 }
 
 /// Posts a message as `author` and runs the notification for it.
-fn post(c: &Connection, n: &Notifier, ticket: TicketId, author: &User, event: Event, body: &str, mid: &str) -> i64 {
+fn post(
+    c: &Connection,
+    n: &Notifier,
+    ticket: TicketId,
+    author: &User,
+    event: Event,
+    body: &str,
+    mid: &str,
+) -> MessageId {
     let message = tickets::add_message(
         c,
         &NewMessage {

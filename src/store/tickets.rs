@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Result;
 use crate::code::Refusal;
-use crate::id::{TicketId, UserId};
+use crate::id::{MessageId, TicketId, UserId};
 use crate::lifecycle::{Event, Role, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,7 +132,7 @@ pub struct NewMessage<'a> {
     pub raw: Option<&'a [u8]>,
 }
 
-pub fn add_message(c: &Connection, m: &NewMessage, now: i64) -> Result<i64> {
+pub fn add_message(c: &Connection, m: &NewMessage, now: i64) -> Result<MessageId> {
     c.prepare_cached(
         "INSERT INTO messages(ticket_id, author_id, author_role, via, event, body, message_id, raw, created_at, quoted)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -149,26 +149,26 @@ pub fn add_message(c: &Connection, m: &NewMessage, now: i64) -> Result<i64> {
         now,
         m.quoted
     ])?;
-    let id = c.last_insert_rowid();
+    let id = MessageId(c.last_insert_rowid());
     index_text(c, m.ticket_id, "message", m.body)?;
     Ok(id)
 }
 
 /// Dates a stored message `at` (a released quarantined mail keeps the time it arrived).
-pub fn set_message_date(c: &Connection, message: i64, at: i64) -> Result<()> {
+pub fn set_message_date(c: &Connection, message: MessageId, at: i64) -> Result<()> {
     c.prepare_cached("UPDATE messages SET created_at = ?2 WHERE id = ?1")?.execute(params![message, at])?;
     Ok(())
 }
 
 /// Marks a stored message as posted without evidence of its sender.
-pub fn set_unverified(c: &Connection, message: i64) -> Result<()> {
+pub fn set_unverified(c: &Connection, message: MessageId) -> Result<()> {
     c.prepare_cached("UPDATE messages SET unverified = 1 WHERE id = ?1")?.execute([message])?;
     Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    pub id: i64,
+    pub id: MessageId,
     pub ticket_id: TicketId,
     pub author_id: Option<UserId>,
     pub author_role: String,
@@ -210,18 +210,18 @@ pub fn messages(c: &Connection, ticket: TicketId) -> Result<Vec<Message>> {
 }
 
 /// One message of a ticket.
-pub fn message(c: &Connection, ticket: TicketId, id: i64) -> Result<Message> {
+pub fn message(c: &Connection, ticket: TicketId, id: MessageId) -> Result<Message> {
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1 AND ticket_id = ?2");
     Ok(c.prepare_cached(&sql)?.query_row(params![id, ticket], message_row)?)
 }
 
 /// The id of a ticket's newest message.
-pub fn latest_message_id(c: &Connection, ticket: TicketId) -> Result<Option<i64>> {
+pub fn latest_message_id(c: &Connection, ticket: TicketId) -> Result<Option<MessageId>> {
     Ok(c.prepare_cached("SELECT max(id) FROM messages WHERE ticket_id = ?1")?.query_row([ticket], |r| r.get(0))?)
 }
 
 /// The original raw message of a stored mail message.
-pub fn raw_message(c: &Connection, message: i64) -> Result<Option<Vec<u8>>> {
+pub fn raw_message(c: &Connection, message: MessageId) -> Result<Option<Vec<u8>>> {
     Ok(c.query_row("SELECT raw FROM messages WHERE id = ?1", [message], |r| r.get(0))?)
 }
 
@@ -229,7 +229,7 @@ pub fn raw_message(c: &Connection, message: i64) -> Result<Option<Vec<u8>>> {
 pub struct Attachment {
     pub id: i64,
     pub ticket_id: TicketId,
-    pub message_id: Option<i64>,
+    pub message_id: Option<MessageId>,
     pub filename: String,
     pub size: i64,
     pub detected: Option<String>,
@@ -241,7 +241,7 @@ pub struct Attachment {
 
 pub struct NewAttachment<'a> {
     pub ticket_id: TicketId,
-    pub message_id: Option<i64>,
+    pub message_id: Option<MessageId>,
     pub filename: &'a str,
     pub size: u64,
     pub detected: Option<&'a str>,

@@ -17,7 +17,7 @@ use super::{WebError, blocking, html, page};
 use crate::actions::{self, Post, Upload};
 use crate::app::App;
 use crate::deeplink::{Link, LinkError};
-use crate::id::{TicketId, UserId};
+use crate::id::{MessageId, TicketId, UserId};
 use crate::lifecycle::Status;
 use crate::parse::Part;
 use crate::policy::attachments::{self, Checked};
@@ -177,7 +177,7 @@ async fn ticket_page(
             let opener = names.get(&t.opener_id).map(|(name, _)| name.clone()).unwrap_or_default();
             Ok(Ok((t, team, opener, messages, tickets::attachments(c, id)?, tickets::events(c, id)?, names)))
         })??;
-        let mut by_message: HashMap<Option<i64>, Vec<AttachmentView>> = HashMap::new();
+        let mut by_message: HashMap<Option<MessageId>, Vec<AttachmentView>> = HashMap::new();
         for a in files {
             by_message.entry(a.message_id).or_default().push(AttachmentView {
                 id: a.id,
@@ -383,7 +383,7 @@ pub async fn reply(
     Ok(to_ticket(id, anchor))
 }
 
-fn to_ticket(id: TicketId, anchor: Option<i64>) -> Response {
+fn to_ticket(id: TicketId, anchor: Option<MessageId>) -> Response {
     match anchor {
         Some(m) => Redirect::to(&format!("/t/{id}#m{m}")).into_response(),
         None => Redirect::to(&format!("/t/{id}")).into_response(),

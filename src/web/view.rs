@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use askama::Template;
 
 use crate::format::Time;
-use crate::id::TicketId;
+use crate::id::{MessageId, TicketId};
 use crate::lifecycle::{Role, Status};
 use crate::store::portal::Sort;
 use crate::store::users::{Team, User};
@@ -107,7 +107,7 @@ pub struct AttachmentView {
 }
 
 pub struct MessageView {
-    pub id: i64,
+    pub id: MessageId,
     /// The author's display name (the address when there is none).
     pub author: String,
     /// The author's address, shown on hover.
@@ -293,7 +293,7 @@ mod tests {
 
     fn message(body: &str, quoted: &str) -> MessageView {
         MessageView {
-            id: 1,
+            id: MessageId(1),
             author: "<b>".into(),
             address: "jane@acme.test".into(),
             role: "Member",

@@ -17,7 +17,7 @@ use ticketgate::app::App;
 use ticketgate::code::Refusal;
 use ticketgate::config::Config;
 use ticketgate::deeplink::Link;
-use ticketgate::id::{TicketId, UserId};
+use ticketgate::id::{MessageId, TicketId, UserId};
 use ticketgate::lifecycle::{Role, Status};
 use ticketgate::signing::Keyring;
 use ticketgate::store::tickets::{self, Via};
@@ -37,7 +37,7 @@ struct World {
     other: UserId,
     /// Acme's ticket, opened by `member`, with a staff answer.
     ticket: TicketId,
-    answer: i64,
+    answer: MessageId,
 }
 
 fn world_with(f: impl FnOnce(&mut Config)) -> World {
