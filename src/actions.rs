@@ -14,7 +14,7 @@ use rusqlite::Connection;
 
 use crate::config::Config;
 use crate::header::{clean_subject, generate_message_id};
-use crate::id::MessageId;
+use crate::id::{MessageId, TeamId};
 use crate::lifecycle::{Event, Role, Status, transition};
 use crate::notify::{self, Notifier};
 use crate::policy::attachments::Checked;
@@ -70,7 +70,7 @@ pub struct Posted {
 }
 
 /// Opens a ticket for `team` with the post as its first message.
-pub fn open(tx: &Connection, env: &Env, team: i64, subject: &str, source: &str, post: &Post) -> Result<Posted> {
+pub fn open(tx: &Connection, env: &Env, team: TeamId, subject: &str, source: &str, post: &Post) -> Result<Posted> {
     let subject = clean_subject(subject);
     let id = tickets::create(tx, team, post.author.id, &subject, source, env.now)?;
     let ticket = tickets::get(tx, id)?;

@@ -508,7 +508,7 @@ fn user(db: &Db, c: UserCommand) -> anyhow::Result<i32> {
             println!("user {id}: {} ({})", crate::address::normalize(&email), role.as_str());
         }
         UserCommand::List => {
-            let teams: std::collections::HashMap<i64, String> =
+            let teams: std::collections::HashMap<crate::id::TeamId, String> =
                 db.with(|c| users::teams(c))?.into_iter().map(|t| (t.id, t.name)).collect();
             for u in db.with(|c| users::list(c))? {
                 let team = u.team_id.and_then(|t| teams.get(&t)).map(String::as_str).unwrap_or("-");

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::actions::{self, Env, Post, Upload};
 use crate::app::App;
 use crate::code::QuarantineReason;
-use crate::id::{MessageId, TicketId};
+use crate::id::{MessageId, TeamId, TicketId};
 use crate::notify::{self, Notice, Notifier};
 use crate::parse::{self, Parsed};
 use crate::policy::auto::{self, AutoKind};
@@ -525,7 +525,7 @@ impl App {
         tx: &Connection,
         env: &Env,
         notifier: &Notifier,
-        (team, source): (i64, &str),
+        (team, source): (TeamId, &str),
         author: &User,
         p: &Parsed,
         raw: &[u8],

@@ -28,7 +28,7 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use crate::app::App;
-use crate::id::TicketId;
+use crate::id::{TeamId, TicketId};
 use crate::lifecycle::Role;
 use crate::parse::{self, Parsed};
 use crate::pipeline::Outcome;
@@ -203,7 +203,7 @@ impl App {
     }
 
     /// A member of `team` for a sender who is no user.
-    fn enrol(&self, tx: &Connection, from: Option<&str>, p: &Parsed, team: i64, now: i64) -> Result<User> {
+    fn enrol(&self, tx: &Connection, from: Option<&str>, p: &Parsed, team: TeamId, now: i64) -> Result<User> {
         let from =
             from.ok_or_else(|| refused("the message names no single sender: release it as from a user".into()))?;
         let new = NewUser {

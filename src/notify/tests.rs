@@ -4,7 +4,7 @@ use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
 use rusqlite::Connection;
 
 use super::*;
-use crate::id::TicketId;
+use crate::id::{TeamId, TicketId};
 use crate::lifecycle::{Role, Status};
 use crate::store::outbox::Entry;
 use crate::store::testing;
@@ -18,7 +18,7 @@ struct People {
     agent: User,
 }
 
-fn user(c: &Connection, email: &str, name: &str, role: Role, team: Option<i64>) -> User {
+fn user(c: &Connection, email: &str, name: &str, role: Role, team: Option<TeamId>) -> User {
     let id = users::create_user(c, &NewUser { email, name, role, team_id: team, password_hash: None }, 0).unwrap();
     users::by_id(c, id).unwrap()
 }

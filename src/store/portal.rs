@@ -14,6 +14,7 @@ use rusqlite::types::Value;
 
 use super::Result;
 use super::tickets::{SEARCH_ROW_BITS, TICKET_COLUMNS, Ticket, ticket_row};
+use crate::id::TeamId;
 use crate::lifecycle::Status;
 
 /// Orders of the ticket list.
@@ -70,7 +71,7 @@ impl Sort {
 #[derive(Debug, Clone, Default)]
 pub struct Listing {
     /// Only this team's tickets; `None` lists every team (staff).
-    pub team: Option<i64>,
+    pub team: Option<TeamId>,
     pub status: Option<Status>,
     pub sort: Sort,
     /// Free text from the search box.
@@ -93,7 +94,7 @@ pub fn list(c: &Connection, q: &Listing) -> Result<Vec<Row>> {
     let mut sql = "SELECT * FROM tickets t WHERE 1".to_string();
     let mut args: Vec<Value> = Vec::new();
     if let Some(team) = q.team {
-        args.push(Value::Integer(team));
+        args.push(Value::Integer(team.0));
         sql.push_str(&format!(" AND t.team_id = ?{}", args.len()));
     }
     if let Some(status) = q.status {

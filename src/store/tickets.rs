@@ -6,13 +6,13 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Result;
 use crate::code::Refusal;
-use crate::id::{MessageId, TicketId, UserId};
+use crate::id::{MessageId, TeamId, TicketId, UserId};
 use crate::lifecycle::{Event, Role, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
     pub id: TicketId,
-    pub team_id: i64,
+    pub team_id: TeamId,
     pub opener_id: UserId,
     pub subject: String,
     pub status: Status,
@@ -56,7 +56,7 @@ impl Via {
     }
 }
 
-pub fn create(c: &Connection, team: i64, opener: UserId, subject: &str, source: &str, now: i64) -> Result<TicketId> {
+pub fn create(c: &Connection, team: TeamId, opener: UserId, subject: &str, source: &str, now: i64) -> Result<TicketId> {
     c.prepare_cached(
         "INSERT INTO tickets(team_id, opener_id, subject, status, source, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",

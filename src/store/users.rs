@@ -3,12 +3,12 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Result, StoreError};
-use crate::id::UserId;
+use crate::id::{TeamId, UserId};
 use crate::lifecycle::Role;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Team {
-    pub id: i64,
+    pub id: TeamId,
     pub name: String,
 }
 
@@ -18,7 +18,7 @@ pub struct User {
     pub email: String,
     pub name: String,
     pub role: Role,
-    pub team_id: Option<i64>,
+    pub team_id: Option<TeamId>,
     pub disabled: bool,
     /// Why mail to this address bounces; no mail is sent while set.
     pub bouncing: Option<String>,
@@ -55,10 +55,10 @@ fn conflict_on_unique(e: rusqlite::Error, what: String) -> StoreError {
     }
 }
 
-pub fn create_team(c: &Connection, name: &str, now: i64) -> Result<i64> {
+pub fn create_team(c: &Connection, name: &str, now: i64) -> Result<TeamId> {
     c.execute("INSERT INTO teams(name, created_at) VALUES (?1, ?2)", params![name.trim(), now])
         .map_err(|e| conflict_on_unique(e, format!("team {name:?} exists already")))?;
-    Ok(c.last_insert_rowid())
+    Ok(TeamId(c.last_insert_rowid()))
 }
 
 pub fn team_by_name(c: &Connection, name: &str) -> Result<Option<Team>> {
@@ -68,7 +68,7 @@ pub fn team_by_name(c: &Connection, name: &str) -> Result<Option<Team>> {
     .optional()?)
 }
 
-pub fn team(c: &Connection, id: i64) -> Result<Team> {
+pub fn team(c: &Connection, id: TeamId) -> Result<Team> {
     Ok(c.query_row("SELECT id, name FROM teams WHERE id = ?1", [id], |r| Ok(Team { id: r.get(0)?, name: r.get(1)? }))?)
 }
 
@@ -82,7 +82,7 @@ pub struct NewUser<'a> {
     pub email: &'a str,
     pub name: &'a str,
     pub role: Role,
-    pub team_id: Option<i64>,
+    pub team_id: Option<TeamId>,
     pub password_hash: Option<&'a str>,
 }
 
@@ -177,7 +177,7 @@ pub fn staff(c: &Connection) -> Result<Vec<User>> {
 }
 
 /// Active admins of a team.
-pub fn admins_of(c: &Connection, team: i64) -> Result<Vec<User>> {
+pub fn admins_of(c: &Connection, team: TeamId) -> Result<Vec<User>> {
     let sql =
         format!("SELECT {USER_COLUMNS} FROM users WHERE team_id = ?1 AND role = 'admin' AND disabled = 0 ORDER BY id");
     let mut st = c.prepare_cached(&sql)?;

@@ -17,7 +17,7 @@ use super::{WebError, blocking, html, page};
 use crate::actions::{self, Post, Upload};
 use crate::app::App;
 use crate::deeplink::{Link, LinkError};
-use crate::id::{MessageId, TicketId, UserId};
+use crate::id::{MessageId, TeamId, TicketId, UserId};
 use crate::lifecycle::Status;
 use crate::parse::Part;
 use crate::policy::attachments::{self, Checked};
@@ -59,7 +59,7 @@ pub async fn list(
     let status = Status::parse(&q.status);
     let sort = Sort::parse(&q.sort).unwrap_or_default();
     let page = q.page.parse::<i64>().unwrap_or(1).clamp(1, MAX_PAGE);
-    let team_filter = if staff { q.team.parse::<i64>().ok() } else { viewer.user.team_id };
+    let team_filter = if staff { q.team.parse::<TeamId>().ok() } else { viewer.user.team_id };
     let search = q.q.trim().to_string();
     let listing = Listing {
         team: team_filter,
@@ -490,7 +490,7 @@ fn staff_cannot_open(viewer: &Viewer) -> Response {
     html(StatusCode::FORBIDDEN, &p)
 }
 
-async fn team_name(pipeline: &App, team: i64) -> Result<String, WebError> {
+async fn team_name(pipeline: &App, team: TeamId) -> Result<String, WebError> {
     let db = pipeline.db().clone();
     blocking(move || Ok(db.with(|c| users::team(c, team))?.name)).await
 }

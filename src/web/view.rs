@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use askama::Template;
 
 use crate::format::Time;
-use crate::id::{MessageId, TicketId};
+use crate::id::{MessageId, TeamId, TicketId};
 use crate::lifecycle::{Role, Status};
 use crate::store::portal::Sort;
 use crate::store::users::{Team, User};
@@ -233,7 +233,7 @@ pub fn sort_choices(selected: Sort) -> Vec<Choice> {
         .collect()
 }
 
-pub fn team_choices(teams: &[Team], selected: Option<i64>) -> Vec<Choice> {
+pub fn team_choices(teams: &[Team], selected: Option<TeamId>) -> Vec<Choice> {
     let mut v = vec![Choice { value: String::new(), label: "All teams".into(), selected: selected.is_none() }];
     v.extend(teams.iter().map(|t| Choice {
         value: t.id.to_string(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use mail_parser::MessageParser;
 use ticketgate::config::{Config, TlsMode, Transport};
-use ticketgate::id::TicketId;
+use ticketgate::id::{TeamId, TicketId};
 use ticketgate::inbound::maildir::Maildir;
 use ticketgate::lifecycle::{Event, Role};
 use ticketgate::notify::{self, Notifier};
@@ -100,7 +100,7 @@ struct Cast {
     member: User,
     admin: User,
     agent: User,
-    team: i64,
+    team: TeamId,
 }
 
 fn cast(db: &Db) -> Cast {
