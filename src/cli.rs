@@ -18,7 +18,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::app::App;
 use crate::config::Config;
-use crate::id::TicketId;
+use crate::id::{QuarantineId, TicketId};
 use crate::lifecycle::Role;
 use crate::store::{Db, users};
 
@@ -220,12 +220,12 @@ pub enum QuarantineCommand {
     /// Show one entry: reason, detail, notice, size, what was done, and the headers.
     Show {
         /// The entry's id (from `quarantine list`).
-        id: i64,
+        id: QuarantineId,
     },
     /// Post the message through the pipeline: where it would have gone, onto a ticket, or as a new ticket.
     Release {
         /// The entry's id (from `quarantine list`).
-        id: i64,
+        id: QuarantineId,
         /// Post it as a reply on this ticket.
         #[arg(long, conflicts_with = "team")]
         ticket: Option<TicketId>,
@@ -239,7 +239,7 @@ pub enum QuarantineCommand {
     /// Delete the message; the entry keeps who deleted it and when.
     Delete {
         /// The entry's id (from `quarantine list`).
-        id: i64,
+        id: QuarantineId,
     },
     /// Remove entries (and their kept files) older than DAYS days.
     Purge {

@@ -54,6 +54,10 @@ row_id!(
     /// `teams.id`.
     TeamId
 );
+row_id!(
+    /// `quarantine.id`: the entry number of `quarantine list` and the portal.
+    QuarantineId
+);
 
 #[cfg(test)]
 mod tests {

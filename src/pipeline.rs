@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::actions::{self, Env, Post, Upload};
 use crate::app::App;
 use crate::code::QuarantineReason;
-use crate::id::{MessageId, TeamId, TicketId};
+use crate::id::{MessageId, QuarantineId, TeamId, TicketId};
 use crate::notify::{self, Notice, Notifier};
 use crate::parse::{self, Parsed};
 use crate::policy::auto::{self, AutoKind};
@@ -45,7 +45,7 @@ pub enum Outcome {
     /// A delivery report; the addresses now marked as bouncing.
     Bounce { marked: Vec<String> },
     /// Kept aside with its reason (stable code) for a person to look at.
-    Quarantined { reason: QuarantineReason, id: i64 },
+    Quarantined { reason: QuarantineReason, id: QuarantineId },
     /// Failed every try and could not even be quarantined: nothing was
     /// recorded, and the source leaves the message where it is.
     Failed { error: String },
@@ -205,7 +205,7 @@ impl App {
             crate::metrics::message(o.label(), o.quarantine_reason());
             match o {
                 Outcome::Quarantined { reason, id } => {
-                    tracing::warn!(source, reason = reason.as_str(), id, "message quarantined")
+                    tracing::warn!(source, reason = reason.as_str(), id = id.0, "message quarantined")
                 }
                 Outcome::Failed { error } => tracing::error!(source, error, "message left at the source"),
                 o => {

@@ -16,6 +16,7 @@ use super::{WebError, blocking, html, staff_only};
 use crate::app::App;
 use crate::code::QuarantineReason;
 use crate::format::{self, Time};
+use crate::id::QuarantineId;
 use crate::policy::attachments;
 use crate::quarantine::{Release, Target, notice_text};
 use crate::store::inbound::{self, QuarantineEntry};
@@ -25,7 +26,7 @@ use crate::store::users;
 const LIST_LIMIT: i64 = 200;
 
 pub struct Row {
-    pub id: i64,
+    pub id: QuarantineId,
     pub reason: QuarantineReason,
     pub sender: String,
     pub subject: String,
@@ -51,7 +52,7 @@ pub struct FileVerdict {
 #[template(path = "web/quarantine_entry.html")]
 pub struct Entry {
     pub nav: Nav,
-    pub id: i64,
+    pub id: QuarantineId,
     pub reason: QuarantineReason,
     pub detail: String,
     pub source: String,
@@ -69,8 +70,8 @@ pub struct Entry {
     pub teams: Vec<String>,
 }
 
-fn parse_id(s: &str) -> Result<i64, WebError> {
-    s.parse::<i64>().ok().filter(|n| *n > 0).ok_or(WebError::NotFound)
+fn parse_id(s: &str) -> Result<QuarantineId, WebError> {
+    s.parse::<i64>().ok().filter(|n| *n > 0).map(QuarantineId).ok_or(WebError::NotFound)
 }
 
 /// GET /quarantine.

@@ -3,7 +3,7 @@
 //! once and threads as if accepted first, aliases make another address the
 //! user, delete and purge.
 
-use ticketgate::id::UserId;
+use ticketgate::id::{QuarantineId, UserId};
 use ticketgate::pipeline::Outcome;
 use ticketgate::quarantine::{Release, Target};
 use ticketgate::store::StoreError;
@@ -15,7 +15,7 @@ use crate::pipeline::{World, mail, world};
 const STAFF: &str = "agent@example.test";
 
 impl World {
-    fn entry(&self, id: i64) -> inbound::QuarantineEntry {
+    fn entry(&self, id: QuarantineId) -> inbound::QuarantineEntry {
         self.db(|c| inbound::entry(c, id).unwrap())
     }
 
@@ -23,14 +23,14 @@ impl World {
         self.count(&format!("SELECT count(*) FROM outbox WHERE kind = 'notice' AND recipient = '{to}'"))
     }
 
-    fn quarantined(&self, raw: &[u8], reason: &str) -> i64 {
+    fn quarantined(&self, raw: &[u8], reason: &str) -> QuarantineId {
         match self.ingest(raw) {
             Outcome::Quarantined { reason: r, id } if r.as_str() == reason => id,
             o => panic!("expected {reason}, got {o:?}"),
         }
     }
 
-    fn release(&self, id: i64, target: Target, as_user: Option<&str>) -> Result<Outcome, StoreError> {
+    fn release(&self, id: QuarantineId, target: Target, as_user: Option<&str>) -> Result<Outcome, StoreError> {
         self.pipeline.release(id, &Release { target, as_user, add_alias: false, by: STAFF })
     }
 

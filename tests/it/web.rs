@@ -17,7 +17,7 @@ use ticketgate::app::App;
 use ticketgate::code::Refusal;
 use ticketgate::config::Config;
 use ticketgate::deeplink::Link;
-use ticketgate::id::{MessageId, TicketId, UserId};
+use ticketgate::id::{MessageId, QuarantineId, TicketId, UserId};
 use ticketgate::lifecycle::{Role, Status};
 use ticketgate::signing::Keyring;
 use ticketgate::store::tickets::{self, Via};
@@ -885,7 +885,7 @@ async fn a_deep_link_survives_the_login_form() {
 }
 
 /// A stranger's mail with a PDF: quarantined as `unknown_sender`; returns the entry id and the raw message.
-fn quarantine_stranger(w: &World, id: &str) -> (i64, Vec<u8>) {
+fn quarantine_stranger(w: &World, id: &str) -> (QuarantineId, Vec<u8>) {
     let raw = format!(
         "From: Pat <pat@home.test>\r\nTo: support@example.test\r\nSubject: Toner <low>\r\nMessage-ID: <{id}>\r\n\
          MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
