@@ -143,6 +143,26 @@ mod tests {
         assert_eq!(spellings(OutboxState::ALL, OutboxState::as_str), ["pending", "sent", "failed"]);
     }
 
+    /// The schema's CHECK on `outbox.state` admits exactly the pinned states.
+    #[test]
+    fn outbox_states_match_the_schema() {
+        let (db, _dir) = crate::store::testing::db();
+        let insert = |state: &str| {
+            db.write(|c| {
+                c.execute(
+                    "INSERT INTO outbox(message_id, kind, recipient, raw, state, next_attempt_at, created_at)
+                     VALUES (?1 || '@x', 'notice', 'a@x', x'00', ?1, 0, 0)",
+                    [state],
+                )?;
+                Ok::<_, crate::store::StoreError>(())
+            })
+        };
+        for &s in OutboxState::ALL {
+            assert!(insert(s.as_str()).is_ok(), "{s}");
+        }
+        assert!(insert("queued").is_err());
+    }
+
     #[test]
     fn text_serde_and_sqlite_agree() {
         let db = rusqlite::Connection::open_in_memory().unwrap();

@@ -83,6 +83,8 @@ pub struct Due {
 
 /// Pending mails whose next attempt is due, oldest due first.
 pub fn due(c: &Connection, now: i64, limit: usize) -> Result<Vec<Due>> {
+    // `'pending'` is written out (it is `OutboxState::Pending`): SQLite uses the
+    // partial index `outbox_due` only for a literal that matches its WHERE clause.
     let mut st = c.prepare_cached(
         "SELECT id, message_id, ticket_id, recipient, attempts, created_at FROM outbox
          WHERE state = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
