@@ -111,6 +111,47 @@ stable_code! {
     }
 }
 
+stable_code! {
+    /// A note on a ticket that is not a post (`ticket_events.kind`), shown to
+    /// staff and the team in the thread.
+    pub enum EventKind {
+        Automatic = "automatic",
+        Bounce = "bounce",
+        TokenSenderMismatch = "token_sender_mismatch",
+        Released = "released",
+        NotifyFailed = "notify_failed",
+        DeliveryFailed = "delivery_failed",
+    }
+}
+
+stable_code! {
+    /// What became of an inbound message, recorded under its idempotency key
+    /// (`processed.outcome`) so a re-delivery changes nothing.
+    pub enum Settled {
+        Opened = "opened",
+        Replied = "replied",
+        Automatic = "automatic",
+        Bounce = "bounce",
+        Quarantined = "quarantined",
+    }
+}
+
+stable_code! {
+    /// What an outbox mail is (`outbox.kind`): one of the ticket's thread
+    /// mails, or a notice answering one message of one sender, which stays
+    /// out of the thread.
+    pub enum OutboxKind {
+        Ack = "ack",
+        NewTicket = "new_ticket",
+        Response = "response",
+        CustomerUpdate = "customer_update",
+        Closed = "closed",
+        Reopened = "reopened",
+        Updated = "updated",
+        Notice = "notice",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +182,18 @@ mod tests {
             ]
         );
         assert_eq!(spellings(OutboxState::ALL, OutboxState::as_str), ["pending", "sent", "failed"]);
+        assert_eq!(
+            spellings(EventKind::ALL, EventKind::as_str),
+            ["automatic", "bounce", "token_sender_mismatch", "released", "notify_failed", "delivery_failed"]
+        );
+        assert_eq!(
+            spellings(OutboxKind::ALL, OutboxKind::as_str),
+            ["ack", "new_ticket", "response", "customer_update", "closed", "reopened", "updated", "notice"]
+        );
+        assert_eq!(
+            spellings(Settled::ALL, Settled::as_str),
+            ["opened", "replied", "automatic", "bounce", "quarantined"]
+        );
     }
 
     /// The schema's CHECK on `outbox.state` admits exactly the pinned states.

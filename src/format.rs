@@ -36,9 +36,28 @@ pub fn time(unix: i64) -> Time {
     }
 }
 
+/// `value` safe to print as one cell of a table: control characters (escape
+/// sequences, line breaks, tabs) and bidirectional overrides are shown
+/// escaped (`\u{1b}`, `\n`, `\t`), everything else as it is.
+pub fn cell(value: &str) -> String {
+    let unsafe_char = |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if !value.chars().any(unsafe_char) {
+        return value.to_string();
+    }
+    value.chars().map(|c| if unsafe_char(c) { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn table_cells_escape_control_characters() {
+        assert_eq!(cell("Grüße, Müller"), "Grüße, Müller");
+        assert_eq!(cell("\u{1b}]0;owned\u{7}\u{1b}[2Jhi"), "\\u{1b}]0;owned\\u{7}\\u{1b}[2Jhi");
+        assert_eq!(cell("a\tb\r\nc\u{9b}d"), "a\\tb\\r\\nc\\u{9b}d");
+        assert_eq!(cell("photo\u{202E}gpj.exe"), "photo\\u{202e}gpj.exe");
+    }
 
     #[test]
     fn sizes_read_well() {

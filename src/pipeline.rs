@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::actions::{self, Env, Post, Upload};
 use crate::app::App;
-use crate::code::QuarantineReason;
+use crate::code::{EventKind, QuarantineReason, Settled};
 use crate::id::{MessageId, QuarantineId, TeamId, TicketId};
 use crate::notify::{self, Notice, Notifier};
 use crate::parse::{self, Parsed};
@@ -400,7 +400,7 @@ impl App {
         if let Some(kind) = auto::classify(p) {
             if kind == auto::AutoKind::Bounce {
                 let marked = self.bounce(tx, p, now)?;
-                inbound::mark_processed(tx, &key, "bounce", None, now)?;
+                inbound::mark_processed(tx, &key, Settled::Bounce, None, now)?;
                 return Ok(Outcome::Bounce { marked });
             }
             // Automatic mail on a known ticket is noted there, so staff see
@@ -416,12 +416,12 @@ impl App {
                 tickets::add_event(
                     tx,
                     t,
-                    "automatic",
+                    EventKind::Automatic,
                     &format!("{} mail from {from} was not posted", kind.as_str()),
                     now,
                 )?;
             }
-            inbound::mark_processed(tx, &key, "automatic", ticket, now)?;
+            inbound::mark_processed(tx, &key, Settled::Automatic, ticket, now)?;
             return Ok(Outcome::Automatic { kind, ticket });
         }
 
@@ -505,7 +505,7 @@ impl App {
                         .and_then(noted(tx, &notice))?;
                 if let Outcome::Quarantined { id, .. } = &outcome {
                     let note = format!("{detail}; it is held as quarantine entry #{id} (notice {notice})");
-                    tickets::add_event(tx, ticket, "token_sender_mismatch", &note, now)?;
+                    tickets::add_event(tx, ticket, EventKind::TokenSenderMismatch, &note, now)?;
                 }
                 Ok(outcome)
             }
@@ -536,7 +536,7 @@ impl App {
         let post = mail_post(author, p, raw, &uploads, verified);
         let posted = actions::open(tx, env, team, &p.subject, source, &post)?;
         self.tell_refused(tx, notifier, author, &posted, p)?;
-        inbound::mark_processed(tx, key, "opened", Some(posted.ticket.id), env.now)?;
+        inbound::mark_processed(tx, key, Settled::Opened, Some(posted.ticket.id), env.now)?;
         Ok(Outcome::Opened { ticket: posted.ticket.id, message: posted.message })
     }
 
@@ -563,7 +563,7 @@ impl App {
         if close {
             actions::close(tx, env, posted.ticket.clone(), author)?;
         }
-        inbound::mark_processed(tx, key, "replied", Some(posted.ticket.id), env.now)?;
+        inbound::mark_processed(tx, key, Settled::Replied, Some(posted.ticket.id), env.now)?;
         Ok(Outcome::Replied { ticket: posted.ticket.id, message: posted.message })
     }
 
@@ -660,7 +660,13 @@ impl App {
         let why = format!("a notification to {recipient} bounced permanently");
         users::set_bouncing(tx, &recipient, Some(&why))?;
         if let Some(t) = ticket {
-            tickets::add_event(tx, t, "bounce", &format!("{why}; no more mail goes there until it is cleared"), now)?;
+            tickets::add_event(
+                tx,
+                t,
+                EventKind::Bounce,
+                &format!("{why}; no more mail goes there until it is cleared"),
+                now,
+            )?;
         }
         Ok(vec![recipient])
     }
@@ -799,7 +805,7 @@ fn quarantine(
 /// Stores a quarantine entry and remembers its message as handled.
 fn record_quarantine(tx: &Connection, entry: &inbound::Quarantined, now: i64) -> Result<Outcome, StoreError> {
     let id = inbound::quarantine(tx, entry, now)?;
-    inbound::mark_processed(tx, entry.key, "quarantined", None, now)?;
+    inbound::mark_processed(tx, entry.key, Settled::Quarantined, None, now)?;
     Ok(Outcome::Quarantined { reason: entry.reason, id })
 }
 

@@ -101,7 +101,7 @@ impl App {
             }
             if let Some(t) = outcome.ticket() {
                 let note = format!("quarantine entry #{id} ({}) released by {}", entry.reason, r.by);
-                tickets::add_event(tx, t, "released", &note, now)?;
+                tickets::add_event(tx, t, crate::code::EventKind::Released, &note, now)?;
             }
             Ok(outcome)
         })

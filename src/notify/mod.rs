@@ -37,6 +37,7 @@ pub mod templates;
 
 use rusqlite::Connection;
 
+use crate::code::OutboxKind;
 use crate::config::Config;
 use crate::deeplink::Link;
 use crate::id::{MessageId, TicketId, UserId};
@@ -120,7 +121,7 @@ pub fn ticket_event(
     let (files, more_files) = listed(files);
     let body = shown.map(|m| excerpt(&m.body)).filter(|b| !b.trim().is_empty());
     let reopened = event == Event::CustomerReplied
-        && outbox::latest_kind(tx, ticket.id, Kind::Updated.as_str())?.as_deref() == Some(Kind::Closed.as_str());
+        && outbox::latest_kind(tx, ticket.id, OutboxKind::Updated)? == Some(OutboxKind::Closed);
     // The link points at the new message, or at the newest one for changes without a message.
     let link_message = match message {
         Some(m) => m,
@@ -331,12 +332,12 @@ fn queue(
             tracing::error!(to = q.to, kind = q.kind.as_str(), "cannot compose a notification: {why}");
             if let Some(t) = q.ticket {
                 let detail = format!("No {} mail could be made for {}: {why}", q.kind.as_str(), q.to);
-                tickets::add_event(tx, t.id, "notify_failed", &detail, n.now)?;
+                tickets::add_event(tx, t.id, crate::code::EventKind::NotifyFailed, &detail, n.now)?;
             }
             return Ok(false);
         }
     };
-    let kind = if q.kind.is_notice() { outbox::NOTICE } else { q.kind.as_str() };
+    let kind = q.kind.outbox_kind();
     let new = NewMail { message_id: &message_id, ticket_id: q.ticket.map(|t| t.id), kind, recipient: q.to, raw: &raw };
     outbox::enqueue(tx, &new, n.now)?;
     Ok(true)

@@ -58,6 +58,21 @@ impl Kind {
         }
     }
 
+    /// How the outbox stores this kind: notices are all one kind there.
+    pub fn outbox_kind(self) -> crate::code::OutboxKind {
+        use crate::code::OutboxKind as O;
+        match self {
+            Kind::Ack => O::Ack,
+            Kind::NewTicket => O::NewTicket,
+            Kind::Response => O::Response,
+            Kind::CustomerUpdate => O::CustomerUpdate,
+            Kind::Closed => O::Closed,
+            Kind::Reopened => O::Reopened,
+            Kind::Updated => O::Updated,
+            _ => O::Notice,
+        }
+    }
+
     /// Notices answer one message of one sender; they are not part of the
     /// ticket's thread (`store::tickets::thread_message_ids` skips them).
     pub fn is_notice(self) -> bool {

@@ -86,7 +86,7 @@ fn post(
 fn queued(c: &Connection, since: i64) -> Vec<(String, String)> {
     let mut rows: Vec<Entry> = outbox::list(c, 1000).unwrap().into_iter().filter(|e| e.id > since).collect();
     rows.reverse();
-    rows.into_iter().map(|e| (e.kind, e.recipient)).collect()
+    rows.into_iter().map(|e| (e.kind.as_str().to_string(), e.recipient)).collect()
 }
 
 fn last_id(c: &Connection) -> i64 {
@@ -218,7 +218,7 @@ fn headers_thread_the_mail_and_point_back_at_the_recipient() {
         assert!(text.contains(href), "the text part has the same link");
 
         // The staff's notification of the opening thread onto the customer's mail too.
-        let first_staff = outbox::list(c, 100)?.into_iter().find(|e| e.kind == "new_ticket").unwrap();
+        let first_staff = outbox::list(c, 100)?.into_iter().find(|e| e.kind.as_str() == "new_ticket").unwrap();
         let m = MessageParser::default().parse(&outbox::raw(c, first_staff.id)?).unwrap().into_owned();
         assert_eq!(m.subject(), Some("[#1] Printer on fire"));
         assert_eq!(ids(m.in_reply_to()), vec!["root@acme.test"]);
@@ -239,7 +239,8 @@ fn authors_are_named_and_staff_see_the_address_beside_the_name() {
         let mark = last_id(c);
         post(c, &n, t, &p.agent, Event::StaffResponded, "Try this", "s1@help.test");
         let text = |kind: &str, since: i64| {
-            let row = outbox::list(c, 100).unwrap().into_iter().find(|e| e.kind == kind && e.id > since).unwrap();
+            let row =
+                outbox::list(c, 100).unwrap().into_iter().find(|e| e.kind.as_str() == kind && e.id > since).unwrap();
             let raw = outbox::raw(c, row.id).unwrap();
             MessageParser::default().parse(&raw).unwrap().body_text(0).unwrap().into_owned()
         };
@@ -394,12 +395,12 @@ fn mails_quote_a_bounded_excerpt_and_staff_get_download_links() {
             assert!(text.contains("… and 2 more, listed on the portal"), "{text}");
             let download = format!("https://portal.test/t/{t}/a/{kept}");
             let html = m.body_html(0).unwrap();
-            if e.kind == "new_ticket" {
+            if e.kind.as_str() == "new_ticket" {
                 assert!(text.contains(&format!("report.pdf (2 KB): {download}")), "{text}");
                 assert!(html.contains(&format!("href=\"{download}\"")), "{html}");
                 assert!(text.contains("run.exe (2 KB): refused."), "refused files have no link");
             } else {
-                assert_eq!(e.kind, "ack");
+                assert_eq!(e.kind.as_str(), "ack");
                 assert!(!text.contains("/a/") && !html.contains("/a/"), "customers get no download links");
             }
         }

@@ -262,7 +262,7 @@ fn apply(tx: &rusqlite::Connection, backoff: &Backoff, o: &Outcome, now: i64) ->
     if let Some(ticket) = row.ticket_id {
         let detail =
             format!("Mail to {} (Message-ID <{}>) was not delivered: {gave_up}", row.recipient, row.message_id);
-        tickets::add_event(tx, ticket, "delivery_failed", &detail, now)?;
+        tickets::add_event(tx, ticket, crate::code::EventKind::DeliveryFailed, &detail, now)?;
     }
     Ok(Some(false))
 }
@@ -282,8 +282,8 @@ pub fn list(db: &Db, out: &mut dyn Write) -> anyhow::Result<()> {
             _ => "-".to_string(),
         };
         let ticket = r.ticket_id.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
-        let error = crate::cli::cell(&r.last_error.as_deref().unwrap_or("").replace(['\r', '\n'], " "));
-        let (kind, recipient) = (crate::cli::cell(&r.kind), crate::cli::cell(&r.recipient));
+        let error = crate::format::cell(&r.last_error.as_deref().unwrap_or("").replace(['\r', '\n'], " "));
+        let (kind, recipient) = (crate::format::cell(r.kind.as_str()), crate::format::cell(&r.recipient));
         writeln!(
             out,
             "{:>6}  {:<7}  {:>5}  {:<15}  {:>6}  {:<30}  {:<19}  {}",

@@ -5,7 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Result;
-use crate::code::QuarantineReason;
+use crate::code::{QuarantineReason, Settled};
 use crate::id::QuarantineId;
 use crate::id::TicketId;
 
@@ -22,7 +22,7 @@ pub fn seen(c: &Connection, key: &str) -> Result<Option<Seen>> {
         .optional()?)
 }
 
-pub fn mark_processed(c: &Connection, key: &str, outcome: &str, ticket: Option<TicketId>, now: i64) -> Result<()> {
+pub fn mark_processed(c: &Connection, key: &str, outcome: Settled, ticket: Option<TicketId>, now: i64) -> Result<()> {
     c.prepare_cached("INSERT OR IGNORE INTO processed(key, outcome, ticket_id, at) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![key, outcome, ticket, now])?;
     Ok(())
@@ -215,8 +215,8 @@ mod tests {
         let (db, _d) = testing::db();
         db.with(|c| {
             assert_eq!(seen(c, "mid:x")?, None);
-            mark_processed(c, "mid:x", "posted", None, 1)?;
-            mark_processed(c, "mid:x", "other", None, 2)?;
+            mark_processed(c, "mid:x", Settled::Replied, None, 1)?;
+            mark_processed(c, "mid:x", Settled::Opened, None, 2)?;
             assert_eq!(seen(c, "mid:x")?.unwrap().outcome, "posted");
             Ok(())
         })

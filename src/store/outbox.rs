@@ -4,14 +4,14 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Result;
-use crate::code::OutboxState;
+use crate::code::{OutboxKind, OutboxState};
 use crate::id::TicketId;
 
 pub struct NewMail<'a> {
     /// Our Message-ID, without brackets.
     pub message_id: &'a str,
     pub ticket_id: Option<TicketId>,
-    pub kind: &'a str,
+    pub kind: OutboxKind,
     pub recipient: &'a str,
     /// The rendered message, headers and body.
     pub raw: &'a [u8],
@@ -26,26 +26,22 @@ pub fn enqueue(c: &Connection, m: &NewMail, now: i64) -> Result<i64> {
     Ok(c.last_insert_rowid())
 }
 
-/// Kind of the outbox rows that answer a sender (refusals, unknown sender);
-/// they stay out of the ticket's thread.
-pub const NOTICE: &str = "notice";
-
 /// Our newest thread mail on `ticket` to `recipient` (Message-ID, no brackets).
 pub fn latest_to(c: &Connection, ticket: TicketId, recipient: &str) -> Result<Option<String>> {
     Ok(c.prepare_cached(
         "SELECT message_id FROM outbox WHERE ticket_id = ?1 AND recipient = ?2 AND kind != ?3
          ORDER BY id DESC LIMIT 1",
     )?
-    .query_row(params![ticket, recipient, NOTICE], |r| r.get(0))
+    .query_row(params![ticket, recipient, OutboxKind::Notice], |r| r.get(0))
     .optional()?)
 }
 
 /// The kind of our newest mail on `ticket`, leaving out notices and the kinds in `skip`.
-pub fn latest_kind(c: &Connection, ticket: TicketId, skip: &str) -> Result<Option<String>> {
+pub fn latest_kind(c: &Connection, ticket: TicketId, skip: OutboxKind) -> Result<Option<OutboxKind>> {
     Ok(c.prepare_cached(
         "SELECT kind FROM outbox WHERE ticket_id = ?1 AND kind NOT IN (?2, ?3) ORDER BY id DESC LIMIT 1",
     )?
-    .query_row(params![ticket, NOTICE, skip], |r| r.get(0))
+    .query_row(params![ticket, OutboxKind::Notice, skip], |r| r.get(0))
     .optional()?)
 }
 
@@ -146,7 +142,7 @@ pub struct Entry {
     pub id: i64,
     pub message_id: String,
     pub ticket_id: Option<TicketId>,
-    pub kind: String,
+    pub kind: OutboxKind,
     pub recipient: String,
     pub state: OutboxState,
     pub attempts: i64,

@@ -5,7 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Result;
-use crate::code::Refusal;
+use crate::code::{EventKind, Refusal};
 use crate::id::{MessageId, TeamId, TicketId, UserId};
 use crate::lifecycle::{Event, Role, Status};
 
@@ -300,7 +300,7 @@ fn attachment_row(r: &Row) -> rusqlite::Result<Attachment> {
 }
 
 /// A note on the ticket that is not a message (refusal, delivery failure, bounce).
-pub fn add_event(c: &Connection, ticket: TicketId, kind: &str, detail: &str, now: i64) -> Result<()> {
+pub fn add_event(c: &Connection, ticket: TicketId, kind: EventKind, detail: &str, now: i64) -> Result<()> {
     c.prepare_cached("INSERT INTO ticket_events(ticket_id, kind, detail, created_at) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![ticket, kind, detail, now])?;
     Ok(())
@@ -308,7 +308,7 @@ pub fn add_event(c: &Connection, ticket: TicketId, kind: &str, detail: &str, now
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
-    pub kind: String,
+    pub kind: EventKind,
     pub detail: String,
     pub created_at: i64,
 }

@@ -125,7 +125,7 @@ pub struct MessageView {
 }
 
 pub struct NoteView {
-    pub kind: String,
+    pub kind: crate::code::EventKind,
     pub detail: String,
     pub when: Time,
 }

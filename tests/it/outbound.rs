@@ -228,14 +228,14 @@ fn every_mail_on_a_ticket_threads_onto_the_customers_first_message() {
         assert!(p.subject().unwrap().contains(&format!("[#{t}]")));
     }
     let irt_of = |kind: &str, to: &str| {
-        let row = stored.iter().find(|e| e.kind == kind && e.recipient == to).unwrap();
+        let row = stored.iter().find(|e| e.kind.as_str() == kind && e.recipient == to).unwrap();
         let m = captured.iter().find(|m| message_id(m) == row.message_id).unwrap();
         list(MessageParser::default().parse(&m.eml).unwrap().in_reply_to())
     };
     assert_eq!(irt_of("ack", "mia@acme.test"), vec!["root.1@acme.test"]);
     assert_eq!(irt_of("customer_update", "sam@example.test"), vec!["c2@acme.test"]);
     assert_eq!(irt_of("reopened", "sam@example.test"), vec!["c3@acme.test"]);
-    let closed_row = stored.iter().find(|e| e.kind == "closed" && e.recipient == "mia@acme.test").unwrap();
+    let closed_row = stored.iter().find(|e| e.kind.as_str() == "closed" && e.recipient == "mia@acme.test").unwrap();
     let previous = stored
         .iter()
         .filter(|e| e.recipient == "mia@acme.test" && e.id < closed_row.id)
@@ -324,7 +324,7 @@ fn permanent_failures_are_recorded_on_the_ticket_and_not_retried() {
     assert!(failed.last_error.as_deref().unwrap().contains("550"), "{failed:?}");
     let notes = db.with(|c| tickets::events(c, t)).unwrap();
     assert_eq!(notes.len(), 1, "{notes:?}");
-    assert_eq!(notes[0].kind, "delivery_failed");
+    assert_eq!(notes[0].kind.as_str(), "delivery_failed");
     assert!(notes[0].detail.contains("mia@acme.test") && notes[0].detail.contains("550"), "{notes:?}");
     assert_eq!(capture.messages().len(), 1);
 

@@ -345,7 +345,7 @@ fn a_bounce_of_our_notification_marks_the_address() {
                     &ticketgate::store::outbox::NewMail {
                         message_id,
                         ticket_id: Some(t),
-                        kind: "staff_responded",
+                        kind: ticketgate::code::OutboxKind::Response,
                         recipient,
                         raw: b"x",
                     },

@@ -548,7 +548,13 @@ async fn the_ticket_page_escapes_bodies_and_links_urls_safely() {
     w.pipeline
         .db()
         .write(|tx| {
-            tickets::add_event(tx, w.ticket, "bounce", "mail to boss@acme.test bounced: 550 no such user", 3_000)?;
+            tickets::add_event(
+                tx,
+                w.ticket,
+                ticketgate::code::EventKind::Bounce,
+                "mail to boss@acme.test bounced: 550 no such user",
+                3_000,
+            )?;
             tickets::add_attachment(
                 tx,
                 &tickets::NewAttachment {
