@@ -353,7 +353,7 @@ fn quarantine(app: &App, c: QuarantineCommand) -> anyhow::Result<i32> {
             let by = cli_actor();
             let r = Release { target, as_user: as_user.as_deref(), add_alias: false, by: &by };
             match app.release(id, &r) {
-                Ok(outcome) => writeln!(out, "#{id}\t{}", describe(&outcome))?,
+                Ok(outcome) => writeln!(out, "#{id}\t{outcome}")?,
                 Err(crate::store::StoreError::NotFound) => bail!("no quarantine entry #{id}"),
                 Err(crate::store::StoreError::Conflict(why)) => bail!("#{id} not released: {why}"),
                 Err(e) => return Err(e.into()),
@@ -417,7 +417,7 @@ fn ingest(config: Config, files: &[String], source: &str) -> anyhow::Result<i32>
         };
         match outcome {
             Ok(Ok(outcome)) => {
-                println!("{file}\t{}", describe(&outcome));
+                println!("{file}\t{outcome}");
                 if matches!(outcome, crate::pipeline::Outcome::Failed { .. }) {
                     // Nothing was recorded: the MTA keeps the message and tries again later.
                     status = EX_TEMPFAIL;
@@ -459,22 +459,6 @@ fn ingest_stdin(app: &App, max: u64, source: &str) -> Ingested {
         return Ok(app.quarantine_oversized(&mut all, source));
     }
     Ok(app.ingest(&raw, source))
-}
-
-/// One line about an outcome, for `ingest`.
-pub fn describe(o: &crate::pipeline::Outcome) -> String {
-    use crate::pipeline::Outcome::*;
-    match o {
-        Opened { ticket, .. } => format!("opened ticket #{ticket}"),
-        Replied { ticket, .. } => format!("posted on ticket #{ticket}"),
-        Duplicate { ticket: Some(t) } => format!("duplicate (ticket #{t}); nothing changed"),
-        Duplicate { ticket: None } => "duplicate; nothing changed".into(),
-        Automatic { kind, .. } => format!("automatic mail ({kind}); not posted"),
-        Bounce { marked } if marked.is_empty() => "delivery report; nothing marked".into(),
-        Bounce { marked } => format!("delivery report; marked bouncing: {}", marked.join(", ")),
-        Quarantined { reason, id } => format!("quarantined #{id}: {reason}"),
-        Failed { error } => format!("failed, nothing recorded: {error}"),
-    }
 }
 
 fn team(db: &Db, c: TeamCommand) -> anyhow::Result<i32> {

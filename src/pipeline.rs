@@ -91,6 +91,24 @@ const ATTEMPTS: u32 = 3;
 /// The pause before the second try, doubled before each further one.
 const RETRY_PAUSE: Duration = Duration::from_millis(250);
 
+/// One line about an outcome, as `ingest` and `quarantine release` print it.
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use Outcome::*;
+        match self {
+            Opened { ticket, .. } => write!(f, "opened ticket #{ticket}"),
+            Replied { ticket, .. } => write!(f, "posted on ticket #{ticket}"),
+            Duplicate { ticket: Some(t) } => write!(f, "duplicate (ticket #{t}); nothing changed"),
+            Duplicate { ticket: None } => write!(f, "duplicate; nothing changed"),
+            Automatic { kind, .. } => write!(f, "automatic mail ({kind}); not posted"),
+            Bounce { marked } if marked.is_empty() => write!(f, "delivery report; nothing marked"),
+            Bounce { marked } => write!(f, "delivery report; marked bouncing: {}", marked.join(", ")),
+            Quarantined { reason, id } => write!(f, "quarantined #{id}: {reason}"),
+            Failed { error } => write!(f, "failed, nothing recorded: {error}"),
+        }
+    }
+}
+
 /// A failure that leaves the message where it is, to be retried later.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {

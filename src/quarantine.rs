@@ -89,7 +89,7 @@ impl App {
         self.db.write(|tx| {
             let entry = inbound::entry(tx, id)?;
             let outcome = self.post_released(tx, &env, &entry, &parsed, &raw, r)?;
-            let what = format!("released: {}", crate::cli::describe(&outcome));
+            let what = format!("released: {outcome}");
             if !inbound::resolve(tx, id, &what, r.by, now, false)? {
                 return Err(refused(format!("entry #{id} was released or deleted already")));
             }
