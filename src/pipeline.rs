@@ -712,7 +712,7 @@ impl App {
 /// (so a source that crashed before filing it files it in quarantine after
 /// the restart), anything else is a duplicate that changes nothing.
 fn earlier(tx: &Connection, key: &str, seen: inbound::Seen) -> Result<Outcome, StoreError> {
-    if seen.outcome == "quarantined"
+    if seen.outcome == Settled::Quarantined
         && let Some((id, reason)) = inbound::quarantined_as(tx, key)?
     {
         return Ok(Outcome::Quarantined { reason, id });

@@ -12,7 +12,7 @@ use crate::id::TicketId;
 /// An earlier handling of the same message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
-    pub outcome: String,
+    pub outcome: Settled,
     pub ticket_id: Option<TicketId>,
 }
 
@@ -217,7 +217,7 @@ mod tests {
             assert_eq!(seen(c, "mid:x")?, None);
             mark_processed(c, "mid:x", Settled::Replied, None, 1)?;
             mark_processed(c, "mid:x", Settled::Opened, None, 2)?;
-            assert_eq!(seen(c, "mid:x")?.unwrap().outcome, "posted");
+            assert_eq!(seen(c, "mid:x")?.unwrap().outcome, Settled::Replied, "the first outcome stays");
             Ok(())
         })
         .unwrap();
