@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::actions::{self, Env, Post, Upload};
 use crate::app::App;
+use crate::notify::lang::Lang;
 use crate::notify::{self, Notice, Notifier};
 use crate::parse::{self, Parsed};
 use crate::policy::{attachments, auto, sender};
@@ -566,7 +567,14 @@ impl App {
     ) -> Result<(), StoreError> {
         if !posted.refused.is_empty() {
             let notice = Notice::RefusedAttachments { ticket: &posted.ticket, files: &posted.refused };
-            notify::notice(tx, notifier, &author.email, &notice, p.message_id.as_deref())?;
+            notify::notice(
+                tx,
+                notifier,
+                &author.email,
+                &notice,
+                p.message_id.as_deref(),
+                Lang::of(p.language.as_deref()),
+            )?;
         }
         Ok(())
     }
@@ -807,11 +815,20 @@ impl Told<'_> {
                 self.to
             ));
         }
-        Ok(if notify::notice(self.tx, self.notifier, self.to, notice, self.p.message_id.as_deref())? {
-            format!("sent to {}", self.to)
-        } else {
-            format!("not sent: {} had a notice recently, is disabled or bounces", self.to)
-        })
+        Ok(
+            if notify::notice(
+                self.tx,
+                self.notifier,
+                self.to,
+                notice,
+                self.p.message_id.as_deref(),
+                Lang::of(self.p.language.as_deref()),
+            )? {
+                format!("sent to {}", self.to)
+            } else {
+                format!("not sent: {} had a notice recently, is disabled or bounces", self.to)
+            },
+        )
     }
 }
 
