@@ -11,7 +11,9 @@
 //! Maildir of a `serve` with the portal off; prints the peak RSS of the process (`VmHWM` from
 //! `/proc/PID/status`) and how long they took.
 
-use std::io::{Read, Write};
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -211,7 +213,7 @@ fn login(port: u16) -> std::io::Result<u16> {
     http(port, "POST /login", "tg_login=bench", "application/x-www-form-urlencoded", &body)
 }
 
-fn reply(port: u16, ticket: i64, token: &str) -> std::io::Result<u16> {
+fn reply(port: u16, ticket: ticketgate::id::TicketId, token: &str) -> std::io::Result<u16> {
     let field =
         |name: &str, value: &str| format!("--f\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n");
     let body =
@@ -227,19 +229,7 @@ fn reply(port: u16, ticket: i64, token: &str) -> std::io::Result<u16> {
 
 /// One request on its own connection; returns the status code.
 fn http(port: u16, request_line: &str, cookie: &str, content_type: &str, body: &str) -> std::io::Result<u16> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    write!(
-        s,
-        "{request_line} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut answer = Vec::new();
-    s.read_to_end(&mut answer)?;
-    let text = String::from_utf8_lossy(&answer);
-    text.split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no status: {text:.80}")))
+    common::Http::connect(port)?.exchange(&common::request(request_line, cookie, content_type, body))
 }
 
 fn free_port() -> std::io::Result<u16> {

@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{AppConfig, Dovecot, SUPPORT, TestCa, wait_until};
+use ticketgate::app::App;
 use ticketgate::config::{Config, ImapConfig, Secret, TlsMode};
-use ticketgate::pipeline::Pipeline;
 
-fn pipeline(dir: &std::path::Path) -> Pipeline {
+fn pipeline(dir: &std::path::Path) -> App {
     let toml = AppConfig::new()
         .without_web()
         .set("data_dir", dir.to_string_lossy().into_owned())
@@ -56,7 +56,7 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn count(p: &Pipeline, sql: &str) -> i64 {
+fn count(p: &App, sql: &str) -> i64 {
     p.db().with(|c| Ok(c.query_row(sql, [], |r| r.get(0))?)).expect("query")
 }
 

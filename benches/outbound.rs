@@ -24,7 +24,7 @@ use common::{Capture, SUPPORT, TestCa};
 struct Setup {
     _dir: tempfile::TempDir,
     db: Db,
-    team: i64,
+    team: ticketgate::id::TeamId,
     member: users::User,
 }
 

@@ -16,6 +16,9 @@
 //! Options (after `--`): `--messages N` (5000), `--batch N` (100),
 //! `--group all|pipeline|hostile` (all).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::Command;
@@ -25,9 +28,11 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 
+use common::Rng;
+use ticketgate::app::App;
 use ticketgate::config::Config;
 use ticketgate::lifecycle::Role;
-use ticketgate::pipeline::{Outcome, Pipeline};
+use ticketgate::pipeline::Outcome;
 use ticketgate::signing::Keyring;
 use ticketgate::store::{Db, users};
 
@@ -113,14 +118,14 @@ fn rate(n: usize, start: Instant) -> f64 {
 }
 
 /// A fresh store in a temp dir with the corpus's teams and users.
-fn fresh_pipeline() -> anyhow::Result<(Pipeline, tempfile::TempDir)> {
+fn fresh_pipeline() -> anyhow::Result<(App, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
     let mut config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
     config.store.blobs = dir.path().join("blobs");
     config.support.address = SUPPORT.into();
     config.limits.max_message_bytes = 64 * 1024 * 1024;
     let db = Db::open(&dir.path().join("bench.sqlite"))?;
-    let pipeline = Pipeline::new(Arc::new(config), Keyring::new(vec![vec![42; 32]]), db);
+    let pipeline = App::new(Arc::new(config), Keyring::new(vec![vec![42; 32]]), db);
     pipeline.db().write(|tx| {
         users::create_user(
             tx,
@@ -207,22 +212,6 @@ fn peak_rss_kb() -> anyhow::Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM in /proc/self/status")?;
     Ok(line.split_whitespace().nth(1).context("malformed VmHWM")?.parse()?)
-}
-
-/// xorshift64*: a deterministic corpus without a seeded-RNG dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 struct Corpus {

@@ -12,6 +12,9 @@
 //! contains it), `--dir PATH` to keep and reuse the generated database
 //! (default: target/web-bench).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,11 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::params;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
+use common::Rng;
+use ticketgate::app::App;
 use ticketgate::config::Config;
-use ticketgate::pipeline::Pipeline;
 use ticketgate::signing::Keyring;
 use ticketgate::store::tickets;
 use ticketgate::store::{Db, sessions};
@@ -64,9 +66,10 @@ fn main() -> anyhow::Result<()> {
     }
     let db = Db::open(&db_path)?;
     let (member, staff, rare, medium) = db.with(|c| {
-        let member: i64 =
+        let member: ticketgate::id::UserId =
             c.query_row("SELECT id FROM users WHERE role = 'member' ORDER BY id LIMIT 1", [], |r| r.get(0))?;
-        let staff: i64 = c.query_row("SELECT id FROM users WHERE role = 'staff' LIMIT 1", [], |r| r.get(0))?;
+        let staff: ticketgate::id::UserId =
+            c.query_row("SELECT id FROM users WHERE role = 'staff' LIMIT 1", [], |r| r.get(0))?;
         Ok((member, staff, word(VOCABULARY - 7), word(400)))
     })?;
     let member_cookie = session(&db, member)?;
@@ -103,13 +106,12 @@ fn main() -> anyhow::Result<()> {
         ("search common word, staff", &staff_cookie, format!("/?q={medium}")),
         ("search very common word, staff", &staff_cookie, format!("/?q={}", word(3))),
     ];
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     println!("\n{connections} connections, {seconds} s per scenario, server pid {}", child.id());
     println!("| scenario | path | requests/s | p50 ms | p90 ms | p99 ms | max ms |");
     println!("|---|---|---:|---:|---:|---:|---:|");
     let mut failed = None;
     for (name, cookie, path) in scenarios.iter().filter(|(name, _, _)| name.contains(&only)) {
-        match rt.block_on(load(port, cookie, path, connections, Duration::from_secs(seconds))) {
+        match load(port, cookie, path, connections, Duration::from_secs(seconds)) {
             Ok(r) => println!(
                 "| {name} | `{path}` | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
                 r.rps,
@@ -137,7 +139,7 @@ fn serve(db_path: &Path) -> anyhow::Result<()> {
     let dir = db_path.parent().unwrap_or(Path::new("."));
     let mut config = Config { data_dir: dir.to_path_buf(), ..Config::default() };
     config.store.blobs = dir.join("blobs");
-    let pipeline = Pipeline::new(Arc::new(config), Keyring::new(vec![vec![7; 32]]), Db::open(db_path)?);
+    let pipeline = App::new(Arc::new(config), Keyring::new(vec![vec![7; 32]]), Db::open(db_path)?);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -148,7 +150,7 @@ fn serve(db_path: &Path) -> anyhow::Result<()> {
     })
 }
 
-fn session(db: &Db, user: i64) -> anyhow::Result<String> {
+fn session(db: &Db, user: ticketgate::id::UserId) -> anyhow::Result<String> {
     let token = ticketgate::signing::random_token();
     let id = ticketgate::digest::sha256_hex(token.as_bytes());
     let now = ticketgate::clock::now();
@@ -171,28 +173,20 @@ fn word(rank: usize) -> String {
     w
 }
 
-/// A small deterministic generator (xorshift), so runs are repeatable.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
+/// Repeatable text for the generated tickets.
+trait Words {
     /// Zipf-like: low ranks are common, high ranks rare.
+    fn word_rank(&mut self) -> usize;
+    fn text(&mut self, words: usize, vocab: &[String]) -> String;
+}
+
+impl Words for Rng {
     fn word_rank(&mut self) -> usize {
         let u = (self.below(1_000_000) as f64 + 1.0) / 1_000_001.0;
         ((VOCABULARY as f64).powf(u) as usize).saturating_sub(1).min(VOCABULARY - 1)
     }
 
-    fn text(&mut self, words: u64, vocab: &[String]) -> String {
+    fn text(&mut self, words: usize, vocab: &[String]) -> String {
         let mut s = String::new();
         for i in 0..words {
             if i > 0 {
@@ -240,10 +234,10 @@ fn generate(db: &Db) -> anyhow::Result<()> {
         let start = 1_700_000_000i64;
         for i in 0..TICKETS {
             let (team, users) = &team_users[(i % TEAMS) as usize];
-            let opener = users[rng.below(users.len() as u64) as usize];
+            let opener = users[rng.below(users.len())];
             let words = 3 + rng.below(6);
             let subject = rng.text(words, &vocab);
-            let status = ["waiting_for_support", "waiting_for_customer", "closed"][rng.below(3) as usize];
+            let status = ["waiting_for_support", "waiting_for_customer", "closed"][rng.below(3)];
             let reference = if rng.below(4) == 0 { format!("REF-{}", rng.below(1_000_000)) } else { String::new() };
             let created = start + i * 600 + rng.below(600) as i64;
             let mut at = created;
@@ -253,7 +247,7 @@ fn generate(db: &Db) -> anyhow::Result<()> {
                 at += rng.below(86_400 * 3) as i64;
             }
             ticket.execute(params![team, opener, subject, status, reference, created, times[times.len() - 1]])?;
-            let id = tx.last_insert_rowid();
+            let id = ticketgate::id::TicketId(tx.last_insert_rowid());
             tickets::index_text(tx, id, "subject", &subject)?;
             if !reference.is_empty() {
                 tickets::index_text(tx, id, "reference", &reference)?;
@@ -295,63 +289,34 @@ impl Run {
 
 /// `connections` keep-alive clients requesting `path` back to back for `length`
 /// (after a one-second warm-up that is not counted).
-async fn load(port: u16, cookie: &str, path: &str, connections: usize, length: Duration) -> anyhow::Result<Run> {
+fn load(port: u16, cookie: &str, path: &str, connections: usize, length: Duration) -> anyhow::Result<Run> {
     let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\r\n").into_bytes();
     let warm_up = Instant::now() + Duration::from_secs(1);
     let end = warm_up + length;
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let request = request.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut conn = TcpStream::connect(("127.0.0.1", port)).await?;
-            conn.set_nodelay(true)?;
-            let mut buf = Vec::with_capacity(64 * 1024);
-            let mut ms = Vec::new();
-            loop {
-                let t = Instant::now();
-                if t >= end {
-                    return Ok::<_, anyhow::Error>(ms);
+    let clients: Vec<_> = (0..connections)
+        .map(|_| {
+            let request = request.clone();
+            std::thread::spawn(move || {
+                let mut http = common::Http::connect(port)?;
+                let mut ms = Vec::new();
+                loop {
+                    let t = Instant::now();
+                    if t >= end {
+                        return Ok::<_, anyhow::Error>(ms);
+                    }
+                    let status = http.exchange(&request)?;
+                    anyhow::ensure!(status == 200, "status {status}");
+                    if t >= warm_up {
+                        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
                 }
-                conn.write_all(&request).await?;
-                let status = read_response(&mut conn, &mut buf).await?;
-                anyhow::ensure!(status == 200, "status {status}");
-                if t >= warm_up {
-                    ms.push(t.elapsed().as_secs_f64() * 1000.0);
-                }
-            }
-        }));
-    }
+            })
+        })
+        .collect();
     let mut ms = Vec::new();
-    for t in tasks {
-        ms.extend(t.await??);
+    for c in clients {
+        ms.extend(c.join().map_err(|_| anyhow::anyhow!("client panicked"))??);
     }
     ms.sort_by(f64::total_cmp);
     Ok(Run { rps: ms.len() as f64 / length.as_secs_f64(), ms })
-}
-
-/// Reads one response with a Content-Length body; returns its status.
-async fn read_response(conn: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Result<u16> {
-    buf.clear();
-    let mut chunk = [0u8; 16 * 1024];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = conn.read(&mut chunk).await?;
-        anyhow::ensure!(n > 0, "connection closed");
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = std::str::from_utf8(&buf[..head_end])?.to_ascii_lowercase();
-    let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no content-length"))?;
-    while buf.len() < head_end + length {
-        let n = conn.read(&mut chunk).await?;
-        anyhow::ensure!(n > 0, "connection closed");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Ok(status)
 }

@@ -14,6 +14,7 @@ use rusqlite::Connection;
 
 use crate::config::Config;
 use crate::header::{clean_subject, generate_message_id};
+use crate::id::{MessageId, TeamId};
 use crate::lifecycle::{Event, Role, Status, transition};
 use crate::notify::{self, Notifier};
 use crate::policy::attachments::Checked;
@@ -63,13 +64,13 @@ pub struct Post<'a> {
 #[derive(Debug, Clone)]
 pub struct Posted {
     pub ticket: Ticket,
-    pub message: i64,
+    pub message: MessageId,
     /// Attachments that were refused, with their reasons.
     pub refused: Vec<Checked>,
 }
 
 /// Opens a ticket for `team` with the post as its first message.
-pub fn open(tx: &Connection, env: &Env, team: i64, subject: &str, source: &str, post: &Post) -> Result<Posted> {
+pub fn open(tx: &Connection, env: &Env, team: TeamId, subject: &str, source: &str, post: &Post) -> Result<Posted> {
     let subject = clean_subject(subject);
     let id = tickets::create(tx, team, post.author.id, &subject, source, env.now)?;
     let ticket = tickets::get(tx, id)?;
@@ -160,7 +161,7 @@ fn write_post(tx: &Connection, env: &Env, ticket: Ticket, post: &Post, event: Ev
                 size: c.size,
                 detected: c.detected.as_deref(),
                 sha256: sha.as_deref(),
-                refused: c.reason.as_deref(),
+                refused: c.reason,
             },
             env.now,
         )?;

@@ -18,6 +18,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::app::App;
 use crate::config::Config;
+use crate::id::{QuarantineId, TicketId};
 use crate::lifecycle::Role;
 use crate::store::{Db, users};
 
@@ -219,15 +220,15 @@ pub enum QuarantineCommand {
     /// Show one entry: reason, detail, notice, size, what was done, and the headers.
     Show {
         /// The entry's id (from `quarantine list`).
-        id: i64,
+        id: QuarantineId,
     },
     /// Post the message through the pipeline: where it would have gone, onto a ticket, or as a new ticket.
     Release {
         /// The entry's id (from `quarantine list`).
-        id: i64,
+        id: QuarantineId,
         /// Post it as a reply on this ticket.
         #[arg(long, conflicts_with = "team")]
-        ticket: Option<i64>,
+        ticket: Option<TicketId>,
         /// Open a new ticket for this team (a sender who is no user becomes its member).
         #[arg(long)]
         team: Option<String>,
@@ -238,7 +239,7 @@ pub enum QuarantineCommand {
     /// Delete the message; the entry keeps who deleted it and when.
     Delete {
         /// The entry's id (from `quarantine list`).
-        id: i64,
+        id: QuarantineId,
     },
     /// Remove entries (and their kept files) older than DAYS days.
     Purge {
@@ -316,7 +317,7 @@ fn quarantine(app: &App, c: QuarantineCommand) -> anyhow::Result<i32> {
                     out,
                     "{}\t{}\t{}\t{}\t{}",
                     q.id,
-                    cell(&q.reason),
+                    cell(q.reason.as_str()),
                     cell(q.sender.as_deref().unwrap_or("-")),
                     cell(q.subject.as_deref().unwrap_or("-")),
                     cell(&q.detail)
@@ -507,7 +508,7 @@ fn user(db: &Db, c: UserCommand) -> anyhow::Result<i32> {
             println!("user {id}: {} ({})", crate::address::normalize(&email), role.as_str());
         }
         UserCommand::List => {
-            let teams: std::collections::HashMap<i64, String> =
+            let teams: std::collections::HashMap<crate::id::TeamId, String> =
                 db.with(|c| users::teams(c))?.into_iter().map(|t| (t.id, t.name)).collect();
             for u in db.with(|c| users::list(c))? {
                 let team = u.team_id.and_then(|t| teams.get(&t)).map(String::as_str).unwrap_or("-");

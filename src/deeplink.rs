@@ -3,6 +3,7 @@
 //! link is only a pointer: it never logs anyone in (the portal still asks for
 //! a login and checks that the user may see the ticket).
 
+use crate::id::{MessageId, TicketId, UserId};
 use crate::signing::Keyring;
 
 const PURPOSE: &str = "deep-link";
@@ -10,11 +11,11 @@ const SIG_BYTES: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Link {
-    pub ticket: i64,
+    pub ticket: TicketId,
     /// The stored message the link points at.
-    pub message: i64,
+    pub message: MessageId,
     /// The recipient it was made for.
-    pub user: i64,
+    pub user: UserId,
     /// Unix seconds after which the link is refused.
     pub expires: i64,
 }
@@ -54,7 +55,8 @@ impl Link {
         let parts: Vec<&str> = token.split('.').collect();
         let [t, m, u, e, sig] = parts[..] else { return Err(LinkError::Invalid) };
         let num = |s: &str| s.parse::<i64>().map_err(|_| LinkError::Invalid);
-        let link = Link { ticket: num(t)?, message: num(m)?, user: num(u)?, expires: num(e)? };
+        let link =
+            Link { ticket: TicketId(num(t)?), message: MessageId(num(m)?), user: UserId(num(u)?), expires: num(e)? };
         if !keys.verify_b32(PURPOSE, link.data().as_bytes(), sig, SIG_BYTES) {
             return Err(LinkError::Invalid);
         }
@@ -74,7 +76,7 @@ const ALIAS_SIG_BYTES: usize = 32;
 /// user, the address and the expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AliasLink {
-    pub user: i64,
+    pub user: UserId,
     /// The address, normalised.
     pub alias: String,
     pub expires: i64,
@@ -105,7 +107,7 @@ impl AliasLink {
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .ok_or(LinkError::Invalid)?;
-        let link = AliasLink { user: num(u)?, alias, expires: num(e)? };
+        let link = AliasLink { user: UserId(num(u)?), alias, expires: num(e)? };
         if !keys.verify_b32(ALIAS_PURPOSE, link.data().as_bytes(), sig, ALIAS_SIG_BYTES) {
             return Err(LinkError::Invalid);
         }
@@ -123,7 +125,7 @@ mod tests {
     #[test]
     fn links_verify_expire_and_resist_tampering() {
         let k = Keyring::new(vec![vec![9; 32]]);
-        let link = Link { ticket: 4, message: 17, user: 2, expires: 1000 };
+        let link = Link { ticket: TicketId(4), message: MessageId(17), user: UserId(2), expires: 1000 };
         let tok = link.token(&k);
         assert_eq!(Link::verify(&k, &tok, 999), Ok(link));
         assert_eq!(Link::verify(&k, &tok, 1001), Err(LinkError::Expired));
@@ -142,7 +144,7 @@ mod tests {
     #[test]
     fn alias_links_verify_expire_and_resist_tampering() {
         let k = Keyring::new(vec![vec![9; 32]]);
-        let link = AliasLink { user: 3, alias: "jane@home.test".into(), expires: 1000 };
+        let link = AliasLink { user: UserId(3), alias: "jane@home.test".into(), expires: 1000 };
         let tok = link.token(&k);
         assert_eq!(AliasLink::verify(&k, &tok, 1000), Ok(link.clone()));
         assert_eq!(AliasLink::verify(&k, &tok, 1001), Err(LinkError::Expired));

@@ -124,7 +124,7 @@ pub fn run(config: &Config, paths: &[String], out: &mut dyn Write) -> std::io::R
 /// The report for one raw message.
 pub fn inspect(config: &Config, file: String, raw: &[u8]) -> Report {
     match crate::parse::parse(raw) {
-        Err(e) => Report::failed(file, e.code().into()),
+        Err(e) => Report::failed(file, e.code().as_str().into()),
         Ok(p) => Report {
             file,
             auto: crate::policy::auto::classify(&p),

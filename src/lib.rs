@@ -10,7 +10,7 @@
 //! web → auth → store (and the same pipeline actions as mail)
 //! ```
 //!
-//! Leaf modules (`config`, `clock`, `digest`, `durable`, `format`, `header`,
+//! Leaf modules (`config`, `clock`, `code`, `digest`, `durable`, `format`, `header`, `id`,
 //! `proxy`, `signing`, `address`, `lifecycle`, `parse`, `route`, `policy`) do
 //! no I/O beyond what their doc says; only `pipeline`, `serve` and `web`
 //! orchestrate. [`app::App`] is what they share: configuration, keys,
@@ -18,11 +18,13 @@
 
 pub mod address;
 pub mod clock;
+pub mod code;
 pub mod config;
 pub mod digest;
 pub mod durable;
 pub mod format;
 pub mod header;
+pub mod id;
 pub mod lifecycle;
 pub mod password;
 pub mod proxy;

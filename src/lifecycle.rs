@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::id::TeamId;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -134,7 +136,7 @@ pub fn transition(current: Option<Status>, event: Event) -> Transition {
 }
 
 /// Whether a user may see a ticket of `ticket_team`.
-pub fn may_see(role: Role, user_team: Option<i64>, ticket_team: i64) -> bool {
+pub fn may_see(role: Role, user_team: Option<TeamId>, ticket_team: TeamId) -> bool {
     role.is_staff() || user_team == Some(ticket_team)
 }
 
@@ -166,7 +168,7 @@ mod tests {
         for r in [Role::Member, Role::Admin, Role::Staff] {
             assert_eq!(Role::parse(r.as_str()), Some(r));
         }
-        assert!(may_see(Role::Staff, None, 3));
-        assert!(!may_see(Role::Admin, Some(2), 3));
+        assert!(may_see(Role::Staff, None, TeamId(3)));
+        assert!(!may_see(Role::Admin, Some(TeamId(2)), TeamId(3)));
     }
 }

@@ -18,10 +18,13 @@ use sha2::{Digest, Sha256};
 
 use crate::actions::{self, Env, Post, Upload};
 use crate::app::App;
+use crate::code::QuarantineReason;
+use crate::id::{MessageId, QuarantineId, TeamId, TicketId};
 use crate::notify::lang::Lang;
 use crate::notify::{self, Notice, Notifier};
 use crate::parse::{self, Parsed};
-use crate::policy::{attachments, auto, sender};
+use crate::policy::auto::{self, AutoKind};
+use crate::policy::{attachments, sender};
 use crate::route::{self, Facts, Named, Route, token};
 use crate::store::tickets::{self, Ticket, Via};
 use crate::store::users::{self, NewUser, User};
@@ -33,31 +36,31 @@ use crate::{address, clock, lifecycle};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// A new ticket was opened.
-    Opened { ticket: i64, message: i64 },
+    Opened { ticket: TicketId, message: MessageId },
     /// Posted on an existing ticket.
-    Replied { ticket: i64, message: i64 },
+    Replied { ticket: TicketId, message: MessageId },
     /// Seen before; nothing changed.
-    Duplicate { ticket: Option<i64> },
+    Duplicate { ticket: Option<TicketId> },
     /// Automatic mail (auto-reply, list, ...): never creates a ticket or gets a reply.
-    Automatic { kind: &'static str, ticket: Option<i64> },
+    Automatic { kind: AutoKind, ticket: Option<TicketId> },
     /// A delivery report; the addresses now marked as bouncing.
     Bounce { marked: Vec<String> },
     /// Kept aside with its reason (stable code) for a person to look at.
-    Quarantined { reason: String, id: i64 },
+    Quarantined { reason: QuarantineReason, id: QuarantineId },
     /// Failed every try and could not even be quarantined: nothing was
     /// recorded, and the source leaves the message where it is.
     Failed { error: String },
 }
 
 impl Outcome {
-    pub fn quarantine_reason(&self) -> Option<&str> {
+    pub fn quarantine_reason(&self) -> Option<&'static str> {
         match self {
-            Outcome::Quarantined { reason, .. } => Some(reason),
+            Outcome::Quarantined { reason, .. } => Some(reason.as_str()),
             _ => None,
         }
     }
 
-    pub fn ticket(&self) -> Option<i64> {
+    pub fn ticket(&self) -> Option<TicketId> {
         match self {
             Outcome::Opened { ticket, .. } | Outcome::Replied { ticket, .. } => Some(*ticket),
             Outcome::Duplicate { ticket } | Outcome::Automatic { ticket, .. } => *ticket,
@@ -108,7 +111,7 @@ impl IngestError {
 /// Why a message could not even be parsed.
 #[derive(Debug, Clone)]
 struct Unreadable {
-    reason: &'static str,
+    reason: QuarantineReason,
     detail: String,
 }
 
@@ -118,10 +121,6 @@ fn message_span(source: &str, parsed: &Result<Parsed, Unreadable>) -> tracing::S
     let message_id = parsed.as_ref().ok().and_then(|p| p.message_id.as_deref());
     tracing::info_span!("message", source, message_id, outcome = tracing::field::Empty)
 }
-
-/// The pipeline's methods are on [`App`]; this name stays for the callers
-/// that speak of the pipeline.
-pub type Pipeline = App;
 
 impl App {
     /// Processes one message. Blocking.
@@ -189,7 +188,9 @@ impl App {
                     tracing::error!(source, key, error = %error, "processing failed {ATTEMPTS} times; quarantining");
                     let detail = format!("internal error ({ATTEMPTS} attempts): {error}");
                     let p = p.as_ref().ok();
-                    let kept = isolated(tx, || quarantine(tx, &key, "internal_error", &detail, source, p, raw, now))?;
+                    let kept = isolated(tx, || {
+                        quarantine(tx, &key, QuarantineReason::InternalError, &detail, source, p, raw, now)
+                    })?;
                     let failed = |e| Outcome::Failed { error: format!("{error}; quarantining it failed too: {e}") };
                     outcomes[*i] = Some(kept.unwrap_or_else(failed));
                 }
@@ -204,9 +205,13 @@ impl App {
             let _in_message = span.enter();
             crate::metrics::message(o.label(), o.quarantine_reason());
             match o {
-                Outcome::Quarantined { reason, id } => tracing::warn!(source, reason, id, "message quarantined"),
+                Outcome::Quarantined { reason, id } => {
+                    tracing::warn!(source, reason = reason.as_str(), id = id.0, "message quarantined")
+                }
                 Outcome::Failed { error } => tracing::error!(source, error, "message left at the source"),
-                o => tracing::debug!(source, outcome = o.label(), ticket = o.ticket(), "message processed"),
+                o => {
+                    tracing::debug!(source, outcome = o.label(), ticket = o.ticket().map(|t| t.0), "message processed")
+                }
             }
         }
         Ok(outcomes)
@@ -271,7 +276,7 @@ impl App {
         let path = path.to_string_lossy();
         let detail = format!("{size} bytes, more than limits.max_message_bytes = {max}; the message is kept in {path}");
         let entry = inbound::Quarantined {
-            reason: "message_too_large",
+            reason: QuarantineReason::MessageTooLarge,
             detail: &detail,
             source,
             key: &key,
@@ -335,7 +340,7 @@ impl App {
         let max = self.config.limits.max_message_bytes;
         if raw.len() as u64 > max {
             return Err(Unreadable {
-                reason: "message_too_large",
+                reason: QuarantineReason::MessageTooLarge,
                 detail: format!("{} bytes, more than limits.max_message_bytes = {max}", raw.len()),
             });
         }
@@ -343,9 +348,10 @@ impl App {
         match catch_unwind(AssertUnwindSafe(|| parse::parse(raw))) {
             Ok(Ok(p)) => Ok(p),
             Ok(Err(e)) => Err(Unreadable { reason: e.code(), detail: e.to_string() }),
-            Err(_) => {
-                Err(Unreadable { reason: "parser_panic", detail: "the MIME parser failed on this message".into() })
-            }
+            Err(_) => Err(Unreadable {
+                reason: QuarantineReason::ParserPanic,
+                detail: "the MIME parser failed on this message".into(),
+            }),
         }
     }
 
@@ -412,12 +418,12 @@ impl App {
                     tx,
                     t,
                     "automatic",
-                    &format!("{} mail from {from} was not posted", kind.code()),
+                    &format!("{} mail from {from} was not posted", kind.as_str()),
                     now,
                 )?;
             }
             inbound::mark_processed(tx, &key, "automatic", ticket, now)?;
-            return Ok(Outcome::Automatic { kind: kind.code(), ticket });
+            return Ok(Outcome::Automatic { kind, ticket });
         }
 
         if let Some(problem) = named.problem {
@@ -425,13 +431,23 @@ impl App {
             return quarantine(tx, &key, problem.code(), detail, source, Some(p), raw, now);
         }
         let Some(from) = named.address.as_deref() else {
-            return quarantine(tx, &key, "no_sender", "the message has no From address", source, Some(p), raw, now);
+            return quarantine(
+                tx,
+                &key,
+                QuarantineReason::NoSender,
+                "the message has no From address",
+                source,
+                Some(p),
+                raw,
+                now,
+            );
         };
         let told = Told { tx, notifier: &notifier, to: from, known: sender.is_some(), named: &named, p };
         if sender::dmarc_fails(&p.authentication_results, trusted) {
             let notice = told.tell(&Notice::DmarcQuarantined { subject: &p.subject })?;
             let detail = "a trusted Authentication-Results header reports dmarc=fail";
-            return quarantine(tx, &key, "dmarc_fail", detail, source, Some(p), raw, now).and_then(noted(tx, &notice));
+            return quarantine(tx, &key, QuarantineReason::DmarcFail, detail, source, Some(p), raw, now)
+                .and_then(noted(tx, &notice));
         }
 
         let mut facts = self.gather(tx, p, sender.as_ref())?;
@@ -453,7 +469,7 @@ impl App {
                     "{from} is staff; the mail names ticket {} but carries no reply token and no trusted authentication",
                     ticket.id
                 );
-                quarantine(tx, &key, "staff_unverified", &detail, source, Some(p), raw, now)
+                quarantine(tx, &key, QuarantineReason::StaffUnverified, &detail, source, Some(p), raw, now)
                     .and_then(noted(tx, &notice))
             }
             Route::NewTicket { verified } => {
@@ -466,7 +482,7 @@ impl App {
                     return quarantine(
                         tx,
                         &key,
-                        "staff_without_ticket",
+                        QuarantineReason::StaffWithoutTicket,
                         "staff mail names no ticket",
                         source,
                         Some(p),
@@ -479,13 +495,15 @@ impl App {
             Route::UnknownSender => {
                 let notice = told.tell(&Notice::UnknownSender { subject: &p.subject })?;
                 let detail = format!("{from} is not a known user");
-                quarantine(tx, &key, "unknown_sender", &detail, source, Some(p), raw, now).and_then(noted(tx, &notice))
+                quarantine(tx, &key, QuarantineReason::UnknownSender, &detail, source, Some(p), raw, now)
+                    .and_then(noted(tx, &notice))
             }
             Route::TokenSenderMismatch { ticket } => {
                 let notice = told.tell(&Notice::TokenSenderMismatch { subject: &p.subject })?;
                 let detail = format!("{from} used the reply address of another user on ticket {ticket}");
-                let outcome = quarantine(tx, &key, "token_sender_mismatch", &detail, source, Some(p), raw, now)
-                    .and_then(noted(tx, &notice))?;
+                let outcome =
+                    quarantine(tx, &key, QuarantineReason::TokenSenderMismatch, &detail, source, Some(p), raw, now)
+                        .and_then(noted(tx, &notice))?;
                 if let Outcome::Quarantined { id, .. } = &outcome {
                     let note = format!("{detail}; it is held as quarantine entry #{id} (notice {notice})");
                     tickets::add_event(tx, ticket, "token_sender_mismatch", &note, now)?;
@@ -495,7 +513,7 @@ impl App {
             Route::StaffWithoutTicket => {
                 let notice = told.tell(&Notice::StaffWithoutTicket { subject: &p.subject })?;
                 let detail = format!("{from} is staff and the mail names no ticket");
-                quarantine(tx, &key, "staff_without_ticket", &detail, source, Some(p), raw, now)
+                quarantine(tx, &key, QuarantineReason::StaffWithoutTicket, &detail, source, Some(p), raw, now)
                     .and_then(noted(tx, &notice))
             }
         }
@@ -508,7 +526,7 @@ impl App {
         tx: &Connection,
         env: &Env,
         notifier: &Notifier,
-        (team, source): (i64, &str),
+        (team, source): (TeamId, &str),
         author: &User,
         p: &Parsed,
         raw: &[u8],
@@ -622,7 +640,7 @@ impl App {
         Ok(facts)
     }
 
-    fn referenced_ticket(&self, tx: &Connection, p: &Parsed) -> Result<Option<i64>, StoreError> {
+    fn referenced_ticket(&self, tx: &Connection, p: &Parsed) -> Result<Option<TicketId>, StoreError> {
         let mut ids = p.references.clone();
         ids.extend(p.in_reply_to.iter().cloned());
         tickets::by_message_ids(tx, &ids)
@@ -765,7 +783,7 @@ fn staff_close_command<'a>(author: &User, body: &'a str) -> (bool, &'a str) {
 fn quarantine(
     tx: &Connection,
     key: &str,
-    reason: &str,
+    reason: QuarantineReason,
     detail: &str,
     source: &str,
     p: Option<&Parsed>,
@@ -790,7 +808,7 @@ fn quarantine(
 fn record_quarantine(tx: &Connection, entry: &inbound::Quarantined, now: i64) -> Result<Outcome, StoreError> {
     let id = inbound::quarantine(tx, entry, now)?;
     inbound::mark_processed(tx, entry.key, "quarantined", None, now)?;
-    Ok(Outcome::Quarantined { reason: entry.reason.to_string(), id })
+    Ok(Outcome::Quarantined { reason: entry.reason, id })
 }
 
 /// Telling the sender of a message that was not posted, without backscatter.

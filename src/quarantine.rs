@@ -28,6 +28,7 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use crate::app::App;
+use crate::id::{QuarantineId, TeamId, TicketId};
 use crate::lifecycle::Role;
 use crate::parse::{self, Parsed};
 use crate::pipeline::Outcome;
@@ -45,7 +46,7 @@ pub enum Target {
     /// Where the pipeline would have put it, had it been accepted.
     Thread,
     /// A reply on this ticket.
-    Ticket(i64),
+    Ticket(TicketId),
     /// A new ticket for the team of this name.
     Team(String),
 }
@@ -65,7 +66,7 @@ pub struct Release<'a> {
 impl App {
     /// The whole message of entry `id`: from the database, or from the file
     /// it was kept in when too large for the database. Blocking.
-    pub fn quarantined_message(&self, id: i64) -> Result<Vec<u8>> {
+    pub fn quarantined_message(&self, id: QuarantineId) -> Result<Vec<u8>> {
         let entry = self.db.with(|c| inbound::entry(c, id))?;
         match &entry.raw_path {
             Some(path) if entry.resolution.is_none() => Ok(std::fs::read(path)?),
@@ -76,7 +77,7 @@ impl App {
     /// Posts quarantined message `id` as `r` says and records who did it.
     /// Refusals (already resolved, no such ticket or team, an author who may
     /// not write there) are `StoreError::Conflict` with the reason. Blocking.
-    pub fn release(&self, id: i64, r: &Release) -> Result<Outcome> {
+    pub fn release(&self, id: QuarantineId, r: &Release) -> Result<Outcome> {
         let raw = self.quarantined_message(id)?;
         let parsed = match std::panic::catch_unwind(|| parse::parse(&raw)) {
             Ok(Ok(p)) => p,
@@ -202,7 +203,7 @@ impl App {
     }
 
     /// A member of `team` for a sender who is no user.
-    fn enrol(&self, tx: &Connection, from: Option<&str>, p: &Parsed, team: i64, now: i64) -> Result<User> {
+    fn enrol(&self, tx: &Connection, from: Option<&str>, p: &Parsed, team: TeamId, now: i64) -> Result<User> {
         let from =
             from.ok_or_else(|| refused("the message names no single sender: release it as from a user".into()))?;
         let new = NewUser {
@@ -218,7 +219,7 @@ impl App {
 
     /// Deletes entry `id`: the message (and a kept file) goes, the record of
     /// who deleted it when stays. Blocking.
-    pub fn delete_quarantined(&self, id: i64, by: &str) -> Result<()> {
+    pub fn delete_quarantined(&self, id: QuarantineId, by: &str) -> Result<()> {
         let entry = self.db.with(|c| inbound::entry(c, id))?;
         if !self.db.write(|tx| inbound::resolve(tx, id, "deleted", by, clock::now(), true))? {
             return Err(refused(format!("entry #{id} was released or deleted already")));

@@ -9,12 +9,12 @@
 //! above the highest one seen.
 //!
 //! A pass takes `batch_size` messages at a time, asks their `RFC822.SIZE` first, fetches them
-//! in batches of at most [`BATCH_BYTES`], hands each batch to [`Pipeline::ingest_batch`] while
+//! in batches of at most [`BATCH_BYTES`], hands each batch to [`App::ingest_batch`] while
 //! the next batch is being fetched, and only once that batch has committed moves the messages:
 //! quarantined ones to the quarantine folder, all others to the processed folder (`UID MOVE`,
 //! or COPY + `\Deleted` + `UID EXPUNGE` where MOVE is missing). A message over
 //! `limits.max_message_bytes` is never fetched whole: it is fetched in parts and streamed into
-//! quarantine ([`Pipeline::quarantine_oversized`]). A crash between commit and move leaves the
+//! quarantine ([`App::quarantine_oversized`]). A crash between commit and move leaves the
 //! message in the folder; the next pass reads it again and the pipeline recognises the
 //! duplicate, which keeps its outcome: a message that had been quarantined is filed in the
 //! quarantine folder again.
@@ -49,9 +49,10 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::app::App;
 use crate::config::{ImapConfig, TlsMode};
 use crate::inbound::{BATCH_BYTES, Settle};
-use crate::pipeline::{IngestError, Outcome, Pipeline};
+use crate::pipeline::{IngestError, Outcome};
 use crate::store::imap::{self as checkpoint, Checkpoint};
 
 /// IDLE is re-issued this often (servers may drop an IDLE older than 29 minutes).
@@ -105,7 +106,7 @@ type Session = async_imap::Session<Conn>;
 
 /// Reads `mailbox` until `shutdown` turns true (or its sender is dropped). Returns only then:
 /// every fault is logged and followed by a reconnect.
-pub async fn run(pipeline: Pipeline, mailbox: ImapConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(pipeline: App, mailbox: ImapConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let mut source = Source {
         pipeline,
         mb: mailbox,
@@ -128,7 +129,7 @@ struct Caps {
 }
 
 struct Source {
-    pipeline: Pipeline,
+    pipeline: App,
     mb: ImapConfig,
     shutdown: watch::Receiver<bool>,
     /// The shutdown sender is gone: treated as a shutdown.
@@ -866,7 +867,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = crate::config::Config::default();
         let db = crate::store::Db::open(&dir.path().join("t.sqlite")).unwrap();
-        let pipeline = Pipeline::new(Arc::new(config), crate::signing::Keyring::new(vec![vec![1; 32]]), db);
+        let pipeline = App::new(Arc::new(config), crate::signing::Keyring::new(vec![vec![1; 32]]), db);
         let mut s = Source {
             pipeline,
             mb: ImapConfig::default(),

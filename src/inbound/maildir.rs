@@ -8,8 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::app::App;
 use crate::inbound::{BATCH_BYTES, Settle};
-use crate::pipeline::{IngestError, Outcome, Pipeline};
+use crate::pipeline::{IngestError, Outcome};
 
 /// Messages read and committed together, at most.
 const BATCH: usize = 100;
@@ -45,8 +46,8 @@ impl Maildir {
     /// Messages are read and committed in batches bounded by bytes
     /// ([`BATCH_BYTES`]) as well as by count. A message over
     /// `limits.max_message_bytes` (known from its file size) is never read
-    /// whole: [`Pipeline::quarantine_oversized`] streams it.
-    pub fn pass(&self, pipeline: &Pipeline, label: &str) -> Result<usize, PassError> {
+    /// whole: [`App::quarantine_oversized`] streams it.
+    pub fn pass(&self, pipeline: &App, label: &str) -> Result<usize, PassError> {
         let max = pipeline.config().limits.max_message_bytes;
         let mut settled = 0;
         let mut batch: Vec<(String, Vec<u8>)> = Vec::new();
@@ -87,7 +88,7 @@ impl Maildir {
     }
 
     /// Ingests one batch and files its messages once it has committed.
-    fn commit(&self, pipeline: &Pipeline, label: &str, batch: Vec<(String, Vec<u8>)>) -> Result<usize, PassError> {
+    fn commit(&self, pipeline: &App, label: &str, batch: Vec<(String, Vec<u8>)>) -> Result<usize, PassError> {
         if batch.is_empty() {
             return Ok(0);
         }
@@ -140,7 +141,7 @@ pub enum PassError {
 /// Watches the Maildir until `shutdown` turns true. A failed (or panicked)
 /// pass is logged and retried at the next tick; messages stay in `new/`
 /// until settled.
-pub async fn run(pipeline: Pipeline, mut shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn run(pipeline: App, mut shutdown: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
     let config = pipeline.config().maildir.clone();
     let maildir = std::sync::Arc::new(Maildir::open(&config.path)?);
     tracing::info!(path = %config.path.display(), "watching the Maildir inbox");

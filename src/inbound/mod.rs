@@ -1,5 +1,5 @@
 //! MAIL IN: sources of raw messages. Each source hands messages to the
-//! [`Pipeline`](crate::pipeline::Pipeline) and settles them (files them as
+//! [`App`](crate::app::App) and settles them (files them as
 //! processed or quarantined) only after the pipeline's transaction has
 //! committed; a crash in between re-delivers the message, which the
 //! pipeline then recognises as a duplicate.
@@ -13,7 +13,7 @@ use crate::pipeline::Outcome;
 /// bounded by bytes, not by a message count. A single message up to
 /// `limits.max_message_bytes` that is larger still makes a batch of its own;
 /// larger ones are never read whole (see
-/// [`Pipeline::quarantine_oversized`](crate::pipeline::Pipeline::quarantine_oversized)).
+/// [`App::quarantine_oversized`](crate::app::App::quarantine_oversized)).
 pub const BATCH_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Where a source files a message once the pipeline is done with it.

@@ -40,8 +40,9 @@ use rusqlite::Connection;
 
 use crate::config::Config;
 use crate::deeplink::Link;
+use crate::id::{MessageId, TicketId, UserId};
 use crate::lifecycle::Event;
-use crate::policy::attachments::Checked;
+use crate::policy::attachments::{Checked, Refusal};
 use crate::signing::Keyring;
 use crate::store::outbox::{self, NewMail};
 use crate::store::tickets::{self, Ticket};
@@ -89,7 +90,7 @@ pub fn ticket_event(
     tx: &Connection,
     n: &Notifier,
     ticket: &Ticket,
-    message: Option<i64>,
+    message: Option<MessageId>,
     event: Event,
     author: Option<&User>,
 ) -> Result<()> {
@@ -115,7 +116,7 @@ pub fn ticket_event(
         })
         .map(|a| FileLine {
             url: a.refused.is_none().then(|| format!("{portal}/t/{}/a/{}", ticket.id, a.id)),
-            ..file_line(&a.filename, a.size.max(0) as u64, a.refused.as_deref())
+            ..file_line(&a.filename, a.size.max(0) as u64, a.refused)
         })
         .collect();
     let (files, more_files) = listed(files);
@@ -125,7 +126,7 @@ pub fn ticket_event(
     // The link points at the new message, or at the newest one for changes without a message.
     let link_message = match message {
         Some(m) => m,
-        None => tickets::latest_message_id(tx, ticket.id)?.unwrap_or(0),
+        None => tickets::latest_message_id(tx, ticket.id)?.unwrap_or_default(),
     };
     let parent = shown.and_then(|m| m.message_id.clone());
     let team = users::team(tx, ticket.team_id)?.name;
@@ -232,17 +233,13 @@ pub fn notice(
             mail.subject = ticket.subject.clone();
             mail.status = ticket.status.label().to_string();
             (mail.files, mail.more_files) = listed(
-                files
-                    .iter()
-                    .filter(|f| !f.accepted)
-                    .map(|f| file_line(&f.filename, f.size, Some(f.reason.as_deref().unwrap_or_default())))
-                    .collect(),
+                files.iter().filter(|f| !f.accepted).map(|f| file_line(&f.filename, f.size, f.reason)).collect(),
             );
             let rules = &n.config.attachments;
             mail.allowed = rules.allowed_extensions.iter().map(|e| format!(".{e}")).collect::<Vec<_>>().join(", ");
             mail.max_size = crate::format::size(rules.max_bytes);
             if let Some(u) = &user {
-                let newest = tickets::latest_message_id(tx, ticket.id)?.unwrap_or(0);
+                let newest = tickets::latest_message_id(tx, ticket.id)?.unwrap_or_default();
                 mail.link = Some(deep_link(n, ticket.id, newest, u.id));
             }
             let subject = format!("{tag} {} {}", texts.refused.subject, ticket.subject);
@@ -376,16 +373,16 @@ fn ticket_subject(tag: &str, subject: &str, follow_up: bool) -> String {
 }
 
 /// The recipient's own reply address: `support+TOKEN@domain`.
-fn reply_address(n: &Notifier, ticket: i64, user: i64) -> String {
+fn reply_address(n: &Notifier, ticket: TicketId, user: UserId) -> String {
     crate::address::with_tag(&n.config.support.address, &crate::route::token::issue(n.keys, ticket, user))
 }
 
-fn deep_link(n: &Notifier, ticket: i64, message: i64, user: i64) -> String {
+fn deep_link(n: &Notifier, ticket: TicketId, message: MessageId, user: UserId) -> String {
     let ttl = n.config.web.link_ttl_days.saturating_mul(86_400) as i64;
     Link { ticket, message, user, expires: n.now.saturating_add(ttl) }.url(&n.config.support.public_url, n.keys)
 }
 
-fn file_line(name: &str, size: u64, refused: Option<&str>) -> FileLine {
+fn file_line(name: &str, size: u64, refused: Option<Refusal>) -> FileLine {
     FileLine {
         name: name.to_string(),
         size: crate::format::size(size),

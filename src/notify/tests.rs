@@ -4,6 +4,7 @@ use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
 use rusqlite::Connection;
 
 use super::*;
+use crate::id::{TeamId, TicketId};
 use crate::lifecycle::{Role, Status};
 use crate::notify::lang::Lang;
 use crate::store::outbox::Entry;
@@ -18,7 +19,7 @@ struct People {
     agent: User,
 }
 
-fn user(c: &Connection, email: &str, name: &str, role: Role, team: Option<i64>) -> User {
+fn user(c: &Connection, email: &str, name: &str, role: Role, team: Option<TeamId>) -> User {
     let id = users::create_user(c, &NewUser { email, name, role, team_id: team, password_hash: None }, 0).unwrap();
     users::by_id(c, id).unwrap()
 }
@@ -50,7 +51,15 @@ fn keys() -> Keyring {
 }
 
 /// Posts a message as `author` and runs the notification for it.
-fn post(c: &Connection, n: &Notifier, ticket: i64, author: &User, event: Event, body: &str, mid: &str) -> i64 {
+fn post(
+    c: &Connection,
+    n: &Notifier,
+    ticket: TicketId,
+    author: &User,
+    event: Event,
+    body: &str,
+    mid: &str,
+) -> MessageId {
     let message = tickets::add_message(
         c,
         &NewMessage {
@@ -298,7 +307,7 @@ fn notices_are_rate_limited_and_stay_out_of_the_thread() {
             size: 2048,
             detected: None,
             accepted: false,
-            reason: Some(crate::policy::attachments::EXTENSION_NOT_ALLOWED.into()),
+            reason: Some(Refusal::ExtensionNotAllowed),
         }];
         let refused = Notice::RefusedAttachments { ticket: &ticket, files: &files };
         assert!(notice(c, &n, "member@acme.test", &refused, Some("f1@acme.test"), Lang::En)?);
@@ -358,7 +367,7 @@ fn mails_quote_a_bounded_excerpt_and_staff_get_download_links() {
             raw: None,
         };
         let message = tickets::add_message(c, &new, 1000)?;
-        let file = |name: &'static str, refused: Option<&'static str>| NewAttachment {
+        let file = |name: &'static str, refused: Option<Refusal>| NewAttachment {
             ticket_id: t,
             message_id: Some(message),
             filename: name,
@@ -368,7 +377,7 @@ fn mails_quote_a_bounded_excerpt_and_staff_get_download_links() {
             refused,
         };
         let kept = tickets::add_attachment(c, &file("report.pdf", None), 1000)?;
-        tickets::add_attachment(c, &file("run.exe", Some("extension_not_allowed")), 1000)?;
+        tickets::add_attachment(c, &file("run.exe", Some(Refusal::ExtensionNotAllowed)), 1000)?;
         for i in 0..MAX_FILES_LISTED {
             tickets::add_attachment(c, &file(if i % 2 == 0 { "a.png" } else { "b.png" }, None), 1000)?;
         }

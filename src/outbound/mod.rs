@@ -35,6 +35,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::code::OutboxState;
 use crate::config::{Config, OutboundConfig};
 use crate::signing::Keyring;
 use crate::store::outbox::{self, Due};
@@ -275,9 +276,9 @@ pub fn list(db: &Db, out: &mut dyn Write) -> anyhow::Result<()> {
         "id", "state", "tries", "kind", "ticket", "recipient", "next attempt / sent"
     )?;
     for r in rows {
-        let when = match (r.state.as_str(), r.sent_at) {
-            ("sent", Some(at)) => crate::format::time(at).text,
-            ("pending", _) => crate::format::time(r.next_attempt_at).text,
+        let when = match (r.state, r.sent_at) {
+            (OutboxState::Sent, Some(at)) => crate::format::time(at).text,
+            (OutboxState::Pending, _) => crate::format::time(r.next_attempt_at).text,
             _ => "-".to_string(),
         };
         let ticket = r.ticket_id.map(|t| t.to_string()).unwrap_or_else(|| "-".into());

@@ -32,6 +32,8 @@ pub mod trim;
 
 use mail_parser::{Encoding, HeaderValue, MessageParser, MimeHeaders, PartType};
 
+use crate::code::QuarantineReason;
+
 /// Longest Message-ID, address or header value kept.
 pub const MAX_ID_LEN: usize = 998;
 /// Most Message-IDs kept from References.
@@ -54,11 +56,11 @@ pub enum ParseError {
 
 impl ParseError {
     /// Stable reason code (quarantine, `inspect`'s `error`).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> QuarantineReason {
         match self {
-            ParseError::Empty => "empty_message",
-            ParseError::NoHeaders => "no_headers",
-            ParseError::Unparseable => "unparseable",
+            ParseError::Empty => QuarantineReason::EmptyMessage,
+            ParseError::NoHeaders => QuarantineReason::NoHeaders,
+            ParseError::Unparseable => QuarantineReason::Unparseable,
         }
     }
 }

@@ -59,28 +59,7 @@ use crate::parse::{Part, Skipped};
 /// Longest sanitised file name, in bytes.
 pub const MAX_FILENAME_BYTES: usize = 200;
 
-pub const EXTENSION_NOT_ALLOWED: &str = "extension_not_allowed";
-pub const EMPTY_FILE: &str = "empty_file";
-pub const TOO_LARGE: &str = "too_large";
-pub const MACRO_ENABLED: &str = "macro_enabled";
-pub const CONTENT_MISMATCH: &str = "content_mismatch";
-pub const NOT_TEXT: &str = "not_text";
-pub const HTML_DISGUISED_AS_TEXT: &str = "html_disguised_as_text";
-pub const SCRIPT_DISGUISED_AS_TEXT: &str = "script_disguised_as_text";
-pub const TOO_MANY_ATTACHMENTS: &str = "too_many_attachments";
-
-/// Every reason code [`check`] can give.
-pub const REASONS: &[&str] = &[
-    EXTENSION_NOT_ALLOWED,
-    EMPTY_FILE,
-    TOO_LARGE,
-    MACRO_ENABLED,
-    CONTENT_MISMATCH,
-    NOT_TEXT,
-    HTML_DISGUISED_AS_TEXT,
-    SCRIPT_DISGUISED_AS_TEXT,
-    TOO_MANY_ATTACHMENTS,
-];
+pub use crate::code::Refusal;
 
 pub const PDF: &str = "application/pdf";
 pub const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
@@ -111,23 +90,22 @@ pub struct Checked {
     /// MIME type from the magic bytes, when recognised.
     pub detected: Option<String>,
     pub accepted: bool,
-    /// Stable reason code when refused (one of [`REASONS`]).
-    pub reason: Option<String>,
+    /// Stable reason code when refused (one of [`Refusal::ALL`]).
+    pub reason: Option<Refusal>,
 }
 
 /// A short sentence for a reason code, for notices and the portal.
-pub fn reason_text(code: &str) -> &'static str {
+pub fn reason_text(code: Refusal) -> &'static str {
     match code {
-        EXTENSION_NOT_ALLOWED => "This type of file is not accepted.",
-        EMPTY_FILE => "The file is empty.",
-        TOO_LARGE => "The file is larger than the size limit.",
-        MACRO_ENABLED => "Documents containing macros are not accepted.",
-        CONTENT_MISMATCH => "The file's content does not match its name's extension.",
-        NOT_TEXT => "The file is named as text but its content is not text in a known character set.",
-        HTML_DISGUISED_AS_TEXT => "The file is named as text but is a web page (HTML).",
-        SCRIPT_DISGUISED_AS_TEXT => "The file is named as text but is a script.",
-        TOO_MANY_ATTACHMENTS => "The message had more attachments than are taken from one message.",
-        _ => "The file was refused.",
+        Refusal::ExtensionNotAllowed => "This type of file is not accepted.",
+        Refusal::EmptyFile => "The file is empty.",
+        Refusal::TooLarge => "The file is larger than the size limit.",
+        Refusal::MacroEnabled => "Documents containing macros are not accepted.",
+        Refusal::ContentMismatch => "The file's content does not match its name's extension.",
+        Refusal::NotText => "The file is named as text but its content is not text in a known character set.",
+        Refusal::HtmlDisguisedAsText => "The file is named as text but is a web page (HTML).",
+        Refusal::ScriptDisguisedAsText => "The file is named as text but is a script.",
+        Refusal::TooManyAttachments => "The message had more attachments than are taken from one message.",
     }
 }
 
@@ -146,13 +124,13 @@ pub fn check(part: &Part, rules: &AttachmentRules) -> Checked {
 
     let mut detected = found.mime;
     let reason = if !ext.as_deref().is_some_and(|e| is_allowed(e, rules)) {
-        Some(EXTENSION_NOT_ALLOWED)
+        Some(Refusal::ExtensionNotAllowed)
     } else if bytes.is_empty() {
-        Some(EMPTY_FILE)
+        Some(Refusal::EmptyFile)
     } else if size > rules.max_bytes {
-        Some(TOO_LARGE)
+        Some(Refusal::TooLarge)
     } else if found.macros {
-        Some(MACRO_ENABLED)
+        Some(Refusal::MacroEnabled)
     } else {
         let ext = ext.as_deref().unwrap_or_default();
         match expectation(ext) {
@@ -162,28 +140,22 @@ pub fn check(part: &Part, rules: &AttachmentRules) -> Checked {
                     None
                 }
                 // Binary content with a recognised type is a disguise, not bad text.
-                Err(NOT_TEXT) if found.mime.is_some() => Some(CONTENT_MISMATCH),
+                Err(Refusal::NotText) if found.mime.is_some() => Some(Refusal::ContentMismatch),
                 Err(code) => {
                     detected = match code {
-                        HTML_DISGUISED_AS_TEXT => Some(HTML),
-                        SCRIPT_DISGUISED_AS_TEXT => Some(SHELL_SCRIPT),
+                        Refusal::HtmlDisguisedAsText => Some(HTML),
+                        Refusal::ScriptDisguisedAsText => Some(SHELL_SCRIPT),
                         _ => detected,
                     };
                     Some(code)
                 }
             },
-            Expect::Zip => (!found.zip).then_some(CONTENT_MISMATCH),
-            Expect::Mime(want) => (found.mime != Some(want)).then_some(CONTENT_MISMATCH),
-            Expect::InferExt => (found.ext != Some(ext)).then_some(CONTENT_MISMATCH),
+            Expect::Zip => (!found.zip).then_some(Refusal::ContentMismatch),
+            Expect::Mime(want) => (found.mime != Some(want)).then_some(Refusal::ContentMismatch),
+            Expect::InferExt => (found.ext != Some(ext)).then_some(Refusal::ContentMismatch),
         }
     };
-    Checked {
-        filename,
-        size,
-        detected: detected.map(str::to_string),
-        accepted: reason.is_none(),
-        reason: reason.map(str::to_string),
-    }
+    Checked { filename, size, detected: detected.map(str::to_string), accepted: reason.is_none(), reason }
 }
 
 /// The verdict on an attachment beyond the per-message cap: refused, its
@@ -194,7 +166,7 @@ pub fn too_many(skipped: &Skipped) -> Checked {
         size: skipped.size,
         detected: None,
         accepted: false,
-        reason: Some(TOO_MANY_ATTACHMENTS.to_string()),
+        reason: Some(Refusal::TooManyAttachments),
     }
 }
 
@@ -483,7 +455,7 @@ fn tar_checksum_ok(bytes: &[u8]) -> bool {
 }
 
 /// `Ok` when `bytes` is text; otherwise the reason code.
-fn text_verdict(bytes: &[u8], declared: Option<&str>) -> Result<(), &'static str> {
+fn text_verdict(bytes: &[u8], declared: Option<&str>) -> Result<(), Refusal> {
     let prefix = match Encoding::for_bom(bytes) {
         Some((enc, bom)) => decode_checked(enc, &bytes[bom..]),
         None => decode_checked(UTF_8, bytes).or_else(|| {
@@ -491,7 +463,7 @@ fn text_verdict(bytes: &[u8], declared: Option<&str>) -> Result<(), &'static str
             declared.filter(|&e| e != UTF_8).and_then(|e| decode_checked(e, bytes))
         }),
     }
-    .ok_or(NOT_TEXT)?;
+    .ok_or(Refusal::NotText)?;
     markup_verdict(&prefix)
 }
 
@@ -551,10 +523,10 @@ const HTML_STARTS: &[&str] = &[
     "p",
 ];
 
-fn markup_verdict(text: &str) -> Result<(), &'static str> {
+fn markup_verdict(text: &str) -> Result<(), Refusal> {
     let mut rest = text.trim_start();
     if rest.starts_with("#!") {
-        return Err(SCRIPT_DISGUISED_AS_TEXT);
+        return Err(Refusal::ScriptDisguisedAsText);
     }
     // Skip an XML prolog (and comments after it) to the first element.
     let mut after_prolog = false;
@@ -562,7 +534,7 @@ fn markup_verdict(text: &str) -> Result<(), &'static str> {
         if let Some(after) = rest.strip_prefix("<!--") {
             // WHATWG sniffing takes a leading comment as the mark of HTML.
             if !after_prolog {
-                return Err(HTML_DISGUISED_AS_TEXT);
+                return Err(Refusal::HtmlDisguisedAsText);
             }
             match after.find("-->") {
                 Some(end) => rest = after[end + 3..].trim_start(),
@@ -582,7 +554,7 @@ fn markup_verdict(text: &str) -> Result<(), &'static str> {
         tag.get(..name.len()).is_some_and(|t| t.eq_ignore_ascii_case(name))
             && tag[name.len()..].chars().next().is_some_and(|c| c.is_ascii_whitespace() || c == '>' || c == '/')
     });
-    if is_html { Err(HTML_DISGUISED_AS_TEXT) } else { Ok(()) }
+    if is_html { Err(Refusal::HtmlDisguisedAsText) } else { Ok(()) }
 }
 
 /// Characters never kept in a file name: controls, bidi overrides and
@@ -657,9 +629,9 @@ mod tests {
         assert_eq!(c.detected.as_deref(), Some(detected), "{c:?}");
     }
 
-    fn assert_refused(c: &Checked, reason: &str) {
+    fn assert_refused(c: &Checked, reason: Refusal) {
         assert!(!c.accepted, "{c:?}");
-        assert_eq!(c.reason.as_deref(), Some(reason), "{c:?}");
+        assert_eq!(c.reason, Some(reason), "{c:?}");
     }
 
     /// A zip written by the `zip` crate; `deflate` compresses every entry, else stored.
@@ -784,7 +756,7 @@ mod tests {
     fn extension_is_case_insensitive_and_must_be_allowed() {
         assert_accepted(&verdict("REPORT.PDF", pdf()), PDF);
         for name in ["setup.exe", "run.js", "README", "archive.tar.gz", "a.pdf.exe"] {
-            assert_refused(&verdict(name, exe()), EXTENSION_NOT_ALLOWED);
+            assert_refused(&verdict(name, exe()), Refusal::ExtensionNotAllowed);
         }
         assert_eq!(
             verdict("setup.exe", exe()).detected.as_deref(),
@@ -792,7 +764,7 @@ mod tests {
         );
         let only_pdf = AttachmentRules { allowed_extensions: vec![".PDF".into()], ..rules() };
         assert!(check(&part("a.pdf", pdf()), &only_pdf).accepted);
-        assert_refused(&check(&part("a.png", png()), &only_pdf), EXTENSION_NOT_ALLOWED);
+        assert_refused(&check(&part("a.png", png()), &only_pdf), Refusal::ExtensionNotAllowed);
     }
 
     #[test]
@@ -800,32 +772,32 @@ mod tests {
         let gif = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;".to_vec();
         let with_gif = AttachmentRules { allowed_extensions: vec!["gif".into(), "log".into()], ..rules() };
         assert!(check(&part("a.gif", gif), &with_gif).accepted);
-        assert_refused(&check(&part("a.gif", png()), &with_gif), CONTENT_MISMATCH);
+        assert_refused(&check(&part("a.gif", png()), &with_gif), Refusal::ContentMismatch);
         assert!(check(&part("server.log", b"ok\n".to_vec()), &with_gif).accepted);
     }
 
     #[test]
     fn empty_and_size_limit() {
-        assert_refused(&verdict("a.txt", Vec::new()), EMPTY_FILE);
+        assert_refused(&verdict("a.txt", Vec::new()), Refusal::EmptyFile);
         let small = AttachmentRules { max_bytes: 10, ..rules() };
         let exact = check(&part("a.txt", b"0123456789".to_vec()), &small);
         assert!(exact.accepted, "{exact:?}");
         let over = check(&part("a.txt", b"0123456789a".to_vec()), &small);
-        assert_refused(&over, TOO_LARGE);
+        assert_refused(&over, Refusal::TooLarge);
         assert_eq!(over.size, 11);
     }
 
     #[test]
     fn executables_named_as_documents_show_what_they_are() {
         let c = verdict("invoice.pdf", exe());
-        assert_refused(&c, CONTENT_MISMATCH);
+        assert_refused(&c, Refusal::ContentMismatch);
         assert_eq!(c.detected.as_deref(), Some("application/vnd.microsoft.portable-executable"));
         let c = verdict("invoice.pdf", elf());
-        assert_refused(&c, CONTENT_MISMATCH);
+        assert_refused(&c, Refusal::ContentMismatch);
         assert_eq!(c.detected.as_deref(), Some("application/x-executable"));
-        assert_refused(&verdict("photo.jpg", png()), CONTENT_MISMATCH);
-        assert_refused(&verdict("scan.png", pdf()), CONTENT_MISMATCH);
-        assert_refused(&verdict("a.bmp", jpeg()), CONTENT_MISMATCH);
+        assert_refused(&verdict("photo.jpg", png()), Refusal::ContentMismatch);
+        assert_refused(&verdict("scan.png", pdf()), Refusal::ContentMismatch);
+        assert_refused(&verdict("a.bmp", jpeg()), Refusal::ContentMismatch);
     }
 
     #[test]
@@ -833,15 +805,15 @@ mod tests {
         let plain = zip(&[("word/document.xml", b"<w:document/>")], false);
         // infer calls this docx from its first entry; it has no content types.
         let c = verdict("a.docx", plain.clone());
-        assert_refused(&c, CONTENT_MISMATCH);
+        assert_refused(&c, Refusal::ContentMismatch);
         assert_eq!(c.detected.as_deref(), Some(ZIP));
-        assert_refused(&verdict("a.docx", zip(&[("notes.txt", b"hi")], true)), CONTENT_MISMATCH);
-        assert_refused(&verdict("a.xlsx", docx(WORD_TYPES, true)), CONTENT_MISMATCH);
-        assert_refused(&verdict("a.docx", xlsx()), CONTENT_MISMATCH);
+        assert_refused(&verdict("a.docx", zip(&[("notes.txt", b"hi")], true)), Refusal::ContentMismatch);
+        assert_refused(&verdict("a.xlsx", docx(WORD_TYPES, true)), Refusal::ContentMismatch);
+        assert_refused(&verdict("a.docx", xlsx()), Refusal::ContentMismatch);
         // Any zip is a zip, Office packages included.
         assert_accepted(&verdict("a.zip", docx(WORD_TYPES, true)), DOCX);
         assert_accepted(&verdict("a.zip", plain), ZIP);
-        assert_refused(&verdict("a.zip", pdf()), CONTENT_MISMATCH);
+        assert_refused(&verdict("a.zip", pdf()), Refusal::ContentMismatch);
     }
 
     #[test]
@@ -855,12 +827,12 @@ mod tests {
             true,
         );
         let c = verdict("a.docx", vba.clone());
-        assert_refused(&c, MACRO_ENABLED);
+        assert_refused(&c, Refusal::MacroEnabled);
         assert_eq!(c.detected.as_deref(), Some(DOCM));
-        assert_refused(&verdict("a.zip", vba), MACRO_ENABLED);
+        assert_refused(&verdict("a.zip", vba), Refusal::MacroEnabled);
         // Declared macro-enabled in a deflated [Content_Types].xml, no vbaProject part.
-        assert_refused(&verdict("a.docx", docx(WORDM_TYPES, true)), MACRO_ENABLED);
-        assert_refused(&verdict("a.docx", docx(WORDM_TYPES, false)), MACRO_ENABLED);
+        assert_refused(&verdict("a.docx", docx(WORDM_TYPES, true)), Refusal::MacroEnabled);
+        assert_refused(&verdict("a.docx", docx(WORDM_TYPES, false)), Refusal::MacroEnabled);
         let xlm = zip(
             &[
                 ("[Content_Types].xml", b"<Types/>"),
@@ -869,18 +841,18 @@ mod tests {
             ],
             false,
         );
-        assert_refused(&verdict("a.xlsx", xlm), MACRO_ENABLED);
+        assert_refused(&verdict("a.xlsx", xlm), Refusal::MacroEnabled);
         // Content types too large to inflate cannot hide a macro declaration.
         let mut huge = WORDM_TYPES.to_vec();
         huge.resize(MAX_CONTENT_TYPES_BYTES + 1, b' ');
         let c = verdict("a.docx", docx(&huge, true));
-        assert_refused(&c, CONTENT_MISMATCH);
+        assert_refused(&c, Refusal::ContentMismatch);
         assert_eq!(c.detected.as_deref(), Some(ZIP));
         assert_refused(
             &verdict("a.doc", ole(&["/WordDocument", "/Macros/VBA/dir"], &["/Macros", "/Macros/VBA"])),
-            MACRO_ENABLED,
+            Refusal::MacroEnabled,
         );
-        assert_refused(&verdict("a.xls", ole(&["/Workbook"], &["/_VBA_PROJECT_CUR"])), MACRO_ENABLED);
+        assert_refused(&verdict("a.xls", ole(&["/Workbook"], &["/_VBA_PROJECT_CUR"])), Refusal::MacroEnabled);
     }
 
     /// A Word package whose parts are `extra` besides the main document.
@@ -900,13 +872,13 @@ mod tests {
         // XML character references spell the VBA content type of a renamed part.
         let types = br#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/><Override PartName="/word/data.bin" ContentType="application/vnd.ms-office.vba&#80;roject"/></Types>"#;
         let c = verdict("a.docx", docx_with(types, &[("word/data.bin", b"\xd0\xcf\x11\xe0")]));
-        assert_refused(&c, MACRO_ENABLED);
+        assert_refused(&c, Refusal::MacroEnabled);
         assert_eq!(c.detected.as_deref(), Some(DOCM));
         // UTF-16 content types, the VBA part renamed.
         let types = utf16le(
             r#"<?xml version="1.0" encoding="UTF-16"?><Types><Default Extension="dat" ContentType="application/vnd.ms-office.vbaProject"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#,
         );
-        assert_refused(&verdict("a.docx", docx_with(&types, &[("word/stuff.dat", b"x")])), MACRO_ENABLED);
+        assert_refused(&verdict("a.docx", docx_with(&types, &[("word/stuff.dat", b"x")])), Refusal::MacroEnabled);
         // The same default type with no part of that extension declares nothing.
         assert_accepted(&verdict("a.docx", docx_with(&types, &[])), DOCX);
         // An XLM macro sheet outside xl/macrosheets/.
@@ -914,15 +886,18 @@ mod tests {
         let xlm =
             zip(&[("[Content_Types].xml", types), ("xl/workbook.xml", b"<w/>"), ("xl/other/m1.xml", b"<m/>")], true);
         let c = verdict("a.xlsx", xlm);
-        assert_refused(&c, MACRO_ENABLED);
+        assert_refused(&c, Refusal::MacroEnabled);
         assert_eq!(c.detected.as_deref(), Some(XLSM));
         // Only a relationship says the renamed part is a VBA project.
         let rels = br#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId9" Type="http://schemas.microsoft.com/office/2006/relationships/vbaProject" Target="payload.dat"/></Relationships>"#;
         let related = docx_with(WORD_TYPES, &[("word/_rels/document.xml.rels", rels), ("word/payload.dat", b"x")]);
-        assert_refused(&verdict("a.docx", related), MACRO_ENABLED);
+        assert_refused(&verdict("a.docx", related), Refusal::MacroEnabled);
         // ActiveX controls.
         let types = br#"<Types><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/><Override PartName="/word/activeX/activeX1.xml" ContentType="application/vnd.ms-office.activeX+xml"/></Types>"#;
-        assert_refused(&verdict("a.docx", docx_with(types, &[("word/activeX/activeX1.xml", b"<a/>")])), MACRO_ENABLED);
+        assert_refused(
+            &verdict("a.docx", docx_with(types, &[("word/activeX/activeX1.xml", b"<a/>")])),
+            Refusal::MacroEnabled,
+        );
         // So does more package XML than the budget, however it is split.
         let mut rels = b"<Relationships>".to_vec();
         rels.resize(MAX_CONTENT_TYPES_BYTES - 32, b' ');
@@ -932,11 +907,11 @@ mod tests {
         let mut entries: Vec<(&str, &[u8])> = vec![("[Content_Types].xml", WORD_TYPES), ("word/document.xml", b"<w/>")];
         entries.extend(names.iter().map(|n| (n.as_str(), rels.as_slice())));
         let c = verdict("a.docx", zip(&entries, false));
-        assert_refused(&c, CONTENT_MISMATCH);
+        assert_refused(&c, Refusal::ContentMismatch);
         assert_eq!(c.detected.as_deref(), Some(ZIP));
         // Package XML that is not XML leaves the package unverified: just a zip.
         let c = verdict("a.docx", docx_with(b"<Types><Override", &[]));
-        assert_refused(&c, CONTENT_MISMATCH);
+        assert_refused(&c, Refusal::ContentMismatch);
         assert_eq!(c.detected.as_deref(), Some(ZIP));
     }
 
@@ -980,35 +955,35 @@ mod tests {
             ],
             &["/Renamed", "/Renamed/Proj"],
         );
-        assert_refused(&verdict("a.doc", renamed), MACRO_ENABLED);
+        assert_refused(&verdict("a.doc", renamed), Refusal::MacroEnabled);
         // An Excel 4.0 macro sheet declared in the Workbook stream.
         let xlm = ole_streams(&[("/Workbook", &biff_workbook(0x01))], &[]);
-        assert_refused(&verdict("a.xls", xlm), MACRO_ENABLED);
+        assert_refused(&verdict("a.xls", xlm), Refusal::MacroEnabled);
         let worksheet = ole_streams(&[("/Workbook", &biff_workbook(0x00))], &[]);
         assert_accepted(&verdict("a.xls", worksheet), XLS);
     }
 
     #[test]
     fn ole_kind_comes_from_stream_names() {
-        assert_refused(&verdict("a.xls", ole(&["/WordDocument"], &[])), CONTENT_MISMATCH);
-        assert_refused(&verdict("a.doc", ole(&["/Workbook"], &[])), CONTENT_MISMATCH);
+        assert_refused(&verdict("a.xls", ole(&["/WordDocument"], &[])), Refusal::ContentMismatch);
+        assert_refused(&verdict("a.doc", ole(&["/Workbook"], &[])), Refusal::ContentMismatch);
         let c = verdict("a.doc", ole(&["/EncryptedPackage"], &[]));
-        assert_refused(&c, CONTENT_MISMATCH);
+        assert_refused(&c, Refusal::ContentMismatch);
         assert_eq!(c.detected.as_deref(), Some(OLE));
         // The OLE magic alone is not a document.
         let mut broken = OLE_MAGIC.to_vec();
         broken.resize(1024, 0);
-        assert_refused(&verdict("a.doc", broken), CONTENT_MISMATCH);
+        assert_refused(&verdict("a.doc", broken), Refusal::ContentMismatch);
     }
 
     #[test]
     fn tar_needs_ustar_magic_and_a_valid_checksum() {
         let mut bad = tar("a.txt", b"x");
         bad[0] = b'b';
-        assert_refused(&verdict("a.tar", bad), CONTENT_MISMATCH);
+        assert_refused(&verdict("a.tar", bad), Refusal::ContentMismatch);
         let mut text = vec![b'a'; 600];
         text[257..262].copy_from_slice(b"ustar");
-        assert_refused(&verdict("a.tar", text), CONTENT_MISMATCH);
+        assert_refused(&verdict("a.tar", text), Refusal::ContentMismatch);
     }
 
     #[test]
@@ -1018,32 +993,32 @@ mod tests {
             [0xFF, 0xFE].into_iter().chain("Grüße\r\n".encode_utf16().flat_map(u16::to_le_bytes)).collect();
         assert_accepted(&verdict("notepad.txt", utf16), TEXT);
         let latin1 = b"Gr\xfc\xdfe aus K\xf6ln\n".to_vec();
-        assert_refused(&verdict("a.txt", latin1.clone()), NOT_TEXT);
+        assert_refused(&verdict("a.txt", latin1.clone()), Refusal::NotText);
         let declared = Part { charset: Some("iso-8859-1".into()), ..part("a.txt", latin1.clone()) };
         assert_accepted(&check(&declared, &rules()), TEXT);
         let cp1252 = Part { charset: Some("windows-1252".into()), ..part("a.csv", b"price;\x80 5\n".to_vec()) };
         assert_accepted(&check(&cp1252, &rules()), TEXT);
         let wrong = Part { charset: Some("utf-8".into()), ..part("a.txt", latin1) };
-        assert_refused(&check(&wrong, &rules()), NOT_TEXT);
+        assert_refused(&check(&wrong, &rules()), Refusal::NotText);
     }
 
     #[test]
     fn binary_is_not_text() {
-        assert_refused(&verdict("a.txt", b"abc\0def".to_vec()), NOT_TEXT);
+        assert_refused(&verdict("a.txt", b"abc\0def".to_vec()), Refusal::NotText);
         let declared = Part { charset: Some("iso-8859-1".into()), ..part("a.txt", b"ab\x01\x02\x03\xff".to_vec()) };
-        assert_refused(&check(&declared, &rules()), NOT_TEXT);
+        assert_refused(&check(&declared, &rules()), Refusal::NotText);
         // Tabs, form feeds and ANSI colours in logs are text.
         assert!(verdict("a.txt", b"a\tb\x0c\x1b[31mred\x1b[0m\n".to_vec()).accepted);
         // infer calls these a bitmap and a DOS program; they are text.
         assert_accepted(&verdict("cars.csv", b"BMW;320d;2019\n".to_vec()), TEXT);
         assert_accepted(&verdict("names.txt", b"MZ Muster\n".to_vec()), TEXT);
         let c = verdict("a.txt", png());
-        assert_refused(&c, CONTENT_MISMATCH);
+        assert_refused(&c, Refusal::ContentMismatch);
         assert_eq!(c.detected.as_deref(), Some(PNG));
         // A NUL found beyond the first decoding buffer still counts.
         let mut long = vec![b'a'; 20_000];
         long[19_000] = 0;
-        assert_refused(&verdict("a.txt", long), NOT_TEXT);
+        assert_refused(&verdict("a.txt", long), Refusal::NotText);
     }
 
     #[test]
@@ -1058,12 +1033,12 @@ mod tests {
             "<!-- saved from url -->",
             "<a href=x>click</a>",
         ] {
-            assert_refused(&verdict("a.txt", html.into()), HTML_DISGUISED_AS_TEXT);
+            assert_refused(&verdict("a.txt", html.into()), Refusal::HtmlDisguisedAsText);
         }
         let c = verdict("bom.txt", "\u{feff}<html>".into());
         assert_eq!(c.detected.as_deref(), Some(HTML));
         let c = verdict("run.txt", "#!/bin/sh\nrm -rf ~\n".into());
-        assert_refused(&c, SCRIPT_DISGUISED_AS_TEXT);
+        assert_refused(&c, Refusal::ScriptDisguisedAsText);
         assert_eq!(c.detected.as_deref(), Some(SHELL_SCRIPT));
         for text in ["the page shows <script> errors\n", "<notes>\n", "a < b\n", "<?xml version=\"1.0\"?><data/>"] {
             assert!(verdict("a.txt", text.into()).accepted, "{text}");
@@ -1100,7 +1075,7 @@ mod tests {
     fn refusals_use_the_sanitised_name() {
         let c = verdict("photo\u{202E}gpj.exe", exe());
         assert_eq!(c.filename, "photogpj.exe");
-        assert_refused(&c, EXTENSION_NOT_ALLOWED);
+        assert_refused(&c, Refusal::ExtensionNotAllowed);
         let c = verdict("../../etc/passwd.txt", b"root:x:0:0\n".to_vec());
         assert_eq!(c.filename, "passwd.txt");
         assert!(c.accepted);
@@ -1122,16 +1097,34 @@ mod tests {
         assert!(c.accepted);
         let c = check(&Part { filename: None, content_type: None, charset: None, bytes: exe() }, &rules());
         assert_eq!(c.filename, "attachment.exe");
-        assert_refused(&c, EXTENSION_NOT_ALLOWED);
+        assert_refused(&c, Refusal::ExtensionNotAllowed);
         let c = check(&Part { filename: None, content_type: None, charset: None, bytes: vec![1, 2, 3] }, &rules());
         assert_eq!(c.filename, "attachment");
-        assert_refused(&c, EXTENSION_NOT_ALLOWED);
+        assert_refused(&c, Refusal::ExtensionNotAllowed);
     }
 
     #[test]
     fn every_reason_has_its_own_text() {
-        let texts: std::collections::HashSet<_> = REASONS.iter().map(|r| reason_text(r)).collect();
-        assert_eq!(texts.len(), REASONS.len());
-        assert!(!texts.contains(reason_text("no_such_code")));
+        let texts: std::collections::HashSet<_> = Refusal::ALL.iter().map(|&r| reason_text(r)).collect();
+        assert_eq!(texts.len(), Refusal::ALL.len());
+    }
+
+    /// The codes are stored with each refused attachment and shown by `inspect`: they never change.
+    #[test]
+    fn refusal_spellings_are_pinned() {
+        let words: Vec<&str> = Refusal::ALL.iter().map(|r| r.as_str()).collect();
+        let pinned = [
+            "extension_not_allowed",
+            "empty_file",
+            "too_large",
+            "macro_enabled",
+            "content_mismatch",
+            "not_text",
+            "html_disguised_as_text",
+            "script_disguised_as_text",
+            "too_many_attachments",
+        ];
+        assert_eq!(words, pinned);
+        assert_eq!(serde_json::to_string(&Refusal::NotText).unwrap(), "\"not_text\"");
     }
 }

@@ -22,6 +22,8 @@
 
 use serde::Serialize;
 
+use crate::code::QuarantineReason;
+
 /// How the headers prove the author.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -38,9 +40,9 @@ pub enum Problem {
 }
 
 impl Problem {
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> QuarantineReason {
         match self {
-            Problem::AmbiguousSender => "ambiguous_sender",
+            Problem::AmbiguousSender => QuarantineReason::AmbiguousSender,
         }
     }
 }

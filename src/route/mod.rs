@@ -5,6 +5,7 @@
 
 pub mod token;
 
+use crate::id::TicketId;
 use token::Token;
 
 /// What the pipeline found out before deciding.
@@ -33,7 +34,7 @@ pub struct Facts {
 /// A ticket a message names, and the sender's relation to it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Named {
-    pub ticket: i64,
+    pub ticket: TicketId,
     /// The sender may act on it: staff, or (for customers) of its team.
     pub may_act: bool,
     /// The sender has written on it before.
@@ -46,17 +47,17 @@ pub enum Route {
     /// A reply on an existing ticket, how it was recognised, and whether
     /// there is evidence that the sender wrote it (else it is shown as
     /// "sender not verified").
-    Existing { ticket: i64, by: ThreadedBy, verified: bool },
+    Existing { ticket: TicketId, by: ThreadedBy, verified: bool },
     /// A new ticket for a known sender (or an unknown one, when allowed).
     NewTicket { verified: bool },
     /// The sender is unknown: notice, nothing created.
     UnknownSender,
     /// A valid token used from an address that may not use it.
-    TokenSenderMismatch { ticket: i64 },
+    TokenSenderMismatch { ticket: TicketId },
     /// Staff wrote to the support address without naming a ticket.
     StaffWithoutTicket,
     /// Staff mail naming a ticket without evidence that staff wrote it.
-    StaffUnverified { ticket: i64 },
+    StaffUnverified { ticket: TicketId },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +102,7 @@ pub fn decide(f: &Facts) -> Route {
 
 /// A sender who may act on `ticket`, with only the header evidence to go by:
 /// staff never act without it; a customer's post is marked unverified.
-fn act(f: &Facts, ticket: i64, by: ThreadedBy) -> Route {
+fn act(f: &Facts, ticket: TicketId, by: ThreadedBy) -> Route {
     if f.sender_is_staff && !f.sender_authenticated {
         Route::StaffUnverified { ticket }
     } else {
@@ -112,43 +113,52 @@ fn act(f: &Facts, ticket: i64, by: ThreadedBy) -> Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::id::UserId;
 
     fn known() -> Facts {
         Facts { sender_known: true, ..Facts::default() }
     }
 
-    fn named(ticket: i64, may_act: bool) -> Option<Named> {
+    fn named(ticket: TicketId, may_act: bool) -> Option<Named> {
         Some(Named { ticket, may_act, participant: false })
     }
 
     #[test]
     fn token_wins_and_binds_to_its_owner() {
-        let token = Some(Token { ticket: 1, user: 2 });
-        let f = Facts { token, sender_is_token_owner: true, referenced: named(9, true), ..known() };
-        assert_eq!(decide(&f), Route::Existing { ticket: 1, by: ThreadedBy::Token, verified: true });
+        let token = Some(Token { ticket: TicketId(1), user: UserId(2) });
+        let f = Facts { token, sender_is_token_owner: true, referenced: named(TicketId(9), true), ..known() };
+        assert_eq!(decide(&f), Route::Existing { ticket: TicketId(1), by: ThreadedBy::Token, verified: true });
         let f = Facts { token, sender_may_act_on_token_ticket: true, ..known() };
         assert_eq!(
             decide(&f),
-            Route::Existing { ticket: 1, by: ThreadedBy::Token, verified: false },
+            Route::Existing { ticket: TicketId(1), by: ThreadedBy::Token, verified: false },
             "a teammate, unverified"
         );
         let f = Facts { token, ..Facts::default() };
-        assert_eq!(decide(&f), Route::TokenSenderMismatch { ticket: 1 }, "a stranger");
+        assert_eq!(decide(&f), Route::TokenSenderMismatch { ticket: TicketId(1) }, "a stranger");
     }
 
     #[test]
     fn references_then_tag_then_new() {
         let verified = Facts { sender_authenticated: true, ..known() };
         assert_eq!(
-            decide(&Facts { referenced: named(4, true), tagged: named(5, true), ..verified.clone() }),
-            Route::Existing { ticket: 4, by: ThreadedBy::Reference, verified: true }
+            decide(&Facts {
+                referenced: named(TicketId(4), true),
+                tagged: named(TicketId(5), true),
+                ..verified.clone()
+            }),
+            Route::Existing { ticket: TicketId(4), by: ThreadedBy::Reference, verified: true }
         );
         assert_eq!(
-            decide(&Facts { referenced: named(4, false), tagged: named(5, true), ..verified.clone() }),
-            Route::Existing { ticket: 5, by: ThreadedBy::SubjectTag, verified: true }
+            decide(&Facts {
+                referenced: named(TicketId(4), false),
+                tagged: named(TicketId(5), true),
+                ..verified.clone()
+            }),
+            Route::Existing { ticket: TicketId(5), by: ThreadedBy::SubjectTag, verified: true }
         );
         assert_eq!(
-            decide(&Facts { tagged: named(5, false), ..known() }),
+            decide(&Facts { tagged: named(TicketId(5), false), ..known() }),
             Route::NewTicket { verified: false },
             "tag of someone else's ticket"
         );
@@ -159,21 +169,31 @@ mod tests {
 
     #[test]
     fn without_evidence_customers_are_marked_and_staff_never_act() {
-        let customer = Facts { referenced: named(4, true), ..known() };
-        assert_eq!(decide(&customer), Route::Existing { ticket: 4, by: ThreadedBy::Reference, verified: false });
-        let tagged = Facts { tagged: named(5, true), ..known() };
-        assert_eq!(decide(&tagged), Route::Existing { ticket: 5, by: ThreadedBy::SubjectTag, verified: false });
+        let customer = Facts { referenced: named(TicketId(4), true), ..known() };
+        assert_eq!(
+            decide(&customer),
+            Route::Existing { ticket: TicketId(4), by: ThreadedBy::Reference, verified: false }
+        );
+        let tagged = Facts { tagged: named(TicketId(5), true), ..known() };
+        assert_eq!(
+            decide(&tagged),
+            Route::Existing { ticket: TicketId(5), by: ThreadedBy::SubjectTag, verified: false }
+        );
         let staff = Facts { sender_is_staff: true, ..known() };
         for f in [
-            Facts { referenced: named(4, true), ..staff.clone() },
-            Facts { tagged: named(4, true), ..staff.clone() },
-            Facts { token: Some(Token { ticket: 4, user: 2 }), sender_may_act_on_token_ticket: true, ..staff.clone() },
+            Facts { referenced: named(TicketId(4), true), ..staff.clone() },
+            Facts { tagged: named(TicketId(4), true), ..staff.clone() },
+            Facts {
+                token: Some(Token { ticket: TicketId(4), user: UserId(2) }),
+                sender_may_act_on_token_ticket: true,
+                ..staff.clone()
+            },
         ] {
-            assert_eq!(decide(&f), Route::StaffUnverified { ticket: 4 }, "{f:?}");
+            assert_eq!(decide(&f), Route::StaffUnverified { ticket: TicketId(4) }, "{f:?}");
             let proven = Facts { sender_authenticated: true, ..f };
-            assert!(matches!(decide(&proven), Route::Existing { ticket: 4, verified: true, .. }));
+            assert!(matches!(decide(&proven), Route::Existing { ticket: TicketId(4), verified: true, .. }));
         }
-        let outside = Named { ticket: 6, may_act: false, participant: true };
+        let outside = Named { ticket: TicketId(6), may_act: false, participant: true };
         assert_eq!(
             decide(&Facts { tagged: Some(outside), ..known() }),
             Route::NewTicket { verified: false },
@@ -181,7 +201,7 @@ mod tests {
         );
         assert!(matches!(
             decide(&Facts { tagged: Some(outside), sender_authenticated: true, ..known() }),
-            Route::Existing { ticket: 6, verified: true, .. }
+            Route::Existing { ticket: TicketId(6), verified: true, .. }
         ));
     }
 }

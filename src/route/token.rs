@@ -16,6 +16,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::id::{TicketId, UserId};
 use crate::signing::Keyring;
 
 const PURPOSE: &str = "reply-token";
@@ -27,8 +28,8 @@ pub const MAX_LOCAL_PART: usize = 64;
 /// Who a verified token was issued to, for which ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Token {
-    pub ticket: i64,
-    pub user: i64,
+    pub ticket: TicketId,
+    pub user: UserId,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -49,12 +50,12 @@ impl TokenError {
     }
 }
 
-fn signed_data(ticket: i64, user: i64) -> String {
+fn signed_data(ticket: TicketId, user: UserId) -> String {
     format!("{ticket}:{user}")
 }
 
 /// The token for `user` on `ticket`.
-pub fn issue(keys: &Keyring, ticket: i64, user: i64) -> String {
+pub fn issue(keys: &Keyring, ticket: TicketId, user: UserId) -> String {
     format!("{ticket}-{user}-{}", keys.sign_b32(PURPOSE, signed_data(ticket, user).as_bytes(), SIG_BYTES))
 }
 
@@ -65,7 +66,7 @@ pub fn verify(keys: &Keyring, token: &str) -> Result<Token, TokenError> {
         return Err(TokenError::Malformed);
     };
     let parse = |s: &str| s.parse::<i64>().ok().filter(|n| *n > 0 && s.chars().all(|c| c.is_ascii_digit()));
-    let (Some(ticket), Some(user)) = (parse(t), parse(u)) else {
+    let (Some(ticket), Some(user)) = (parse(t).map(TicketId), parse(u).map(UserId)) else {
         return Err(TokenError::Malformed);
     };
     if sig.len() != 16 {
@@ -110,12 +111,12 @@ impl<'a> BounceTag<'a> {
 }
 
 /// `[#1234]`, as put into subjects.
-pub fn subject_tag(ticket: i64) -> String {
+pub fn subject_tag(ticket: TicketId) -> String {
     format!("[#{ticket}]")
 }
 
 /// The ticket number of the first `[#N]` tag in a subject.
-pub fn ticket_in_subject(subject: &str) -> Option<i64> {
+pub fn ticket_in_subject(subject: &str) -> Option<TicketId> {
     static TAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\[#(\d{1,18})\]").expect("valid regex"));
     TAG.captures(subject).and_then(|c| c[1].parse().ok())
 }
@@ -131,11 +132,11 @@ mod tests {
     #[test]
     fn issued_tokens_verify_and_fit_an_address() {
         let k = keys();
-        let t = issue(&k, 123456789, 987654321);
-        assert_eq!(verify(&k, &t), Ok(Token { ticket: 123456789, user: 987654321 }));
+        let t = issue(&k, TicketId(123456789), UserId(987654321));
+        assert_eq!(verify(&k, &t), Ok(Token { ticket: TicketId(123456789), user: UserId(987654321) }));
         assert_eq!(
             verify(&k, &t.to_uppercase()),
-            Ok(Token { ticket: 123456789, user: 987654321 }),
+            Ok(Token { ticket: TicketId(123456789), user: UserId(987654321) }),
             "MTAs may change case"
         );
         assert!(format!("support+{t}").len() <= MAX_LOCAL_PART);
@@ -144,7 +145,7 @@ mod tests {
     #[test]
     fn forged_tokens_fail() {
         let k = keys();
-        let t = issue(&k, 5, 6);
+        let t = issue(&k, TicketId(5), UserId(6));
         let swapped = t.replacen("5-6", "5-7", 1);
         assert_eq!(verify(&k, &swapped), Err(TokenError::BadSignature));
         let other = Keyring::new(vec![b"another secret, another server..".to_vec()]);
@@ -178,9 +179,9 @@ mod tests {
 
     #[test]
     fn subject_tags() {
-        assert_eq!(ticket_in_subject("Re: [#42] Printer"), Some(42));
-        assert_eq!(ticket_in_subject("AW: Re: Printer [#7] [#8]"), Some(7));
+        assert_eq!(ticket_in_subject("Re: [#42] Printer"), Some(TicketId(42)));
+        assert_eq!(ticket_in_subject("AW: Re: Printer [#7] [#8]"), Some(TicketId(7)));
         assert_eq!(ticket_in_subject("#42 no brackets"), None);
-        assert_eq!(subject_tag(9), "[#9]");
+        assert_eq!(subject_tag(TicketId(9)), "[#9]");
     }
 }

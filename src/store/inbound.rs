@@ -5,12 +5,15 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Result;
+use crate::code::QuarantineReason;
+use crate::id::QuarantineId;
+use crate::id::TicketId;
 
 /// An earlier handling of the same message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
     pub outcome: String,
-    pub ticket_id: Option<i64>,
+    pub ticket_id: Option<TicketId>,
 }
 
 pub fn seen(c: &Connection, key: &str) -> Result<Option<Seen>> {
@@ -19,14 +22,14 @@ pub fn seen(c: &Connection, key: &str) -> Result<Option<Seen>> {
         .optional()?)
 }
 
-pub fn mark_processed(c: &Connection, key: &str, outcome: &str, ticket: Option<i64>, now: i64) -> Result<()> {
+pub fn mark_processed(c: &Connection, key: &str, outcome: &str, ticket: Option<TicketId>, now: i64) -> Result<()> {
     c.prepare_cached("INSERT OR IGNORE INTO processed(key, outcome, ticket_id, at) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![key, outcome, ticket, now])?;
     Ok(())
 }
 
 pub struct Quarantined<'a> {
-    pub reason: &'a str,
+    pub reason: QuarantineReason,
     pub detail: &'a str,
     pub source: &'a str,
     /// The message's key in `processed`.
@@ -40,17 +43,17 @@ pub struct Quarantined<'a> {
     pub raw_path: Option<&'a str>,
 }
 
-pub fn quarantine(c: &Connection, q: &Quarantined, now: i64) -> Result<i64> {
+pub fn quarantine(c: &Connection, q: &Quarantined, now: i64) -> Result<QuarantineId> {
     c.prepare_cached(
         "INSERT INTO quarantine(reason, detail, source, message_id, sender, subject, raw, created_at, dedup_key, raw_path)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![q.reason, q.detail, q.source, q.message_id, q.sender, q.subject, q.raw, now, q.key, q.raw_path])?;
-    Ok(c.last_insert_rowid())
+    Ok(QuarantineId(c.last_insert_rowid()))
 }
 
 /// The quarantine entry (id, reason) of the message with `key`, if it was quarantined.
-pub fn quarantined_as(c: &Connection, key: &str) -> Result<Option<(i64, String)>> {
+pub fn quarantined_as(c: &Connection, key: &str) -> Result<Option<(QuarantineId, QuarantineReason)>> {
     Ok(c.prepare_cached("SELECT id, reason FROM quarantine WHERE dedup_key = ?1 ORDER BY id LIMIT 1")?
         .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?)
@@ -59,8 +62,8 @@ pub fn quarantined_as(c: &Connection, key: &str) -> Result<Option<(i64, String)>
 /// A quarantine entry as a person sees it.
 #[derive(Debug, Clone)]
 pub struct QuarantineEntry {
-    pub id: i64,
-    pub reason: String,
+    pub id: QuarantineId,
+    pub reason: QuarantineReason,
     pub detail: String,
     pub source: String,
     pub message_id: Option<String>,
@@ -124,18 +127,18 @@ pub fn quarantined(c: &Connection, limit: i64) -> Result<Vec<QuarantineEntry>> {
 }
 
 /// One entry, waiting or resolved.
-pub fn entry(c: &Connection, id: i64) -> Result<QuarantineEntry> {
+pub fn entry(c: &Connection, id: QuarantineId) -> Result<QuarantineEntry> {
     let sql = format!("SELECT {ENTRY_COLUMNS} FROM quarantine WHERE id = ?1");
     Ok(c.query_row(&sql, [id], entry_row)?)
 }
 
 /// The stored bytes of an entry: the whole message, or its header when `raw_path` holds it.
-pub fn raw(c: &Connection, id: i64) -> Result<Vec<u8>> {
+pub fn raw(c: &Connection, id: QuarantineId) -> Result<Vec<u8>> {
     Ok(c.query_row("SELECT raw FROM quarantine WHERE id = ?1", [id], |r| r.get(0))?)
 }
 
 /// Records what the sender of entry `id` was told.
-pub fn set_notice(c: &Connection, id: i64, notice: &str) -> Result<()> {
+pub fn set_notice(c: &Connection, id: QuarantineId, notice: &str) -> Result<()> {
     c.execute("UPDATE quarantine SET notice = ?2 WHERE id = ?1", params![id, notice])?;
     Ok(())
 }
@@ -143,7 +146,7 @@ pub fn set_notice(c: &Connection, id: i64, notice: &str) -> Result<()> {
 /// Records what a person did with a waiting entry; `false` when it was
 /// resolved already (so a message is released at most once). A deleted
 /// entry keeps only its headers' summary: the message itself is dropped.
-pub fn resolve(c: &Connection, id: i64, what: &str, by: &str, now: i64, drop_message: bool) -> Result<bool> {
+pub fn resolve(c: &Connection, id: QuarantineId, what: &str, by: &str, now: i64, drop_message: bool) -> Result<bool> {
     let changed = c.execute(
         "UPDATE quarantine SET resolution = ?2, resolved_by = ?3, resolved_at = ?4,
                 raw = CASE WHEN ?5 THEN x'' ELSE raw END
@@ -154,7 +157,7 @@ pub fn resolve(c: &Connection, id: i64, what: &str, by: &str, now: i64, drop_mes
 }
 
 /// Records a released message's new outcome, so a re-delivery is a duplicate of it.
-pub fn set_outcome(c: &Connection, key: &str, outcome: &str, ticket: Option<i64>) -> Result<()> {
+pub fn set_outcome(c: &Connection, key: &str, outcome: &str, ticket: Option<TicketId>) -> Result<()> {
     c.execute("UPDATE processed SET outcome = ?2, ticket_id = ?3 WHERE key = ?1", params![key, outcome, ticket])?;
     Ok(())
 }

@@ -4,11 +4,13 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Result;
+use crate::code::OutboxState;
+use crate::id::TicketId;
 
 pub struct NewMail<'a> {
     /// Our Message-ID, without brackets.
     pub message_id: &'a str,
-    pub ticket_id: Option<i64>,
+    pub ticket_id: Option<TicketId>,
     pub kind: &'a str,
     pub recipient: &'a str,
     /// The rendered message, headers and body.
@@ -29,7 +31,7 @@ pub fn enqueue(c: &Connection, m: &NewMail, now: i64) -> Result<i64> {
 pub const NOTICE: &str = "notice";
 
 /// Our newest thread mail on `ticket` to `recipient` (Message-ID, no brackets).
-pub fn latest_to(c: &Connection, ticket: i64, recipient: &str) -> Result<Option<String>> {
+pub fn latest_to(c: &Connection, ticket: TicketId, recipient: &str) -> Result<Option<String>> {
     Ok(c.prepare_cached(
         "SELECT message_id FROM outbox WHERE ticket_id = ?1 AND recipient = ?2 AND kind != ?3
          ORDER BY id DESC LIMIT 1",
@@ -39,7 +41,7 @@ pub fn latest_to(c: &Connection, ticket: i64, recipient: &str) -> Result<Option<
 }
 
 /// The kind of our newest mail on `ticket`, leaving out notices and the kinds in `skip`.
-pub fn latest_kind(c: &Connection, ticket: i64, skip: &str) -> Result<Option<String>> {
+pub fn latest_kind(c: &Connection, ticket: TicketId, skip: &str) -> Result<Option<String>> {
     Ok(c.prepare_cached(
         "SELECT kind FROM outbox WHERE ticket_id = ?1 AND kind NOT IN (?2, ?3) ORDER BY id DESC LIMIT 1",
     )?
@@ -61,7 +63,7 @@ pub fn pending_depth(c: &Connection) -> Result<Depth> {
 }
 
 /// Whom outbox row `id` went to: (ticket, recipient, Message-ID).
-pub fn addressed(c: &Connection, id: i64) -> Result<Option<(Option<i64>, String, String)>> {
+pub fn addressed(c: &Connection, id: i64) -> Result<Option<(Option<TicketId>, String, String)>> {
     Ok(c.prepare_cached("SELECT ticket_id, recipient, message_id FROM outbox WHERE id = ?1")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?)
@@ -73,7 +75,7 @@ pub fn addressed(c: &Connection, id: i64) -> Result<Option<(Option<i64>, String,
 pub struct Due {
     pub id: i64,
     pub message_id: String,
-    pub ticket_id: Option<i64>,
+    pub ticket_id: Option<TicketId>,
     pub recipient: String,
     pub attempts: i64,
     pub created_at: i64,
@@ -81,6 +83,8 @@ pub struct Due {
 
 /// Pending mails whose next attempt is due, oldest due first.
 pub fn due(c: &Connection, now: i64, limit: usize) -> Result<Vec<Due>> {
+    // `'pending'` is written out (it is `OutboxState::Pending`): SQLite uses the
+    // partial index `outbox_due` only for a literal that matches its WHERE clause.
     let mut st = c.prepare_cached(
         "SELECT id, message_id, ticket_id, recipient, attempts, created_at FROM outbox
          WHERE state = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
@@ -101,9 +105,9 @@ pub fn due(c: &Connection, now: i64, limit: usize) -> Result<Vec<Due>> {
 /// The server accepted the mail.
 pub fn mark_sent(c: &Connection, id: i64, now: i64) -> Result<()> {
     c.prepare_cached(
-        "UPDATE outbox SET state = 'sent', attempts = attempts + 1, sent_at = ?2, last_error = NULL WHERE id = ?1",
+        "UPDATE outbox SET state = ?3, attempts = attempts + 1, sent_at = ?2, last_error = NULL WHERE id = ?1",
     )?
-    .execute(params![id, now])?;
+    .execute(params![id, now, OutboxState::Sent])?;
     Ok(())
 }
 
@@ -111,18 +115,18 @@ pub fn mark_sent(c: &Connection, id: i64, now: i64) -> Result<()> {
 pub fn mark_retry(c: &Connection, id: i64, next_at: i64, error: &str) -> Result<()> {
     c.prepare_cached(
         "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3
-         WHERE id = ?1 AND state = 'pending'",
+         WHERE id = ?1 AND state = ?4",
     )?
-    .execute(params![id, next_at, error])?;
+    .execute(params![id, next_at, error, OutboxState::Pending])?;
     Ok(())
 }
 
 /// A permanent failure, or the retry deadline passed: no more attempts.
 pub fn mark_failed(c: &Connection, id: i64, error: &str) -> Result<()> {
     c.prepare_cached(
-        "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1 AND state = 'pending'",
+        "UPDATE outbox SET state = ?3, attempts = attempts + 1, last_error = ?2 WHERE id = ?1 AND state = ?4",
     )?
-    .execute(params![id, error])?;
+    .execute(params![id, error, OutboxState::Failed, OutboxState::Pending])?;
     Ok(())
 }
 
@@ -130,9 +134,9 @@ pub fn mark_failed(c: &Connection, id: i64, error: &str) -> Result<()> {
 /// an attempt at `now`; returns how many. Sent mail is never sent again.
 pub fn retry(c: &Connection, id: Option<i64>, now: i64) -> Result<usize> {
     Ok(c.execute(
-        "UPDATE outbox SET state = 'pending', next_attempt_at = ?2
-         WHERE state != 'sent' AND (?1 IS NULL OR id = ?1)",
-        params![id, now],
+        "UPDATE outbox SET state = ?3, next_attempt_at = ?2
+         WHERE state != ?4 AND (?1 IS NULL OR id = ?1)",
+        params![id, now, OutboxState::Pending, OutboxState::Sent],
     )?)
 }
 
@@ -141,10 +145,10 @@ pub fn retry(c: &Connection, id: Option<i64>, now: i64) -> Result<usize> {
 pub struct Entry {
     pub id: i64,
     pub message_id: String,
-    pub ticket_id: Option<i64>,
+    pub ticket_id: Option<TicketId>,
     pub kind: String,
     pub recipient: String,
-    pub state: String,
+    pub state: OutboxState,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub last_error: Option<String>,

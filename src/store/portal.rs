@@ -14,6 +14,7 @@ use rusqlite::types::Value;
 
 use super::Result;
 use super::tickets::{SEARCH_ROW_BITS, TICKET_COLUMNS, Ticket, ticket_row};
+use crate::id::TeamId;
 use crate::lifecycle::Status;
 
 /// Orders of the ticket list.
@@ -70,7 +71,7 @@ impl Sort {
 #[derive(Debug, Clone, Default)]
 pub struct Listing {
     /// Only this team's tickets; `None` lists every team (staff).
-    pub team: Option<i64>,
+    pub team: Option<TeamId>,
     pub status: Option<Status>,
     pub sort: Sort,
     /// Free text from the search box.
@@ -93,7 +94,7 @@ pub fn list(c: &Connection, q: &Listing) -> Result<Vec<Row>> {
     let mut sql = "SELECT * FROM tickets t WHERE 1".to_string();
     let mut args: Vec<Value> = Vec::new();
     if let Some(team) = q.team {
-        args.push(Value::Integer(team));
+        args.push(Value::Integer(team.0));
         sql.push_str(&format!(" AND t.team_id = ?{}", args.len()));
     }
     if let Some(status) = q.status {
@@ -171,6 +172,7 @@ fn ticket_number(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::id::TicketId;
     use crate::lifecycle::Role;
     use crate::store::testing;
     use crate::store::tickets;
@@ -204,7 +206,7 @@ mod tests {
             let t3 = tickets::create(c, b, ub, "printer on fire", "web", 30)?;
             tickets::set_status(c, t1, Status::Closed, 40)?;
             tickets::set_internal_ref(c, t2, "CRM-77", 25)?;
-            let ids = |q: &Listing| -> Result<Vec<i64>> { Ok(list(c, q)?.iter().map(|r| r.ticket.id).collect()) };
+            let ids = |q: &Listing| -> Result<Vec<TicketId>> { Ok(list(c, q)?.iter().map(|r| r.ticket.id).collect()) };
             let base = Listing { limit: 10, ..Listing::default() };
             assert_eq!(ids(&base)?, vec![t1, t3, t2], "newest update first");
             assert_eq!(ids(&Listing { team: Some(a), ..base.clone() })?, vec![t1, t2]);
@@ -216,7 +218,7 @@ mod tests {
             assert_eq!(search("PRINTER", Some(a))?, vec![t1], "other teams' tickets never match");
             assert_eq!(search("crm-77", None)?, vec![t2], "the internal reference is searched");
             assert_eq!(search(&format!("#{t3}"), None)?, vec![t3]);
-            assert_eq!(search("foo-bar: NEAR(", None)?, Vec::<i64>::new(), "syntax is not interpreted");
+            assert_eq!(search("foo-bar: NEAR(", None)?, Vec::<TicketId>::new(), "syntax is not interpreted");
             assert!(!search_truncated(c, "printer")?);
             assert_eq!(search("printer", None)?, vec![t1, t3]);
             for _ in 0..SEARCH_HITS {

@@ -6,16 +6,17 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Result;
+use crate::id::UserId;
 
 /// A live session: who, and the CSRF token their forms must carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub csrf: String,
     pub expires_at: i64,
 }
 
-pub fn create(c: &Connection, id_hash: &str, user_id: i64, csrf: &str, now: i64, expires_at: i64) -> Result<()> {
+pub fn create(c: &Connection, id_hash: &str, user_id: UserId, csrf: &str, now: i64, expires_at: i64) -> Result<()> {
     c.prepare_cached("INSERT INTO sessions(id, user_id, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)")?
         .execute(params![id_hash, user_id, csrf, now, expires_at])?;
     Ok(())

@@ -5,13 +5,15 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Result;
+use crate::code::Refusal;
+use crate::id::{MessageId, TeamId, TicketId, UserId};
 use crate::lifecycle::{Event, Role, Status};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
-    pub id: i64,
-    pub team_id: i64,
-    pub opener_id: i64,
+    pub id: TicketId,
+    pub team_id: TeamId,
+    pub opener_id: UserId,
     pub subject: String,
     pub status: Status,
     pub source: String,
@@ -54,30 +56,30 @@ impl Via {
     }
 }
 
-pub fn create(c: &Connection, team: i64, opener: i64, subject: &str, source: &str, now: i64) -> Result<i64> {
+pub fn create(c: &Connection, team: TeamId, opener: UserId, subject: &str, source: &str, now: i64) -> Result<TicketId> {
     c.prepare_cached(
         "INSERT INTO tickets(team_id, opener_id, subject, status, source, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
     )?
     .execute(params![team, opener, subject, Status::WaitingForSupport.as_str(), source, now])?;
-    let id = c.last_insert_rowid();
+    let id = TicketId(c.last_insert_rowid());
     index_text(c, id, "subject", subject)?;
     Ok(id)
 }
 
-pub fn get(c: &Connection, id: i64) -> Result<Ticket> {
+pub fn get(c: &Connection, id: TicketId) -> Result<Ticket> {
     let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets t WHERE t.id = ?1");
     Ok(c.prepare_cached(&sql)?.query_row([id], ticket_row)?)
 }
 
 /// Sets the status and moves `last updated`.
-pub fn set_status(c: &Connection, id: i64, status: Status, now: i64) -> Result<()> {
+pub fn set_status(c: &Connection, id: TicketId, status: Status, now: i64) -> Result<()> {
     c.prepare_cached("UPDATE tickets SET status = ?2, updated_at = max(updated_at, ?3) WHERE id = ?1")?
         .execute(params![id, status.as_str(), now])?;
     Ok(())
 }
 
-pub fn set_internal_ref(c: &Connection, id: i64, reference: &str, now: i64) -> Result<()> {
+pub fn set_internal_ref(c: &Connection, id: TicketId, reference: &str, now: i64) -> Result<()> {
     c.execute(
         "UPDATE tickets SET internal_ref = ?2, updated_at = max(updated_at, ?3) WHERE id = ?1",
         params![id, reference, now],
@@ -91,7 +93,7 @@ pub fn set_internal_ref(c: &Connection, id: i64, reference: &str, now: i64) -> R
 pub const SEARCH_ROW_BITS: u32 = 24;
 
 /// The rowid range `[lo, hi)` of a ticket's full-text rows.
-fn search_rows(ticket: i64) -> (i64, i64) {
+fn search_rows(TicketId(ticket): TicketId) -> (i64, i64) {
     (ticket << SEARCH_ROW_BITS, (ticket + 1) << SEARCH_ROW_BITS)
 }
 
@@ -99,7 +101,7 @@ fn search_rows(ticket: i64) -> (i64, i64) {
 /// Rows are numbered `ticket << 24 | n`, so a search learns the ticket from
 /// the rowid alone, without reading the stored text, and a ticket's rows
 /// are one rowid range.
-pub fn index_text(c: &Connection, ticket: i64, kind: &str, text: &str) -> Result<()> {
+pub fn index_text(c: &Connection, ticket: TicketId, kind: &str, text: &str) -> Result<()> {
     if text.trim().is_empty() {
         return Ok(());
     }
@@ -118,8 +120,8 @@ pub fn index_text(c: &Connection, ticket: i64, kind: &str, text: &str) -> Result
 }
 
 pub struct NewMessage<'a> {
-    pub ticket_id: i64,
-    pub author_id: Option<i64>,
+    pub ticket_id: TicketId,
+    pub author_id: Option<UserId>,
     pub author_role: Role,
     pub via: Via,
     pub event: Event,
@@ -130,7 +132,7 @@ pub struct NewMessage<'a> {
     pub raw: Option<&'a [u8]>,
 }
 
-pub fn add_message(c: &Connection, m: &NewMessage, now: i64) -> Result<i64> {
+pub fn add_message(c: &Connection, m: &NewMessage, now: i64) -> Result<MessageId> {
     c.prepare_cached(
         "INSERT INTO messages(ticket_id, author_id, author_role, via, event, body, message_id, raw, created_at, quoted)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -147,28 +149,28 @@ pub fn add_message(c: &Connection, m: &NewMessage, now: i64) -> Result<i64> {
         now,
         m.quoted
     ])?;
-    let id = c.last_insert_rowid();
+    let id = MessageId(c.last_insert_rowid());
     index_text(c, m.ticket_id, "message", m.body)?;
     Ok(id)
 }
 
 /// Dates a stored message `at` (a released quarantined mail keeps the time it arrived).
-pub fn set_message_date(c: &Connection, message: i64, at: i64) -> Result<()> {
+pub fn set_message_date(c: &Connection, message: MessageId, at: i64) -> Result<()> {
     c.prepare_cached("UPDATE messages SET created_at = ?2 WHERE id = ?1")?.execute(params![message, at])?;
     Ok(())
 }
 
 /// Marks a stored message as posted without evidence of its sender.
-pub fn set_unverified(c: &Connection, message: i64) -> Result<()> {
+pub fn set_unverified(c: &Connection, message: MessageId) -> Result<()> {
     c.prepare_cached("UPDATE messages SET unverified = 1 WHERE id = ?1")?.execute([message])?;
     Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    pub id: i64,
-    pub ticket_id: i64,
-    pub author_id: Option<i64>,
+    pub id: MessageId,
+    pub ticket_id: TicketId,
+    pub author_id: Option<UserId>,
     pub author_role: String,
     pub via: String,
     pub event: String,
@@ -200,7 +202,7 @@ fn message_row(r: &Row) -> rusqlite::Result<Message> {
     })
 }
 
-pub fn messages(c: &Connection, ticket: i64) -> Result<Vec<Message>> {
+pub fn messages(c: &Connection, ticket: TicketId) -> Result<Vec<Message>> {
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE ticket_id = ?1 ORDER BY id");
     let mut st = c.prepare_cached(&sql)?;
     let rows = st.query_map([ticket], message_row)?;
@@ -208,43 +210,43 @@ pub fn messages(c: &Connection, ticket: i64) -> Result<Vec<Message>> {
 }
 
 /// One message of a ticket.
-pub fn message(c: &Connection, ticket: i64, id: i64) -> Result<Message> {
+pub fn message(c: &Connection, ticket: TicketId, id: MessageId) -> Result<Message> {
     let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1 AND ticket_id = ?2");
     Ok(c.prepare_cached(&sql)?.query_row(params![id, ticket], message_row)?)
 }
 
 /// The id of a ticket's newest message.
-pub fn latest_message_id(c: &Connection, ticket: i64) -> Result<Option<i64>> {
+pub fn latest_message_id(c: &Connection, ticket: TicketId) -> Result<Option<MessageId>> {
     Ok(c.prepare_cached("SELECT max(id) FROM messages WHERE ticket_id = ?1")?.query_row([ticket], |r| r.get(0))?)
 }
 
 /// The original raw message of a stored mail message.
-pub fn raw_message(c: &Connection, message: i64) -> Result<Option<Vec<u8>>> {
+pub fn raw_message(c: &Connection, message: MessageId) -> Result<Option<Vec<u8>>> {
     Ok(c.query_row("SELECT raw FROM messages WHERE id = ?1", [message], |r| r.get(0))?)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attachment {
     pub id: i64,
-    pub ticket_id: i64,
-    pub message_id: Option<i64>,
+    pub ticket_id: TicketId,
+    pub message_id: Option<MessageId>,
     pub filename: String,
     pub size: i64,
     pub detected: Option<String>,
     pub sha256: Option<String>,
     /// The refusal reason code; `None` when accepted.
-    pub refused: Option<String>,
+    pub refused: Option<Refusal>,
     pub created_at: i64,
 }
 
 pub struct NewAttachment<'a> {
-    pub ticket_id: i64,
-    pub message_id: Option<i64>,
+    pub ticket_id: TicketId,
+    pub message_id: Option<MessageId>,
     pub filename: &'a str,
     pub size: u64,
     pub detected: Option<&'a str>,
     pub sha256: Option<&'a str>,
-    pub refused: Option<&'a str>,
+    pub refused: Option<Refusal>,
 }
 
 pub fn add_attachment(c: &Connection, a: &NewAttachment, now: i64) -> Result<i64> {
@@ -265,7 +267,7 @@ pub fn add_attachment(c: &Connection, a: &NewAttachment, now: i64) -> Result<i64
     Ok(c.last_insert_rowid())
 }
 
-pub fn attachments(c: &Connection, ticket: i64) -> Result<Vec<Attachment>> {
+pub fn attachments(c: &Connection, ticket: TicketId) -> Result<Vec<Attachment>> {
     let mut st = c.prepare_cached(
         "SELECT id, ticket_id, message_id, filename, size, detected, sha256, refused, created_at
          FROM attachments WHERE ticket_id = ?1 ORDER BY id",
@@ -298,7 +300,7 @@ fn attachment_row(r: &Row) -> rusqlite::Result<Attachment> {
 }
 
 /// A note on the ticket that is not a message (refusal, delivery failure, bounce).
-pub fn add_event(c: &Connection, ticket: i64, kind: &str, detail: &str, now: i64) -> Result<()> {
+pub fn add_event(c: &Connection, ticket: TicketId, kind: &str, detail: &str, now: i64) -> Result<()> {
     c.prepare_cached("INSERT INTO ticket_events(ticket_id, kind, detail, created_at) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![ticket, kind, detail, now])?;
     Ok(())
@@ -311,7 +313,7 @@ pub struct Note {
     pub created_at: i64,
 }
 
-pub fn events(c: &Connection, ticket: i64) -> Result<Vec<Note>> {
+pub fn events(c: &Connection, ticket: TicketId) -> Result<Vec<Note>> {
     let mut st =
         c.prepare_cached("SELECT kind, detail, created_at FROM ticket_events WHERE ticket_id = ?1 ORDER BY id")?;
     let rows = st.query_map([ticket], |r| Ok(Note { kind: r.get(0)?, detail: r.get(1)?, created_at: r.get(2)? }))?;
@@ -320,7 +322,7 @@ pub fn events(c: &Connection, ticket: i64) -> Result<Vec<Note>> {
 
 /// The ticket that one of `ids` (Message-IDs, no brackets) belongs to: a
 /// message we stored or a notification we sent. The newest reference wins.
-pub fn by_message_ids(c: &Connection, ids: &[String]) -> Result<Option<i64>> {
+pub fn by_message_ids(c: &Connection, ids: &[String]) -> Result<Option<TicketId>> {
     let mut in_messages = c.prepare_cached("SELECT ticket_id FROM messages WHERE message_id = ?1 LIMIT 1")?;
     let mut in_outbox =
         c.prepare_cached("SELECT ticket_id FROM outbox WHERE message_id = ?1 AND ticket_id IS NOT NULL")?;
@@ -336,7 +338,7 @@ pub fn by_message_ids(c: &Connection, ids: &[String]) -> Result<Option<i64>> {
 }
 
 /// Whether `user` opened or wrote on the ticket.
-pub fn is_participant(c: &Connection, ticket: i64, user: i64) -> Result<bool> {
+pub fn is_participant(c: &Connection, ticket: TicketId, user: UserId) -> Result<bool> {
     Ok(c.prepare_cached(
         "SELECT EXISTS(SELECT 1 FROM tickets WHERE id = ?1 AND opener_id = ?2)
              OR EXISTS(SELECT 1 FROM messages WHERE ticket_id = ?1 AND author_id = ?2)",
@@ -348,7 +350,7 @@ pub fn is_participant(c: &Connection, ticket: i64, user: i64) -> Result<bool> {
 /// first, for `References`: the ticket's stored messages and our
 /// notifications to that recipient, never another recipient's (a Message-ID
 /// of someone else's mail would let a reader forge reports about it).
-pub fn thread_message_ids(c: &Connection, ticket: i64, recipient: &str) -> Result<Vec<String>> {
+pub fn thread_message_ids(c: &Connection, ticket: TicketId, recipient: &str) -> Result<Vec<String>> {
     let mut st = c.prepare_cached(
         "SELECT message_id FROM (
              SELECT message_id, created_at, 0 AS o, id FROM messages WHERE ticket_id = ?1 AND message_id IS NOT NULL

@@ -3,21 +3,22 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Result, StoreError};
+use crate::id::{TeamId, UserId};
 use crate::lifecycle::Role;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Team {
-    pub id: i64,
+    pub id: TeamId,
     pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
-    pub id: i64,
+    pub id: UserId,
     pub email: String,
     pub name: String,
     pub role: Role,
-    pub team_id: Option<i64>,
+    pub team_id: Option<TeamId>,
     pub disabled: bool,
     /// Why mail to this address bounces; no mail is sent while set.
     pub bouncing: Option<String>,
@@ -54,10 +55,10 @@ fn conflict_on_unique(e: rusqlite::Error, what: String) -> StoreError {
     }
 }
 
-pub fn create_team(c: &Connection, name: &str, now: i64) -> Result<i64> {
+pub fn create_team(c: &Connection, name: &str, now: i64) -> Result<TeamId> {
     c.execute("INSERT INTO teams(name, created_at) VALUES (?1, ?2)", params![name.trim(), now])
         .map_err(|e| conflict_on_unique(e, format!("team {name:?} exists already")))?;
-    Ok(c.last_insert_rowid())
+    Ok(TeamId(c.last_insert_rowid()))
 }
 
 pub fn team_by_name(c: &Connection, name: &str) -> Result<Option<Team>> {
@@ -67,7 +68,7 @@ pub fn team_by_name(c: &Connection, name: &str) -> Result<Option<Team>> {
     .optional()?)
 }
 
-pub fn team(c: &Connection, id: i64) -> Result<Team> {
+pub fn team(c: &Connection, id: TeamId) -> Result<Team> {
     Ok(c.query_row("SELECT id, name FROM teams WHERE id = ?1", [id], |r| Ok(Team { id: r.get(0)?, name: r.get(1)? }))?)
 }
 
@@ -81,11 +82,11 @@ pub struct NewUser<'a> {
     pub email: &'a str,
     pub name: &'a str,
     pub role: Role,
-    pub team_id: Option<i64>,
+    pub team_id: Option<TeamId>,
     pub password_hash: Option<&'a str>,
 }
 
-pub fn create_user(c: &Connection, u: &NewUser, now: i64) -> Result<i64> {
+pub fn create_user(c: &Connection, u: &NewUser, now: i64) -> Result<UserId> {
     let email = crate::address::normalize(u.email);
     if crate::address::split(&email).is_none() {
         return Err(StoreError::Conflict(format!("{:?} is not an email address", u.email)));
@@ -98,7 +99,7 @@ pub fn create_user(c: &Connection, u: &NewUser, now: i64) -> Result<i64> {
         params![email, u.name.trim(), u.role.as_str(), u.team_id, u.password_hash, now],
     )
     .map_err(|e| conflict_on_unique(e, format!("user {email} exists already")))?;
-    Ok(c.last_insert_rowid())
+    Ok(UserId(c.last_insert_rowid()))
 }
 
 pub fn by_email(c: &Connection, email: &str) -> Result<Option<User>> {
@@ -117,7 +118,7 @@ pub fn by_address(c: &Connection, address: &str) -> Result<Option<User>> {
 
 /// Makes `alias` an address of user `id`; refused when it is a user's own
 /// address or another user's alias (adding it again to the same user is no change).
-pub fn add_alias(c: &Connection, id: i64, alias: &str, now: i64) -> Result<()> {
+pub fn add_alias(c: &Connection, id: UserId, alias: &str, now: i64) -> Result<()> {
     let alias = crate::address::normalize(alias);
     if crate::address::split(&alias).is_none() {
         return Err(StoreError::Conflict(format!("{alias:?} is not an email address")));
@@ -134,7 +135,7 @@ pub fn add_alias(c: &Connection, id: i64, alias: &str, now: i64) -> Result<()> {
 }
 
 /// Removes `alias` from user `id`; `NotFound` when it is not theirs.
-pub fn remove_alias(c: &Connection, id: i64, alias: &str) -> Result<()> {
+pub fn remove_alias(c: &Connection, id: UserId, alias: &str) -> Result<()> {
     let alias = crate::address::normalize(alias);
     expect_one(c.execute("DELETE FROM aliases WHERE address = ?1 AND user_id = ?2", params![alias, id])?)
 }
@@ -149,13 +150,13 @@ pub fn all_aliases(c: &mut Connection) -> Result<Vec<(String, String)>> {
 }
 
 /// The user's alias addresses, sorted.
-pub fn aliases(c: &Connection, id: i64) -> Result<Vec<String>> {
+pub fn aliases(c: &Connection, id: UserId) -> Result<Vec<String>> {
     let mut st = c.prepare_cached("SELECT address FROM aliases WHERE user_id = ?1 ORDER BY address")?;
     let rows = st.query_map([id], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn by_id(c: &Connection, id: i64) -> Result<User> {
+pub fn by_id(c: &Connection, id: UserId) -> Result<User> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1");
     Ok(c.prepare_cached(&sql)?.query_row([id], user_row)?)
 }
@@ -176,7 +177,7 @@ pub fn staff(c: &Connection) -> Result<Vec<User>> {
 }
 
 /// Active admins of a team.
-pub fn admins_of(c: &Connection, team: i64) -> Result<Vec<User>> {
+pub fn admins_of(c: &Connection, team: TeamId) -> Result<Vec<User>> {
     let sql =
         format!("SELECT {USER_COLUMNS} FROM users WHERE team_id = ?1 AND role = 'admin' AND disabled = 0 ORDER BY id");
     let mut st = c.prepare_cached(&sql)?;
@@ -196,13 +197,13 @@ pub fn adopt_name(c: &Connection, mut user: User, name: Option<&str>) -> Result<
     Ok(user)
 }
 
-pub fn password_hash(c: &Connection, id: i64) -> Result<Option<String>> {
+pub fn password_hash(c: &Connection, id: UserId) -> Result<Option<String>> {
     Ok(c.query_row("SELECT password_hash FROM users WHERE id = ?1", [id], |r| r.get(0))?)
 }
 
 /// Sets a new password and ends the user's sessions: whoever knew the old
 /// one must not stay logged in.
-pub fn set_password(c: &Connection, id: i64, hash: &str) -> Result<()> {
+pub fn set_password(c: &Connection, id: UserId, hash: &str) -> Result<()> {
     expect_one(c.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![id, hash])?)?;
     c.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
     Ok(())

@@ -25,13 +25,14 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
 use super::view::{Login, Nav};
 use super::{WebError, blocking, html};
+use crate::app::App;
 use crate::clock;
 use crate::config::Config;
-use crate::pipeline::Pipeline;
 use crate::proxy::Cidr;
 use crate::store::users::{self, User};
 use crate::store::{Db, sessions};
@@ -67,7 +68,7 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// The session user of a request, if any.
-pub async fn viewer(pipeline: &Pipeline, headers: &HeaderMap) -> Result<Option<Viewer>, WebError> {
+pub async fn viewer(pipeline: &App, headers: &HeaderMap) -> Result<Option<Viewer>, WebError> {
     let Some(token) = cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty()) else { return Ok(None) };
     let session = crate::digest::sha256_hex(token.as_bytes());
     let db = pipeline.db().clone();
@@ -84,10 +85,10 @@ pub async fn viewer(pipeline: &Pipeline, headers: &HeaderMap) -> Result<Option<V
 
 /// Pages behind the login: a visitor without a session is sent to the login
 /// page, and comes back to the page they asked for (GET) afterwards.
-impl FromRequestParts<Pipeline> for Viewer {
+impl FromRequestParts<App> for Viewer {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, pipeline: &Pipeline) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, pipeline: &App) -> Result<Self, Self::Rejection> {
         match viewer(pipeline, &parts.headers).await {
             Ok(Some(v)) => Ok(v),
             Ok(None) => {
@@ -109,17 +110,12 @@ pub fn to_login(next: &str) -> Response {
     Redirect::to(&target).into_response()
 }
 
+/// Everything but the RFC 3986 unreserved characters.
+const RESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(s, RESERVED).to_string()
 }
 
 /// `next` when it is a path on this site: one leading `/`, no `//host`, no
@@ -135,10 +131,10 @@ pub fn local_next(next: &str) -> Option<&str> {
 /// The client address of the request (`unknown` when the server was not told the peer).
 pub struct ClientAddr(pub String);
 
-impl FromRequestParts<Pipeline> for ClientAddr {
+impl FromRequestParts<App> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, pipeline: &Pipeline) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, pipeline: &App) -> Result<Self, Self::Rejection> {
         let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
             return Ok(ClientAddr("unknown".into()));
         };
@@ -167,7 +163,7 @@ pub struct NextQuery {
 
 /// GET /login: the form, with a fresh double-submit token.
 pub async fn login_page(
-    State(pipeline): State<Pipeline>,
+    State(pipeline): State<App>,
     headers: HeaderMap,
     Query(q): Query<NextQuery>,
 ) -> Result<Response, WebError> {
@@ -178,7 +174,7 @@ pub async fn login_page(
     Ok(login_form(&pipeline, StatusCode::OK, next, String::new(), None))
 }
 
-fn login_form(pipeline: &Pipeline, status: StatusCode, next: String, email: String, error: Option<String>) -> Response {
+fn login_form(pipeline: &App, status: StatusCode, next: String, email: String, error: Option<String>) -> Response {
     let csrf = crate::signing::random_token();
     let cookie = set_cookie(pipeline.config(), LOGIN_COOKIE, &csrf, "/login", 3600);
     let page = Login { nav: Nav::anonymous(), csrf, next, email, error };
@@ -208,7 +204,7 @@ enum Outcome {
 
 /// POST /login.
 pub async fn login(
-    State(pipeline): State<Pipeline>,
+    State(pipeline): State<App>,
     ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
@@ -355,7 +351,7 @@ pub struct CsrfForm {
 
 /// POST /logout: ends the session on the server, then forgets the cookie.
 pub async fn logout(
-    State(pipeline): State<Pipeline>,
+    State(pipeline): State<App>,
     viewer: Viewer,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {

@@ -15,10 +15,11 @@ use super::auth::{self, Viewer, encode};
 use super::view::{self, AttachmentView, Contact, ListRow, MessageView, Nav, NewTicket, NoteView, TicketPage};
 use super::{WebError, blocking, html, page};
 use crate::actions::{self, Post, Upload};
+use crate::app::App;
 use crate::deeplink::{Link, LinkError};
+use crate::id::{MessageId, TeamId, TicketId, UserId};
 use crate::lifecycle::Status;
 use crate::parse::Part;
-use crate::pipeline::Pipeline;
 use crate::policy::attachments::{self, Checked};
 use crate::store::portal::{self, Listing, Sort};
 use crate::store::tickets::{self, Ticket, Via};
@@ -50,7 +51,7 @@ pub struct ListQuery {
 
 /// GET /: the viewer's team's tickets (staff: every team, or one).
 pub async fn list(
-    State(pipeline): State<Pipeline>,
+    State(pipeline): State<App>,
     viewer: Viewer,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, WebError> {
@@ -58,7 +59,7 @@ pub async fn list(
     let status = Status::parse(&q.status);
     let sort = Sort::parse(&q.sort).unwrap_or_default();
     let page = q.page.parse::<i64>().unwrap_or(1).clamp(1, MAX_PAGE);
-    let team_filter = if staff { q.team.parse::<i64>().ok() } else { viewer.user.team_id };
+    let team_filter = if staff { q.team.parse::<TeamId>().ok() } else { viewer.user.team_id };
     let search = q.q.trim().to_string();
     let listing = Listing {
         team: team_filter,
@@ -136,26 +137,22 @@ fn parse_id(s: &str) -> Result<i64, WebError> {
 }
 
 /// The ticket if `user` may see it; otherwise the same "not found" as a missing one.
-fn visible(c: &rusqlite::Connection, user: &User, id: i64) -> Result<Ticket, WebError> {
+fn visible(c: &rusqlite::Connection, user: &User, id: TicketId) -> Result<Ticket, WebError> {
     let t = tickets::get(c, id)?;
     if actions::may_act(user, &t) { Ok(t) } else { Err(WebError::NotFound) }
 }
 
 /// GET /t/{id}.
-pub async fn ticket(
-    State(pipeline): State<Pipeline>,
-    viewer: Viewer,
-    Path(id): Path<String>,
-) -> Result<Response, WebError> {
-    let id = parse_id(&id)?;
+pub async fn ticket(State(pipeline): State<App>, viewer: Viewer, Path(id): Path<String>) -> Result<Response, WebError> {
+    let id = parse_id(&id).map(TicketId)?;
     let page = ticket_page(&pipeline, viewer, id, String::new(), None).await?;
     Ok(html(StatusCode::OK, &page))
 }
 
 async fn ticket_page(
-    pipeline: &Pipeline,
+    pipeline: &App,
     viewer: Viewer,
-    id: i64,
+    id: TicketId,
     draft: String,
     error: Option<String>,
 ) -> Result<TicketPage, WebError> {
@@ -170,7 +167,7 @@ async fn ticket_page(
             let team = users::team(c, t.team_id)?.name;
             let messages = tickets::messages(c, id)?;
             // Display name and address of each author.
-            let mut names: HashMap<i64, (String, String)> = HashMap::new();
+            let mut names: HashMap<UserId, (String, String)> = HashMap::new();
             for uid in messages.iter().filter_map(|m| m.author_id).chain([t.opener_id]) {
                 if let std::collections::hash_map::Entry::Vacant(e) = names.entry(uid) {
                     let user = users::by_id(c, uid)?;
@@ -180,13 +177,13 @@ async fn ticket_page(
             let opener = names.get(&t.opener_id).map(|(name, _)| name.clone()).unwrap_or_default();
             Ok(Ok((t, team, opener, messages, tickets::attachments(c, id)?, tickets::events(c, id)?, names)))
         })??;
-        let mut by_message: HashMap<Option<i64>, Vec<AttachmentView>> = HashMap::new();
+        let mut by_message: HashMap<Option<MessageId>, Vec<AttachmentView>> = HashMap::new();
         for a in files {
             by_message.entry(a.message_id).or_default().push(AttachmentView {
                 id: a.id,
                 filename: a.filename,
                 size: format::size(u64::try_from(a.size).unwrap_or(0)),
-                refused: a.refused.as_deref().map(|code| attachments::reason_text(code).to_string()),
+                refused: a.refused.map(|code| attachments::reason_text(code).to_string()),
             });
         }
         let messages: Vec<MessageView> = messages
@@ -236,7 +233,7 @@ async fn ticket_page(
     .await
 }
 
-fn limits(pipeline: &Pipeline) -> (String, String) {
+fn limits(pipeline: &App) -> (String, String) {
     let rules = &pipeline.config().attachments;
     (
         format::size(rules.max_bytes),
@@ -294,7 +291,7 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> WebError {
 
 /// Checks the post's limits (files, text length), then runs every file
 /// through the attachment policy; the first problem as a sentence.
-fn check_files(pipeline: &Pipeline, form: &Posted) -> Result<Vec<Checked>, String> {
+fn check_files(pipeline: &App, form: &Posted) -> Result<Vec<Checked>, String> {
     let files = form.files.len() + form.extra_files;
     if files > MAX_POST_FILES {
         return Err(format!("A post takes at most {MAX_POST_FILES} files; {files} were attached. Nothing was sent."));
@@ -308,7 +305,7 @@ fn check_files(pipeline: &Pipeline, form: &Posted) -> Result<Vec<Checked>, Strin
         form.files.iter().map(|p| attachments::check(p, &pipeline.config().attachments)).collect();
     match checked.iter().find(|c| !c.accepted) {
         Some(c) => {
-            let why = c.reason.as_deref().map(attachments::reason_text).unwrap_or("It was refused.");
+            let why = c.reason.map(attachments::reason_text).unwrap_or("It was refused.");
             Err(format!("{} was not accepted: {why} Nothing was sent.", c.filename))
         }
         None => Ok(checked),
@@ -318,12 +315,12 @@ fn check_files(pipeline: &Pipeline, form: &Posted) -> Result<Vec<Checked>, Strin
 /// POST /t/{id}/reply: Send (post; a customer's reply reopens), or Close
 /// (post the text if any, then close). Attachments ride along.
 pub async fn reply(
-    State(pipeline): State<Pipeline>,
+    State(pipeline): State<App>,
     viewer: Viewer,
     Path(id): Path<String>,
     mp: Multipart,
 ) -> Result<Response, WebError> {
-    let id = parse_id(&id)?;
+    let id = parse_id(&id).map(TicketId)?;
     let form = read_form(mp).await?;
     viewer.check_csrf(form.field("csrf"))?;
     let close = match form.field("action") {
@@ -386,7 +383,7 @@ pub async fn reply(
     Ok(to_ticket(id, anchor))
 }
 
-fn to_ticket(id: i64, anchor: Option<i64>) -> Response {
+fn to_ticket(id: TicketId, anchor: Option<MessageId>) -> Response {
     match anchor {
         Some(m) => Redirect::to(&format!("/t/{id}#m{m}")).into_response(),
         None => Redirect::to(&format!("/t/{id}")).into_response(),
@@ -402,12 +399,12 @@ pub struct ReferenceForm {
 
 /// POST /t/{id}/reference.
 pub async fn reference(
-    State(pipeline): State<Pipeline>,
+    State(pipeline): State<App>,
     viewer: Viewer,
     Path(id): Path<String>,
     Form(form): Form<ReferenceForm>,
 ) -> Result<Response, WebError> {
-    let id = parse_id(&id)?;
+    let id = parse_id(&id).map(TicketId)?;
     viewer.check_csrf(&form.csrf)?;
     let reference: String = form.reference.trim().chars().filter(|c| !c.is_control()).take(200).collect();
     let p = pipeline.clone();
@@ -424,11 +421,11 @@ pub async fn reference(
 
 /// GET /t/{id}/a/{attachment}: always a download, never shown inline.
 pub async fn download(
-    State(pipeline): State<Pipeline>,
+    State(pipeline): State<App>,
     viewer: Viewer,
     Path((id, attachment)): Path<(String, String)>,
 ) -> Result<Response, WebError> {
-    let (id, attachment) = (parse_id(&id)?, parse_id(&attachment)?);
+    let (id, attachment) = (parse_id(&id).map(TicketId)?, parse_id(&attachment)?);
     let p = pipeline.clone();
     let (filename, bytes) = blocking(move || {
         let a = p.db().with(|c| {
@@ -465,7 +462,7 @@ pub fn content_disposition(filename: &str) -> String {
 }
 
 /// GET /new.
-pub async fn new_page(State(pipeline): State<Pipeline>, viewer: Viewer) -> Result<Response, WebError> {
+pub async fn new_page(State(pipeline): State<App>, viewer: Viewer) -> Result<Response, WebError> {
     let Some(team) = viewer.user.team_id else { return Ok(staff_cannot_open(&viewer)) };
     let team = team_name(&pipeline, team).await?;
     let (max_size, extensions) = limits(&pipeline);
@@ -493,13 +490,13 @@ fn staff_cannot_open(viewer: &Viewer) -> Response {
     html(StatusCode::FORBIDDEN, &p)
 }
 
-async fn team_name(pipeline: &Pipeline, team: i64) -> Result<String, WebError> {
+async fn team_name(pipeline: &App, team: TeamId) -> Result<String, WebError> {
     let db = pipeline.db().clone();
     blocking(move || Ok(db.with(|c| users::team(c, team))?.name)).await
 }
 
 /// POST /new: opens a ticket for the viewer's team.
-pub async fn create(State(pipeline): State<Pipeline>, viewer: Viewer, mp: Multipart) -> Result<Response, WebError> {
+pub async fn create(State(pipeline): State<App>, viewer: Viewer, mp: Multipart) -> Result<Response, WebError> {
     let form = read_form(mp).await?;
     viewer.check_csrf(form.field("csrf"))?;
     let Some(team) = viewer.user.team_id else { return Ok(staff_cannot_open(&viewer)) };
@@ -551,7 +548,7 @@ pub async fn create(State(pipeline): State<Pipeline>, viewer: Viewer, mp: Multip
 }
 
 /// GET /contact: Support, Sales and Billing, from the config (public).
-pub async fn contact(State(pipeline): State<Pipeline>, headers: HeaderMap) -> Result<Response, WebError> {
+pub async fn contact(State(pipeline): State<App>, headers: HeaderMap) -> Result<Response, WebError> {
     let nav = auth::viewer(&pipeline, &headers).await?.map(|v| v.nav()).unwrap_or_else(Nav::anonymous);
     let s = &pipeline.config().support;
     let p =
@@ -563,7 +560,7 @@ pub async fn contact(State(pipeline): State<Pipeline>, headers: HeaderMap) -> Re
 /// checked before anything else and a bad link's page names nothing of the
 /// ticket; a good one still needs a login and a user who may see the ticket.
 pub async fn deep_link(
-    State(pipeline): State<Pipeline>,
+    State(pipeline): State<App>,
     headers: HeaderMap,
     Path(token): Path<String>,
 ) -> Result<Response, WebError> {

@@ -14,7 +14,9 @@ use super::auth::Viewer;
 use super::view::Nav;
 use super::{WebError, blocking, html, staff_only};
 use crate::app::App;
+use crate::code::QuarantineReason;
 use crate::format::{self, Time};
+use crate::id::QuarantineId;
 use crate::policy::attachments;
 use crate::quarantine::{Release, Target, notice_text};
 use crate::store::inbound::{self, QuarantineEntry};
@@ -24,8 +26,8 @@ use crate::store::users;
 const LIST_LIMIT: i64 = 200;
 
 pub struct Row {
-    pub id: i64,
-    pub reason: String,
+    pub id: QuarantineId,
+    pub reason: QuarantineReason,
     pub sender: String,
     pub subject: String,
     pub arrived: Time,
@@ -50,8 +52,8 @@ pub struct FileVerdict {
 #[template(path = "web/quarantine_entry.html")]
 pub struct Entry {
     pub nav: Nav,
-    pub id: i64,
-    pub reason: String,
+    pub id: QuarantineId,
+    pub reason: QuarantineReason,
     pub detail: String,
     pub source: String,
     pub sender: String,
@@ -68,8 +70,8 @@ pub struct Entry {
     pub teams: Vec<String>,
 }
 
-fn parse_id(s: &str) -> Result<i64, WebError> {
-    s.parse::<i64>().ok().filter(|n| *n > 0).ok_or(WebError::NotFound)
+fn parse_id(s: &str) -> Result<QuarantineId, WebError> {
+    s.parse::<i64>().ok().filter(|n| *n > 0).map(QuarantineId).ok_or(WebError::NotFound)
 }
 
 /// GET /quarantine.
@@ -125,7 +127,7 @@ fn entry_page(app: &App, nav: Nav, q: QuarantineEntry, stored: &[u8], teams: Vec
             FileVerdict {
                 name: c.filename,
                 size: format::size(c.size),
-                refused: c.reason.as_deref().filter(|_| !c.accepted).map(attachments::reason_text),
+                refused: c.reason.filter(|_| !c.accepted).map(attachments::reason_text),
             }
         })
         .collect();

@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 use askama::Template;
 
 use crate::format::Time;
+use crate::id::{MessageId, TeamId, TicketId};
 use crate::lifecycle::{Role, Status};
 use crate::store::portal::Sort;
 use crate::store::users::{Team, User};
@@ -68,7 +69,7 @@ pub struct Choice {
 }
 
 pub struct ListRow {
-    pub id: i64,
+    pub id: TicketId,
     pub subject: String,
     pub status: &'static str,
     pub status_class: &'static str,
@@ -106,7 +107,7 @@ pub struct AttachmentView {
 }
 
 pub struct MessageView {
-    pub id: i64,
+    pub id: MessageId,
     /// The author's display name (the address when there is none).
     pub author: String,
     /// The author's address, shown on hover.
@@ -133,7 +134,7 @@ pub struct NoteView {
 #[template(path = "web/ticket.html")]
 pub struct TicketPage {
     pub nav: Nav,
-    pub id: i64,
+    pub id: TicketId,
     pub subject: String,
     pub status: &'static str,
     pub status_class: &'static str,
@@ -232,7 +233,7 @@ pub fn sort_choices(selected: Sort) -> Vec<Choice> {
         .collect()
 }
 
-pub fn team_choices(teams: &[Team], selected: Option<i64>) -> Vec<Choice> {
+pub fn team_choices(teams: &[Team], selected: Option<TeamId>) -> Vec<Choice> {
     let mut v = vec![Choice { value: String::new(), label: "All teams".into(), selected: selected.is_none() }];
     v.extend(teams.iter().map(|t| Choice {
         value: t.id.to_string(),
@@ -270,7 +271,7 @@ mod tests {
     fn page(m: MessageView) -> TicketPage {
         TicketPage {
             nav: Nav::anonymous(),
-            id: 1,
+            id: TicketId(1),
             subject: "<i>s</i>".into(),
             status: "Closed",
             status_class: "s-closed",
@@ -292,7 +293,7 @@ mod tests {
 
     fn message(body: &str, quoted: &str) -> MessageView {
         MessageView {
-            id: 1,
+            id: MessageId(1),
             author: "<b>".into(),
             address: "jane@acme.test".into(),
             role: "Member",

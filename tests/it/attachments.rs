@@ -5,7 +5,7 @@
 use data_encoding::BASE64_MIME;
 use ticketgate::config::AttachmentRules;
 use ticketgate::parse::parse;
-use ticketgate::policy::attachments::{Checked, check};
+use ticketgate::policy::attachments::{Checked, Refusal, check};
 
 /// One message with a text body and the given attachments
 /// (content type, Content-Disposition value, transfer encoding, encoded body).
@@ -88,7 +88,7 @@ fn default_limit_is_15_mib_of_decoded_bytes() {
     let over = checked(&big_message("big.pdf", "application/pdf", b"%PDF-1.4\n", b'x', limit as usize + 1));
     assert_eq!(over[0].size, limit + 1);
     assert!(!over[0].accepted);
-    assert_eq!(over[0].reason.as_deref(), Some("too_large"));
+    assert_eq!(over[0].reason.map(Refusal::as_str), Some("too_large"));
     assert_eq!(over[0].detected.as_deref(), Some("application/pdf"));
 }
 
@@ -105,7 +105,7 @@ fn text_at_the_limit_is_validated_whole() {
     assert_eq!((ok.size, ok.detected.as_deref()), (limit as u64, Some("text/plain")));
     // One NUL as the very last byte makes it binary.
     part.bytes[limit - 1] = 0;
-    assert_eq!(check(part, &rules).reason.as_deref(), Some("not_text"));
+    assert_eq!(check(part, &rules).reason.map(Refusal::as_str), Some("not_text"));
 }
 
 #[test]
@@ -130,7 +130,8 @@ fn each_attachment_gets_its_own_verdict() {
         ("text/plain; charset=utf-8", "attachment; filename=\"empty.txt\"", "base64", String::new()),
     ]);
     let c = checked(&raw);
-    let summary: Vec<(&str, Option<&str>)> = c.iter().map(|c| (c.filename.as_str(), c.reason.as_deref())).collect();
+    let summary: Vec<(&str, Option<&str>)> =
+        c.iter().map(|c| (c.filename.as_str(), c.reason.map(Refusal::as_str))).collect();
     assert_eq!(
         summary,
         [
@@ -167,7 +168,7 @@ fn text_attachments_keep_their_bytes_and_charset() {
 
     // The same bytes with no charset are not UTF-8: refused.
     raw = base64_attachment("gruss.txt", "text/plain", &latin1);
-    assert_eq!(checked(&raw)[0].reason.as_deref(), Some("not_text"));
+    assert_eq!(checked(&raw)[0].reason.map(Refusal::as_str), Some("not_text"));
 }
 
 #[test]

@@ -204,7 +204,7 @@ fn customer_mail_staff_reply_by_mail_customer_reply_one_ticket() {
     let link = Link::verify(&keys, token, ticketgate::clock::now()).expect("the deep link verifies");
     let customer_id = app.query_i64(&format!("SELECT id FROM users WHERE email = '{}'", CUSTOMER.0));
     let staff_message = app.query_i64("SELECT max(id) FROM messages");
-    assert_eq!((link.ticket, link.user, link.message), (ticket, customer_id, staff_message));
+    assert_eq!((link.ticket.0, link.user.0, link.message.0), (ticket, customer_id, staff_message));
     assert_eq!(app.query_i64("SELECT count(*) FROM messages WHERE author_role = 'staff'"), 1);
 
     // 5. The customer answers that mail; it threads onto the same ticket.

@@ -8,19 +8,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ticketgate::config::{Config, ImapConfig, Secret, TlsMode};
-use ticketgate::pipeline::Pipeline;
 
 use crate::common::{App, AppConfig, Dovecot, ImapTls, STAFF, SUPPORT, TestCa, imap_entry, unique, wait_until};
 
 const LONG: Duration = Duration::from_secs(60);
 
 /// A pipeline on a fresh data dir; unknown senders may open tickets, so any test sender works.
-fn pipeline(dir: &Path) -> Pipeline {
+fn pipeline(dir: &Path) -> ticketgate::app::App {
     pipeline_with(dir, |c| c)
 }
 
 /// [`pipeline`] with more settings.
-fn pipeline_with(dir: &Path, more: impl FnOnce(AppConfig) -> AppConfig) -> Pipeline {
+fn pipeline_with(dir: &Path, more: impl FnOnce(AppConfig) -> AppConfig) -> ticketgate::app::App {
     // The source's log lines, shown for failing tests.
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let toml = more(
@@ -63,7 +62,7 @@ struct Running {
 }
 
 impl Running {
-    fn start(pipeline: &Pipeline, mb: ImapConfig) -> Running {
+    fn start(pipeline: &ticketgate::app::App, mb: ImapConfig) -> Running {
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let pipeline = pipeline.clone();
         let thread = std::thread::spawn(move || {
@@ -105,11 +104,11 @@ fn mail(from: &str, message_id: &str, subject: &str, extra: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn count(p: &Pipeline, sql: &str) -> i64 {
+fn count(p: &ticketgate::app::App, sql: &str) -> i64 {
     p.db().with(|c| Ok(c.query_row(sql, [], |r| r.get(0))?)).unwrap()
 }
 
-fn connected(p: &Pipeline, label: &str) -> bool {
+fn connected(p: &ticketgate::app::App, label: &str) -> bool {
     count(p, &format!("SELECT count(*) FROM imap_state WHERE mailbox = '{label}'")) > 0
 }
 
@@ -218,7 +217,8 @@ fn a_recreated_folder_with_the_same_mail_posts_nothing_twice() {
     let source = Running::start(&p, mb.clone());
     wait_until("first round filed", LONG, || dovecot.messages(SUPPORT.0, "Processed") == 20);
     source.stop();
-    let uidvalidity = |p: &Pipeline| count(p, "SELECT uidvalidity FROM imap_state WHERE folder = 'Support'");
+    let uidvalidity =
+        |p: &ticketgate::app::App| count(p, "SELECT uidvalidity FROM imap_state WHERE folder = 'Support'");
     let before = uidvalidity(&p);
 
     dovecot.doveadm(&["mailbox", "delete", "-u", SUPPORT.0, "Support"]);

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use mail_parser::MessageParser;
 use ticketgate::config::{Config, TlsMode, Transport};
+use ticketgate::id::{TeamId, TicketId};
 use ticketgate::inbound::maildir::Maildir;
 use ticketgate::lifecycle::{Event, Role};
 use ticketgate::notify::{self, Notifier};
@@ -99,7 +100,7 @@ struct Cast {
     member: User,
     admin: User,
     agent: User,
-    team: i64,
+    team: TeamId,
 }
 
 fn cast(db: &Db) -> Cast {
@@ -120,7 +121,7 @@ fn cast(db: &Db) -> Cast {
 }
 
 /// A message by `author` with the status change and notifications, in one transaction.
-fn act(db: &Db, n: &Notifier, ticket: i64, author: &User, event: Event, body: &str, mid: Option<&str>) {
+fn act(db: &Db, n: &Notifier, ticket: TicketId, author: &User, event: Event, body: &str, mid: Option<&str>) {
     db.write(|c| {
         let message = match mid {
             Some(mid) => Some(tickets::add_message(
@@ -148,7 +149,7 @@ fn act(db: &Db, n: &Notifier, ticket: i64, author: &User, event: Event, body: &s
     .unwrap();
 }
 
-fn new_ticket(db: &Db, n: &Notifier, who: &Cast, subject: &str, root: &str) -> i64 {
+fn new_ticket(db: &Db, n: &Notifier, who: &Cast, subject: &str, root: &str) -> TicketId {
     let t = db.write(|c| tickets::create(c, who.team, who.member.id, subject, "support", n.now)).unwrap();
     act(db, n, t, &who.member, Event::Opened, "The printer is on fire.", Some(root));
     t
@@ -156,7 +157,7 @@ fn new_ticket(db: &Db, n: &Notifier, who: &Cast, subject: &str, root: &str) -> i
 
 fn outbox_ids(db: &Db) -> Vec<(i64, String, String)> {
     let rows = db.with(|c| outbox::list(c, 10_000)).unwrap();
-    rows.into_iter().map(|e| (e.id, e.message_id, e.state)).collect()
+    rows.into_iter().map(|e| (e.id, e.message_id, e.state.to_string())).collect()
 }
 
 fn all_sent(db: &Db) -> bool {
@@ -272,7 +273,7 @@ fn an_outage_then_recovery_delivers_every_mail_exactly_once() {
     }
     let worker = Worker::start(db, config);
     let failed_twice =
-        || db.with(|c| outbox::list(c, 100)).unwrap().iter().all(|e| e.attempts >= 2 && e.state == "pending");
+        || db.with(|c| outbox::list(c, 100)).unwrap().iter().all(|e| e.attempts >= 2 && e.state.as_str() == "pending");
     wait_until("every mail tried twice while the server is down", LONG, failed_twice);
     let rows = db.with(|c| outbox::list(c, 100)).unwrap();
     assert!(rows.iter().all(|e| e.last_error.as_deref().is_some_and(|s| !s.is_empty())), "{rows:?}");
@@ -318,7 +319,7 @@ fn permanent_failures_are_recorded_on_the_ticket_and_not_retried() {
     wait_until("the second mail sent", LONG, || outbox_ids(db).iter().any(|(_, _, s)| s == "sent"));
 
     let rows = db.with(|c| outbox::list(c, 10)).unwrap();
-    let failed = rows.iter().find(|e| e.state == "failed").unwrap();
+    let failed = rows.iter().find(|e| e.state.as_str() == "failed").unwrap();
     assert_eq!(failed.attempts, 1, "a 5xx is not retried");
     assert!(failed.last_error.as_deref().unwrap().contains("550"), "{failed:?}");
     let notes = db.with(|c| tickets::events(c, t)).unwrap();

@@ -5,20 +5,23 @@
 use std::sync::Arc;
 
 use rusqlite::Connection;
+use ticketgate::app::App;
 use ticketgate::config::Config;
+use ticketgate::id::{TicketId, UserId};
 use ticketgate::lifecycle::{Role, Status};
-use ticketgate::pipeline::{Outcome, Pipeline};
+use ticketgate::pipeline::Outcome;
+use ticketgate::policy::auto::AutoKind;
 use ticketgate::route::token;
 use ticketgate::signing::Keyring;
 use ticketgate::store::users::{self, NewUser};
 use ticketgate::store::{Db, tickets};
 
 pub struct World {
-    pub pipeline: Pipeline,
+    pub pipeline: App,
     pub _dir: tempfile::TempDir,
-    pub member: i64,
-    pub admin: i64,
-    pub staff: i64,
+    pub member: UserId,
+    pub admin: UserId,
+    pub staff: UserId,
 }
 
 pub fn world_with(f: impl FnOnce(&mut Config)) -> World {
@@ -29,7 +32,7 @@ pub fn world_with(f: impl FnOnce(&mut Config)) -> World {
     config.security.trusted_authserv_ids = vec!["mx.example.test".into()];
     f(&mut config);
     let db = Db::open(&dir.path().join("t.sqlite")).unwrap();
-    let pipeline = Pipeline::new(Arc::new(config), Keyring::new(vec![vec![7; 32]]), db);
+    let pipeline = App::new(Arc::new(config), Keyring::new(vec![vec![7; 32]]), db);
     let (member, admin, staff) = pipeline
         .db()
         .write(|c| {
@@ -75,12 +78,12 @@ impl World {
         self.db(|c| c.query_row(sql, [], |r| r.get(0)).unwrap())
     }
 
-    pub fn reply_address(&self, ticket: i64, user: i64) -> String {
+    pub fn reply_address(&self, ticket: TicketId, user: UserId) -> String {
         format!("support+{}@example.test", token::issue(self.pipeline.keys(), ticket, user))
     }
 
     /// Jane opens a ticket; returns its id.
-    pub fn open(&self) -> i64 {
+    pub fn open(&self) -> TicketId {
         let raw =
             mail("Jane <jane@acme.test>", "support@example.test", "Printer on fire", "open@acme.test", "", "It burns.");
         match self.ingest(&raw) {
@@ -89,7 +92,7 @@ impl World {
         }
     }
 
-    pub fn status(&self, ticket: i64) -> Status {
+    pub fn status(&self, ticket: TicketId) -> Status {
         self.db(|c| tickets::get(c, ticket).unwrap().status)
     }
 }
@@ -162,7 +165,7 @@ fn the_reply_token_threads_and_binds_to_its_owner() {
     // A teammate may use it (recorded as the author), a stranger may not.
     let boss = mail("boss@acme.test", &to, "Re", "r2@acme.test", "", "I see it too.");
     assert!(matches!(w.ingest(&boss), Outcome::Replied { ticket, .. } if ticket == t));
-    let author: i64 = w.db(|c| {
+    let author: UserId = w.db(|c| {
         c.query_row("SELECT author_id FROM messages WHERE message_id = 'r2@acme.test'", [], |r| r.get(0)).unwrap()
     });
     assert_eq!(author, w.admin);
@@ -306,7 +309,7 @@ fn automatic_mail_never_opens_a_ticket() {
         "Auto-Submitted: auto-replied\r\nIn-Reply-To: <open@acme.test>\r\n",
         "away",
     );
-    assert_eq!(w.ingest(&ooo), Outcome::Automatic { kind: "auto-replied", ticket: Some(t) });
+    assert_eq!(w.ingest(&ooo), Outcome::Automatic { kind: AutoKind::AutoReplied, ticket: Some(t) });
     assert_eq!(w.count("SELECT count(*) FROM tickets"), 1);
     assert_eq!(w.count("SELECT count(*) FROM messages"), 1);
     assert_eq!(w.count(&format!("SELECT count(*) FROM ticket_events WHERE ticket_id = {t} AND kind = 'automatic'")), 1);
@@ -517,7 +520,7 @@ fn attachments_beyond_the_cap_are_listed_as_refused() {
     }
     let report = ticketgate::inspect::inspect(w.pipeline.config(), "many".into(), raw.as_bytes());
     assert_eq!(report.attachments.len(), cap + 3);
-    assert_eq!(report.attachments[cap].reason.as_deref(), Some("too_many_attachments"));
+    assert_eq!(report.attachments[cap].reason.map(|r| r.as_str()), Some("too_many_attachments"));
 }
 
 #[test]
@@ -676,7 +679,7 @@ fn automatic_mail_notes_only_tickets_its_sender_may_act_on() {
             "Auto-Submitted: auto-replied\r\nIn-Reply-To: <open@acme.test>\r\n",
             "away",
         );
-        assert_eq!(w.ingest(&raw), Outcome::Automatic { kind: "auto-replied", ticket: None }, "{from}");
+        assert_eq!(w.ingest(&raw), Outcome::Automatic { kind: AutoKind::AutoReplied, ticket: None }, "{from}");
     }
     assert_eq!(w.count(&format!("SELECT count(*) FROM ticket_events WHERE ticket_id = {t}")), 0);
 }

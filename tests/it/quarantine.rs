@@ -3,6 +3,7 @@
 //! once and threads as if accepted first, aliases make another address the
 //! user, delete and purge.
 
+use ticketgate::id::{QuarantineId, UserId};
 use ticketgate::pipeline::Outcome;
 use ticketgate::quarantine::{Release, Target};
 use ticketgate::store::StoreError;
@@ -14,7 +15,7 @@ use crate::pipeline::{World, mail, world};
 const STAFF: &str = "agent@example.test";
 
 impl World {
-    fn entry(&self, id: i64) -> inbound::QuarantineEntry {
+    fn entry(&self, id: QuarantineId) -> inbound::QuarantineEntry {
         self.db(|c| inbound::entry(c, id).unwrap())
     }
 
@@ -22,14 +23,14 @@ impl World {
         self.count(&format!("SELECT count(*) FROM outbox WHERE kind = 'notice' AND recipient = '{to}'"))
     }
 
-    fn quarantined(&self, raw: &[u8], reason: &str) -> i64 {
+    fn quarantined(&self, raw: &[u8], reason: &str) -> QuarantineId {
         match self.ingest(raw) {
-            Outcome::Quarantined { reason: r, id } if r == reason => id,
+            Outcome::Quarantined { reason: r, id } if r.as_str() == reason => id,
             o => panic!("expected {reason}, got {o:?}"),
         }
     }
 
-    fn release(&self, id: i64, target: Target, as_user: Option<&str>) -> Result<Outcome, StoreError> {
+    fn release(&self, id: QuarantineId, target: Target, as_user: Option<&str>) -> Result<Outcome, StoreError> {
         self.pipeline.release(id, &Release { target, as_user, add_alias: false, by: STAFF })
     }
 
@@ -120,7 +121,7 @@ fn a_token_used_by_someone_else_tells_the_sender_notes_the_ticket_and_releases_a
     let out = w.release(id, Target::Ticket(t), Some("jane@acme.test")).unwrap();
     assert!(matches!(out, Outcome::Replied { ticket, .. } if ticket == t), "{out:?}");
     assert_eq!(w.mails_to(STAFF, "customer_update"), staff_before + 1, "staff are notified as for any reply");
-    let author: i64 = w.db(|c| {
+    let author: UserId = w.db(|c| {
         c.query_row("SELECT author_id FROM messages WHERE message_id = 'm1@globex.test'", [], |r| r.get(0)).unwrap()
     });
     assert_eq!(author, w.member);
@@ -179,7 +180,7 @@ fn mail_from_an_alias_is_the_user_and_a_release_can_add_the_alias() {
 
     let next = mail("jane@home.test", "support@example.test", "New printer", "a2@home.test", "", "Another one");
     let Outcome::Opened { ticket, .. } = w.ingest(&next) else { panic!("the alias is Jane") };
-    let opener: i64 =
+    let opener: UserId =
         w.db(|c| c.query_row("SELECT opener_id FROM tickets WHERE id = ?1", [ticket], |r| r.get(0)).unwrap());
     assert_eq!(opener, w.member);
     // Her reply token and a trusted check of the alias's domain are evidence for her.

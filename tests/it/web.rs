@@ -13,10 +13,12 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use tower::ServiceExt;
 
 use ticketgate::actions::{self, Post};
+use ticketgate::app::App;
+use ticketgate::code::Refusal;
 use ticketgate::config::Config;
 use ticketgate::deeplink::Link;
+use ticketgate::id::{MessageId, QuarantineId, TicketId, UserId};
 use ticketgate::lifecycle::{Role, Status};
-use ticketgate::pipeline::Pipeline;
 use ticketgate::signing::Keyring;
 use ticketgate::store::tickets::{self, Via};
 use ticketgate::store::users::{self, NewUser};
@@ -25,17 +27,17 @@ use ticketgate::store::{Db, StoreError, sessions};
 const PASSWORD: &str = "correct horse battery";
 
 struct World {
-    pipeline: Pipeline,
+    pipeline: App,
     app: Router,
     _dir: tempfile::TempDir,
-    member: i64,
-    admin: i64,
-    staff: i64,
+    member: UserId,
+    admin: UserId,
+    staff: UserId,
     /// A member of another team.
-    other: i64,
+    other: UserId,
     /// Acme's ticket, opened by `member`, with a staff answer.
-    ticket: i64,
-    answer: i64,
+    ticket: TicketId,
+    answer: MessageId,
 }
 
 fn world_with(f: impl FnOnce(&mut Config)) -> World {
@@ -49,7 +51,7 @@ fn world_with(f: impl FnOnce(&mut Config)) -> World {
     config.web.max_failed_logins = 3;
     f(&mut config);
     let db = Db::open(&dir.path().join("t.sqlite")).unwrap();
-    let pipeline = Pipeline::new(Arc::new(config), Keyring::new(vec![vec![7; 32]]), db);
+    let pipeline = App::new(Arc::new(config), Keyring::new(vec![vec![7; 32]]), db);
     let hash = ticketgate::password::hash(PASSWORD);
     let (member, admin, staff, other) = pipeline
         .db()
@@ -107,7 +109,7 @@ struct Client {
 
 impl World {
     /// A session made directly in the store (the login form has its own tests).
-    fn session(&self, user: i64) -> Client {
+    fn session(&self, user: UserId) -> Client {
         let token = format!("token-{user}-{}", ticketgate::signing::random_token());
         let csrf = ticketgate::signing::random_token();
         let id = ticketgate::digest::sha256_hex(token.as_bytes());
@@ -116,11 +118,11 @@ impl World {
         Client { cookie: format!("tg_session={token}"), csrf }
     }
 
-    fn ticket_row(&self, id: i64) -> tickets::Ticket {
+    fn ticket_row(&self, id: TicketId) -> tickets::Ticket {
         self.pipeline.db().with(|c| tickets::get(c, id)).unwrap()
     }
 
-    fn messages(&self, id: i64) -> Vec<tickets::Message> {
+    fn messages(&self, id: TicketId) -> Vec<tickets::Message> {
         self.pipeline.db().with(|c| tickets::messages(c, id)).unwrap()
     }
 
@@ -463,7 +465,7 @@ async fn the_authorization_matrix() {
     let page = w.get(&format!("/t/{t}"), Some(&eve)).await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
     assert!(!page.body.contains("Printer"));
-    assert_eq!(w.get(&format!("/t/{}", t + 1000), Some(&eve)).await.body, page.body, "same as a missing ticket");
+    assert_eq!(w.get(&format!("/t/{}", t.0 + 1000), Some(&eve)).await.body, page.body, "same as a missing ticket");
     assert!(!w.get("/", Some(&eve)).await.body.contains("Printer"));
     assert!(!w.get("/?q=printer", Some(&eve)).await.body.contains("Printer"), "search stays in the team");
     let r = w
@@ -556,7 +558,7 @@ async fn the_ticket_page_escapes_bodies_and_links_urls_safely() {
                     size: 2048,
                     detected: None,
                     sha256: None,
-                    refused: Some("extension_not_allowed"),
+                    refused: Some(Refusal::ExtensionNotAllowed),
                 },
                 3_000,
             )?;
@@ -646,7 +648,7 @@ async fn attachments_upload_download_and_refusal() {
     assert_eq!(d.headers[header::CONTENT_TYPE], "application/octet-stream");
     assert_eq!(d.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     assert_eq!(w.get(&format!("/t/{t}/a/{}", a.id), Some(&eve)).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(w.get(&format!("/t/{}/a/{}", t + 1, a.id), Some(&boss)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(w.get(&format!("/t/{}/a/{}", t.0 + 1, a.id), Some(&boss)).await.status, StatusCode::NOT_FOUND);
     // Attach without text: an update; the status stays.
     let before = w.ticket_row(t).status;
     let r = w
@@ -817,7 +819,7 @@ async fn customers_open_tickets_staff_do_not() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let id: i64 = r.location().trim_start_matches("/t/").parse().unwrap();
+    let id: TicketId = r.location().trim_start_matches("/t/").parse().unwrap();
     let t = w.ticket_row(id);
     assert_eq!(
         (t.subject.as_str(), t.status, t.opener_id, t.source.as_str()),
@@ -844,7 +846,7 @@ async fn deep_links_check_signature_expiry_login_and_team() {
     assert_eq!(r.location(), format!("/login?next={}", enc(&path).replace("%2E", ".")).replace("%2D", "-"));
     // Tampered or expired: a clear page naming nothing of the ticket.
     for (bad, status) in [
-        (token.replacen(&format!("{}.", w.ticket), &format!("{}.", w.ticket + 1), 1), StatusCode::NOT_FOUND),
+        (token.replacen(&format!("{}.", w.ticket), &format!("{}.", w.ticket.0 + 1), 1), StatusCode::NOT_FOUND),
         (Link { expires: now - 1, ..link }.token(keys), StatusCode::GONE),
         ("garbage".to_string(), StatusCode::NOT_FOUND),
     ] {
@@ -883,7 +885,7 @@ async fn a_deep_link_survives_the_login_form() {
 }
 
 /// A stranger's mail with a PDF: quarantined as `unknown_sender`; returns the entry id and the raw message.
-fn quarantine_stranger(w: &World, id: &str) -> (i64, Vec<u8>) {
+fn quarantine_stranger(w: &World, id: &str) -> (QuarantineId, Vec<u8>) {
     let raw = format!(
         "From: Pat <pat@home.test>\r\nTo: support@example.test\r\nSubject: Toner <low>\r\nMessage-ID: <{id}>\r\n\
          MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
