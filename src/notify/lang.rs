@@ -219,7 +219,7 @@ static DE: Texts = Texts {
     unknown_sender: Text {
         subject: "Es wurde kein Ticket erstellt:",
         intro: "Wir haben Ihre Nachricht „{subject}“ erhalten, aber Ihre Adresse {address} ist in unserem Support-Portal nicht registriert, daher wurde kein Ticket erstellt. Wenn Sie Kunde sind, schreiben Sie bitte von der im Portal registrierten Adresse oder bitten Sie Ihren Administrator, Sie hinzuzufügen.",
-        reply: "Dies ist eine automatische Antwort; solange die Adresse {address} nicht registriert ist, erstellt nichts, was Sie von ihr an diese Adresse senden, ein Ticket.",
+        reply: "Dies ist eine automatische Antwort; solange die Adresse {address} nicht registriert ist, wird aus Nachrichten von ihr kein Ticket erstellt.",
     },
     not_a_customer: "Noch kein Kunde? Bitte wenden Sie sich an {sales}.",
     dmarc: Text {
@@ -239,15 +239,15 @@ static DE: Texts = Texts {
     },
     staff_unverified: Text {
         subject: "Ihre Nachricht wurde nicht veröffentlicht:",
-        intro: "Wir haben eine Nachricht von {address} zu Ticket {tag} „{subject}“ erhalten, aber nichts belegt, dass Sie sie gesendet haben: Sie kam nicht an Ihre persönliche Antwortadresse, und keine vertrauenswürdige Absenderprüfung bestätigt sie. Mails von Mitarbeitern wirken nur mit einem solchen Nachweis; deshalb wurde sie zur Prüfung zurückgehalten, nicht veröffentlicht, und kein Befehl darin wurde ausgeführt.",
-        reply: "Um per Mail auf ein Ticket zu antworten, antworten Sie auf die Benachrichtigung, die wir Ihnen dazu gesendet haben: Ihre Antwortadresse enthält Ihr persönliches Token. Wenn Sie diese Nachricht nicht gesendet haben, hat jemand anderes Ihre Adresse verwendet; bitte informieren Sie Ihren Administrator.",
+        intro: "Wir haben eine Nachricht von {address} zu Ticket {tag} „{subject}“ erhalten, aber nichts belegt, dass Sie sie gesendet haben: Sie kam nicht an Ihre persönliche Antwortadresse, und keine vertrauenswürdige Absenderprüfung bestätigt sie. Mails von Mitarbeitern werden nur mit einem solchen Nachweis verarbeitet; deshalb wurde sie zur Prüfung zurückgehalten und nicht veröffentlicht, und keiner der darin enthaltenen Befehle wurde ausgeführt.",
+        reply: "Um per Mail auf ein Ticket zu antworten, antworten Sie auf die Benachrichtigung, die wir Ihnen dazu gesendet haben: Deren Antwortadresse enthält Ihr persönliches Token. Wenn Sie diese Nachricht nicht gesendet haben, hat jemand anderes Ihre Adresse verwendet; bitte informieren Sie Ihren Administrator.",
     },
     refused: Text {
         subject: "Anhänge abgelehnt:",
         intro: "Ihre Nachricht zu Ticket {tag} „{subject}“ wurde veröffentlicht, aber einige ihrer Anhänge wurden abgelehnt und sind nicht im Ticket.",
         reply: "Um die Dateien zu senden, wandeln Sie sie in einen erlaubten Typ um und antworten Sie mit ihnen im Anhang auf diese E-Mail: Ihre Antwort wird zu Ticket {tag} hinzugefügt.",
     },
-    refused_allowed: "Erlaubt sind {allowed}-Dateien mit jeweils höchstens {max_size}.",
+    refused_allowed: "Erlaubt sind Dateien vom Typ {allowed} mit jeweils höchstens {max_size}.",
     refused_files: "Abgelehnte Anhänge",
     open_ticket: "Ticket öffnen",
 };
@@ -286,7 +286,7 @@ static FR: Texts = Texts {
         intro: "Votre message sur le ticket {tag} « {subject} » a été publié, mais certaines de ses pièces jointes ont été refusées et ne figurent pas sur le ticket.",
         reply: "Pour envoyer les fichiers, convertissez-les dans un type autorisé et répondez à cet e-mail en les joignant : votre réponse est ajoutée au ticket {tag}.",
     },
-    refused_allowed: "Sont acceptés les fichiers {allowed} de {max_size} au plus chacun.",
+    refused_allowed: "Les fichiers acceptés sont de type {allowed}, de {max_size} au plus chacun.",
     refused_files: "Pièces jointes refusées",
     open_ticket: "Ouvrir le ticket",
 };
@@ -364,7 +364,7 @@ static NL: Texts = Texts {
         intro: "Uw bericht op ticket {tag} ‘{subject}’ is geplaatst, maar sommige bijlagen zijn geweigerd en staan niet op het ticket.",
         reply: "Om de bestanden te sturen, zet u ze om naar een toegestaan type en beantwoordt u deze e-mail met de bestanden als bijlage: uw antwoord wordt toegevoegd aan ticket {tag}.",
     },
-    refused_allowed: "Toegestaan zijn {allowed}-bestanden van elk hoogstens {max_size}.",
+    refused_allowed: "Toegestaan zijn bestanden van het type {allowed}, elk hoogstens {max_size}.",
     refused_files: "Geweigerde bijlagen",
     open_ticket: "Ticket openen",
 };
