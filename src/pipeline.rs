@@ -20,6 +20,7 @@ use crate::actions::{self, Env, Post, Upload};
 use crate::app::App;
 use crate::code::{EventKind, QuarantineReason, Settled};
 use crate::id::{MessageId, QuarantineId, TeamId, TicketId};
+use crate::notify::lang::Lang;
 use crate::notify::{self, Notice, Notifier};
 use crate::parse::{self, Parsed};
 use crate::policy::auto::{self, AutoKind};
@@ -602,7 +603,14 @@ impl App {
     ) -> Result<(), StoreError> {
         if !posted.refused.is_empty() {
             let notice = Notice::RefusedAttachments { ticket: &posted.ticket, files: &posted.refused };
-            notify::notice(tx, notifier, &author.email, &notice, p.message_id.as_deref())?;
+            notify::notice(
+                tx,
+                notifier,
+                &author.email,
+                &notice,
+                p.message_id.as_deref(),
+                Lang::of(p.language.as_deref()),
+            )?;
         }
         Ok(())
     }
@@ -849,11 +857,20 @@ impl Told<'_> {
                 self.to
             ));
         }
-        Ok(if notify::notice(self.tx, self.notifier, self.to, notice, self.p.message_id.as_deref())? {
-            format!("sent to {}", self.to)
-        } else {
-            format!("not sent: {} had a notice recently, is disabled or bounces", self.to)
-        })
+        Ok(
+            if notify::notice(
+                self.tx,
+                self.notifier,
+                self.to,
+                notice,
+                self.p.message_id.as_deref(),
+                Lang::of(self.p.language.as_deref()),
+            )? {
+                format!("sent to {}", self.to)
+            } else {
+                format!("not sent: {} had a notice recently, is disabled or bounces", self.to)
+            },
+        )
     }
 }
 

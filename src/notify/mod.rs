@@ -33,6 +33,7 @@
 //! Never sends anything itself and never reads the clock.
 
 pub mod compose;
+pub mod lang;
 pub mod templates;
 
 use rusqlite::Connection;
@@ -49,6 +50,7 @@ use crate::store::tickets::{self, Ticket};
 use crate::store::users::{self, User};
 use crate::store::{Result, inbound};
 use compose::Outgoing;
+use lang::Lang;
 use templates::{FileLine, Kind, Mail};
 
 /// Most bytes of a message's text quoted in a notification.
@@ -165,8 +167,16 @@ pub fn ticket_event(
     Ok(())
 }
 
-/// Queues a notice to `to` unless one went there recently; returns whether it was queued.
-pub fn notice(tx: &Connection, n: &Notifier, to: &str, notice: &Notice, in_reply_to: Option<&str>) -> Result<bool> {
+/// Queues a notice to `to`, written in `lang`, unless one went there
+/// recently; returns whether it was queued.
+pub fn notice(
+    tx: &Connection,
+    n: &Notifier,
+    to: &str,
+    notice: &Notice,
+    in_reply_to: Option<&str>,
+    lang: Lang,
+) -> Result<bool> {
     let to = crate::address::normalize(to);
     if crate::address::split(&to).is_none() {
         return Ok(false);
@@ -188,22 +198,23 @@ pub fn notice(tx: &Connection, n: &Notifier, to: &str, notice: &Notice, in_reply
         sales_contact: support.sales_contact.clone(),
         ..Mail::default()
     };
+    let texts = lang.texts();
     let (kind, ticket, subject) = match notice {
         Notice::UnknownSender { subject } => {
             mail.subject = crate::header::clean_subject(subject);
-            (Kind::NoticeUnknownSender, None, format!("No ticket was created: {}", mail.subject))
+            (Kind::NoticeUnknownSender, None, format!("{} {}", texts.unknown_sender.subject, mail.subject))
         }
         Notice::DmarcQuarantined { subject } => {
             mail.subject = crate::header::clean_subject(subject);
-            (Kind::NoticeDmarc, None, format!("Your message is held for review: {}", mail.subject))
+            (Kind::NoticeDmarc, None, format!("{} {}", texts.dmarc.subject, mail.subject))
         }
         Notice::TokenSenderMismatch { subject } => {
             mail.subject = crate::header::clean_subject(subject);
-            (Kind::NoticeTokenMismatch, None, format!("Your message is held for review: {}", mail.subject))
+            (Kind::NoticeTokenMismatch, None, format!("{} {}", texts.token_mismatch.subject, mail.subject))
         }
         Notice::StaffWithoutTicket { subject } => {
             mail.subject = crate::header::clean_subject(subject);
-            (Kind::NoticeStaffWithoutTicket, None, format!("Your message was not posted: {}", mail.subject))
+            (Kind::NoticeStaffWithoutTicket, None, format!("{} {}", texts.staff_without_ticket.subject, mail.subject))
         }
         Notice::ConfirmAlias { account, link } => {
             mail.author = account.to_string();
@@ -214,7 +225,7 @@ pub fn notice(tx: &Connection, n: &Notifier, to: &str, notice: &Notice, in_reply
             mail.tag = crate::route::token::subject_tag(ticket.id);
             mail.status = ticket.status.label().to_string();
             mail.subject = crate::header::clean_subject(subject);
-            let subject = format!("Your message was not posted: {}", mail.subject);
+            let subject = format!("{} {}", texts.staff_unverified.subject, mail.subject);
             (Kind::NoticeStaffUnverified, Some(*ticket), subject)
         }
         Notice::RefusedAttachments { ticket, files } => {
@@ -232,10 +243,11 @@ pub fn notice(tx: &Connection, n: &Notifier, to: &str, notice: &Notice, in_reply
                 let newest = tickets::latest_message_id(tx, ticket.id)?.unwrap_or_default();
                 mail.link = Some(deep_link(n, ticket.id, newest, u.id));
             }
-            let subject = format!("{tag} Attachments refused: {}", ticket.subject);
+            let subject = format!("{tag} {} {}", texts.refused.subject, ticket.subject);
             (Kind::NoticeRefused, Some(*ticket), subject)
         }
     };
+    mail.said = lang::said(kind, lang, &mail);
     // Only a known user told of refused files gets a reply address that
     // posts; anyone else's reply comes back to the plain support address (a
     // staff user answering a notice about a forgery must not post by it).

@@ -132,6 +132,8 @@ pub struct Mail {
     /// Allowed attachment types, e.g. ".pdf, .png" (refusal notices).
     pub allowed: String,
     pub max_size: String,
+    /// A notice's localized lines ([`super::lang::said`]).
+    pub said: super::lang::Said,
 }
 
 impl Mail {
@@ -213,6 +215,7 @@ pub fn render(kind: Kind, m: &Mail) -> askama::Result<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notify::lang::{Lang, said};
 
     const ALL: [Kind; 14] = [
         Kind::Ack,
@@ -230,6 +233,12 @@ mod tests {
         Kind::NoticeStaffWithoutTicket,
         Kind::NoticeConfirmAlias,
     ];
+
+    /// A mail to a hostile recipient, with the English lines `kind` says.
+    fn hostile_as(kind: Kind) -> Mail {
+        let m = hostile();
+        Mail { said: said(kind, Lang::En, &m), ..m }
+    }
 
     fn hostile() -> Mail {
         Mail {
@@ -255,9 +264,8 @@ mod tests {
 
     #[test]
     fn html_parts_escape_user_text_and_text_parts_keep_it() {
-        let m = hostile();
         for kind in ALL {
-            let (text, html) = render(kind, &m).unwrap();
+            let (text, html) = render(kind, &hostile_as(kind)).unwrap();
             assert!(!html.contains("<script>") && !html.contains("<img") && !html.contains("<evil>"), "{kind:?}");
             assert!(!html.contains("<b>fire") && !html.contains("<i>hacker"), "{kind:?}: {html}");
             assert!(text.contains("This message was sent automatically."), "{kind:?}");
@@ -272,9 +280,8 @@ mod tests {
 
     #[test]
     fn every_ticket_mail_says_replying_works_and_carries_the_link() {
-        let m = hostile();
         for kind in ALL.into_iter().filter(|k| !k.is_notice() || *k == Kind::NoticeRefused) {
-            let (text, html) = render(kind, &m).unwrap();
+            let (text, html) = render(kind, &hostile_as(kind)).unwrap();
             assert!(text.contains("Reply to this email") || text.contains("reply to this email"), "{kind:?}: {text}");
             assert!(text.contains("https://portal.example/l/1.2.3.4.sig?a=1&b=2"), "{kind:?}");
             assert!(html.contains("data-testid=\"deep-link\""), "{kind:?}");

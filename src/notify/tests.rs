@@ -6,6 +6,7 @@ use rusqlite::Connection;
 use super::*;
 use crate::id::{TeamId, TicketId};
 use crate::lifecycle::{Role, Status};
+use crate::notify::lang::Lang;
 use crate::store::outbox::Entry;
 use crate::store::testing;
 use crate::store::tickets::{NewAttachment, NewMessage, Via};
@@ -293,11 +294,11 @@ fn notices_are_rate_limited_and_stay_out_of_the_thread() {
         let p = people(c);
         let n = Notifier { config: &config, keys: &keys, now: 10_000 };
         let unknown = Notice::UnknownSender { subject: "Hello?" };
-        assert!(notice(c, &n, "Stranger@Else.test", &unknown, Some("q1@else.test"))?);
-        assert!(!notice(c, &n, "stranger@else.test", &unknown, Some("q2@else.test"))?, "one per interval");
+        assert!(notice(c, &n, "Stranger@Else.test", &unknown, Some("q1@else.test"), Lang::En)?);
+        assert!(!notice(c, &n, "stranger@else.test", &unknown, Some("q2@else.test"), Lang::En)?, "one per interval");
         let later = Notifier { now: 10_000 + 3600, ..n };
-        assert!(notice(c, &later, "stranger@else.test", &unknown, None)?);
-        assert!(!notice(c, &n, "bouncy@support.test", &unknown, None)?, "never to a bouncing address");
+        assert!(notice(c, &later, "stranger@else.test", &unknown, None, Lang::En)?);
+        assert!(!notice(c, &n, "bouncy@support.test", &unknown, None, Lang::En)?, "never to a bouncing address");
 
         let t = tickets::create(c, p.member.team_id.unwrap(), p.member.id, "Files", "support", 10_000)?;
         post(c, &n, t, &p.member, Event::Opened, "see attached", "f1@acme.test");
@@ -310,7 +311,7 @@ fn notices_are_rate_limited_and_stay_out_of_the_thread() {
             reason: Some(Refusal::ExtensionNotAllowed),
         }];
         let refused = Notice::RefusedAttachments { ticket: &ticket, files: &files };
-        assert!(notice(c, &n, "member@acme.test", &refused, Some("f1@acme.test"))?);
+        assert!(notice(c, &n, "member@acme.test", &refused, Some("f1@acme.test"), Lang::En)?);
         let row = outbox::list(c, 1)?.remove(0);
         assert_eq!((row.kind.as_str(), row.ticket_id), ("notice", Some(t)));
         assert!(

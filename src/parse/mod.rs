@@ -149,6 +149,10 @@ pub struct Parsed {
     pub bounce: Option<Bounce>,
     /// SHA-256 of the raw bytes, hex.
     pub sha256: String,
+    /// The primary language subtag the mail declares, lowercase (`de` for
+    /// `de-DE`): `Content-Language` of the message, else of its text part,
+    /// else `Accept-Language`.
+    pub language: Option<String>,
 }
 
 impl Parsed {
@@ -283,7 +287,31 @@ pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
         auto,
         authentication_results,
         sha256: crate::digest::sha256_hex(raw),
+        language: language(&msg),
     })
+}
+
+/// See [`Parsed::language`].
+fn language(msg: &mail_parser::Message) -> Option<String> {
+    let text_part = msg.text_body.first().and_then(|&id| msg.part(id));
+    let declared = [msg.header_raw("Content-Language"), text_part.and_then(|p| content_language_raw(msg, p))];
+    declared.into_iter().chain([msg.header_raw("Accept-Language")]).flatten().find_map(primary_subtag)
+}
+
+/// The raw `Content-Language` of one MIME part.
+fn content_language_raw<'a>(msg: &'a mail_parser::Message, part: &mail_parser::MessagePart) -> Option<&'a str> {
+    let h = part.headers.iter().find(|h| h.name().eq_ignore_ascii_case("Content-Language"))?;
+    let raw = std::str::from_utf8(msg.raw_message.get(h.offset_start as usize..h.offset_end as usize)?).ok()?;
+    Some(raw)
+}
+
+/// The first tag's primary subtag of a language list such as
+/// `de-DE, en;q=0.8`; `None` when it is no language (`*`, empty, too long).
+fn primary_subtag(list: &str) -> Option<String> {
+    let first = list.split(',').next()?.split(';').next()?.trim();
+    let primary = first.split(['-', '_']).next()?;
+    ((2..=8).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_alphabetic()))
+        .then(|| primary.to_ascii_lowercase())
 }
 
 /// The bytes before the first empty line (all of `raw` without one), at
@@ -580,6 +608,17 @@ mod tests {
         let p = parse(b"Subject: only a subject\n").expect("a header is enough");
         assert_eq!((p.subject.as_str(), p.body.as_str(), p.message_id.as_deref()), ("only a subject", "", None));
         assert!(p.dedup_key().starts_with("sha256:"));
+    }
+
+    #[test]
+    fn the_language_is_the_primary_subtag_of_what_the_mail_declares() {
+        let lang = |raw: &[u8]| parse(raw).expect("parses").language;
+        assert_eq!(lang(b"Subject: s\nContent-Language: de-DE\nAccept-Language: fr\n\nhi").as_deref(), Some("de"));
+        assert_eq!(lang(b"Subject: s\nAccept-Language: fr-CH, en;q=0.8\n\nhi").as_deref(), Some("fr"));
+        let part = b"Subject: s\nContent-Type: multipart/alternative; boundary=b\n\n--b\nContent-Type: text/plain\nContent-Language: ES\n\nhola\n--b--\n";
+        assert_eq!(lang(part).as_deref(), Some("es"));
+        assert_eq!(lang(b"Subject: s\nAccept-Language: *\n\nhi"), None);
+        assert_eq!(lang(b"Subject: s\n\nhi"), None);
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub async fn ask(State(app): State<App>, viewer: Viewer, Form(form): Form<AliasF
                 let url = link.url(&a.config().support.public_url, a.keys());
                 let n = Notifier { config: a.config(), keys: a.keys(), now };
                 let notice = Notice::ConfirmAlias { account: &user.email, link: &url };
-                Ok::<_, StoreError>(Ok(notify::notice(tx, &n, &to, &notice, None)?))
+                Ok::<_, StoreError>(Ok(notify::notice(tx, &n, &to, &notice, None, notify::lang::Lang::En)?))
             })
             .map_err(WebError::from)
     })

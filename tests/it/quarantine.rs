@@ -321,3 +321,37 @@ fn unverified_staff_dmarc_failures_and_ambiguous_senders_tell_the_right_address_
     assert_eq!(w.entry(id).notice, None, "no single sender, nobody to tell");
     assert_eq!(w.count("SELECT count(*) FROM outbox"), before);
 }
+
+/// The subject and text of the one notice to `to`, decoded.
+fn notice_to(w: &World, to: &str) -> (String, String) {
+    let raw: Vec<u8> = w.db(|c| {
+        c.query_row("SELECT raw FROM outbox WHERE kind = 'notice' AND recipient = ?1", [to], |r| r.get(0)).unwrap()
+    });
+    let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    (m.subject().unwrap_or_default().to_string(), m.body_text(0).unwrap_or_default().into_owned())
+}
+
+#[test]
+fn the_notice_is_written_in_the_language_the_mail_declares_and_in_english_without_one() {
+    let german = world();
+    let raw = mail(
+        "Agent <agent@example.test>",
+        "support@example.test",
+        "Drucker",
+        "l1@example.test",
+        "Content-Language: de-DE\r\n",
+        "Erledigt.",
+    );
+    german.quarantined(&raw, "staff_without_ticket");
+    let (subject, text) = notice_to(&german, STAFF);
+    assert_eq!(subject, "Ihre Nachricht wurde nicht veröffentlicht: Drucker");
+    assert!(text.contains("Wir haben Ihre Nachricht „Drucker“ von agent@example.test erhalten"), "{text}");
+    assert!(text.contains("Diese Nachricht wurde automatisch versendet."), "{text}");
+
+    let plain = world();
+    let raw = mail("Agent <agent@example.test>", "support@example.test", "Printer", "l2@example.test", "", "Done.");
+    plain.quarantined(&raw, "staff_without_ticket");
+    let (subject, text) = notice_to(&plain, STAFF);
+    assert_eq!(subject, "Your message was not posted: Printer");
+    assert!(text.contains("We received your message “Printer” from agent@example.test"), "{text}");
+}
