@@ -1,5 +1,5 @@
 //! The mail templates (`templates/mail/`): one text and one HTML template per
-//! kind of mail, both filled from the same [`Mail`] view, so the two parts of
+//! kind of mail (one pair for every notice about set-aside mail), both filled from the same [`Mail`] view, so the two parts of
 //! a `multipart/alternative` can never say different things.
 //!
 //! The `.html` templates are HTML-escaped by askama (escaping follows the
@@ -166,27 +166,9 @@ template_pair!(CustomerUpdateText, CustomerUpdateHtml, "mail/customer_update.txt
 template_pair!(ClosedText, ClosedHtml, "mail/closed.txt", "mail/closed.html");
 template_pair!(ReopenedText, ReopenedHtml, "mail/reopened.txt", "mail/reopened.html");
 template_pair!(UpdatedText, UpdatedHtml, "mail/updated.txt", "mail/updated.html");
-template_pair!(UnknownText, UnknownHtml, "mail/notice_unknown_sender.txt", "mail/notice_unknown_sender.html");
+// The notices about set-aside mail differ only in their localized words (`Mail::said`).
+template_pair!(NoticeText, NoticeHtml, "mail/notice.txt", "mail/notice.html");
 template_pair!(RefusedText, RefusedHtml, "mail/notice_refused.txt", "mail/notice_refused.html");
-template_pair!(DmarcText, DmarcHtml, "mail/notice_dmarc.txt", "mail/notice_dmarc.html");
-template_pair!(
-    StaffUnverifiedText,
-    StaffUnverifiedHtml,
-    "mail/notice_staff_unverified.txt",
-    "mail/notice_staff_unverified.html"
-);
-template_pair!(
-    TokenMismatchText,
-    TokenMismatchHtml,
-    "mail/notice_token_mismatch.txt",
-    "mail/notice_token_mismatch.html"
-);
-template_pair!(
-    StaffWithoutTicketText,
-    StaffWithoutTicketHtml,
-    "mail/notice_staff_without_ticket.txt",
-    "mail/notice_staff_without_ticket.html"
-);
 template_pair!(ConfirmAliasText, ConfirmAliasHtml, "mail/notice_confirm_alias.txt", "mail/notice_confirm_alias.html");
 
 /// Renders the text and the HTML part of `kind`.
@@ -202,12 +184,12 @@ pub fn render(kind: Kind, m: &Mail) -> askama::Result<(String, String)> {
         Kind::Closed => pair(ClosedText { m }, ClosedHtml { m }),
         Kind::Reopened => pair(ReopenedText { m }, ReopenedHtml { m }),
         Kind::Updated => pair(UpdatedText { m }, UpdatedHtml { m }),
-        Kind::NoticeUnknownSender => pair(UnknownText { m }, UnknownHtml { m }),
+        Kind::NoticeUnknownSender
+        | Kind::NoticeDmarc
+        | Kind::NoticeStaffUnverified
+        | Kind::NoticeTokenMismatch
+        | Kind::NoticeStaffWithoutTicket => pair(NoticeText { m }, NoticeHtml { m }),
         Kind::NoticeRefused => pair(RefusedText { m }, RefusedHtml { m }),
-        Kind::NoticeDmarc => pair(DmarcText { m }, DmarcHtml { m }),
-        Kind::NoticeStaffUnverified => pair(StaffUnverifiedText { m }, StaffUnverifiedHtml { m }),
-        Kind::NoticeTokenMismatch => pair(TokenMismatchText { m }, TokenMismatchHtml { m }),
-        Kind::NoticeStaffWithoutTicket => pair(StaffWithoutTicketText { m }, StaffWithoutTicketHtml { m }),
         Kind::NoticeConfirmAlias => pair(ConfirmAliasText { m }, ConfirmAliasHtml { m }),
     }
 }
