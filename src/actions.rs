@@ -60,6 +60,13 @@ pub struct Post<'a> {
     pub unverified: bool,
 }
 
+impl<'a> Post<'a> {
+    /// What someone writes on the portal.
+    pub fn web(author: &'a User, body: &'a str, attachments: &'a [Upload<'a>]) -> Post<'a> {
+        Post { author, body, quoted: "", via: Via::Web, message_id: None, raw: None, attachments, unverified: false }
+    }
+}
+
 /// The result of a post.
 #[derive(Debug, Clone)]
 pub struct Posted {
@@ -108,16 +115,7 @@ pub fn set_reference(tx: &Connection, env: &Env, ticket: Ticket, author: &User, 
 pub fn attach(tx: &Connection, env: &Env, ticket: Ticket, author: &User, uploads: &[Upload]) -> Result<Posted> {
     let body =
         format!("Attached: {}", uploads.iter().map(|u| u.checked.filename.as_str()).collect::<Vec<_>>().join(", "));
-    let post = Post {
-        author,
-        body: &body,
-        via: Via::Web,
-        message_id: None,
-        raw: None,
-        attachments: uploads,
-        quoted: "",
-        unverified: false,
-    };
+    let post = Post::web(author, &body, uploads);
     write_post(tx, env, ticket, &post, Event::Updated)
 }
 
@@ -215,16 +213,7 @@ mod tests {
         db.write(|tx| {
             let (member, _admin, staff) = fixture(tx);
             let env = Env { config: &config, keys: &keys, blobs: &blobs, now: 100 };
-            let post = |author, body| Post {
-                author,
-                body,
-                quoted: "",
-                via: Via::Web,
-                message_id: None,
-                raw: None,
-                attachments: &[],
-                unverified: false,
-            };
+            let post = |author, body| Post::web(author, body, &[]);
             let p = open(tx, &env, member.team_id.unwrap(), "  Printer\r\nBcc: x ", "web", &post(&member, "broken"))?;
             assert_eq!(p.ticket.subject, "Printer Bcc: x");
             assert_eq!(p.ticket.status, Status::WaitingForSupport);

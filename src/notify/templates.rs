@@ -1,6 +1,7 @@
 //! The mail templates (`templates/mail/`): one text and one HTML template per
-//! kind of mail (one pair for every notice about set-aside mail), both filled from the same [`Mail`] view, so the two parts of
-//! a `multipart/alternative` can never say different things.
+//! kind of mail (one pair serves every notice about set-aside mail), both
+//! filled from the same [`Mail`] view, so the two parts of a
+//! `multipart/alternative` can never say different things.
 //!
 //! The `.html` templates are HTML-escaped by askama (escaping follows the
 //! file extension); the `.txt` ones are not escaped, which is right for a

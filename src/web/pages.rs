@@ -22,7 +22,7 @@ use crate::lifecycle::Status;
 use crate::parse::Part;
 use crate::policy::attachments::{self, Checked};
 use crate::store::portal::{self, Listing, Sort};
-use crate::store::tickets::{self, Ticket, Via};
+use crate::store::tickets::{self, Ticket};
 use crate::store::users::{self, User};
 use crate::{clock, format};
 
@@ -355,16 +355,7 @@ pub async fn reply(
                 .collect();
             let mut anchor = None;
             if !body.is_empty() {
-                let post = Post {
-                    author: &user,
-                    body: &body,
-                    quoted: "",
-                    via: Via::Web,
-                    message_id: None,
-                    raw: None,
-                    attachments: &uploads,
-                    unverified: false,
-                };
+                let post = Post::web(&user, &body, &uploads);
                 let posted = actions::reply(tx, &env, ticket, &post)?;
                 anchor = Some(posted.message);
                 ticket = posted.ticket;
@@ -530,16 +521,7 @@ pub async fn create(State(pipeline): State<App>, viewer: Viewer, mp: Multipart) 
                 .zip(&form.files)
                 .map(|(checked, part)| Upload { checked, bytes: &part.bytes })
                 .collect();
-            let post = Post {
-                author: &user,
-                body: &body,
-                quoted: "",
-                via: Via::Web,
-                message_id: None,
-                raw: None,
-                attachments: &uploads,
-                unverified: false,
-            };
+            let post = Post::web(&user, &body, &uploads);
             Ok::<_, WebError>(actions::open(tx, &p.env(clock::now()), team, &subject, "web", &post)?.ticket.id)
         })
     })

@@ -20,7 +20,7 @@ use ticketgate::deeplink::Link;
 use ticketgate::id::{MessageId, QuarantineId, TicketId, UserId};
 use ticketgate::lifecycle::{Role, Status};
 use ticketgate::signing::Keyring;
-use ticketgate::store::tickets::{self, Via};
+use ticketgate::store::tickets;
 use ticketgate::store::users::{self, NewUser};
 use ticketgate::store::{Db, StoreError, sessions};
 
@@ -98,7 +98,7 @@ fn world() -> World {
 }
 
 fn post<'a>(author: &'a users::User, body: &'a str) -> Post<'a> {
-    Post { author, body, quoted: "", via: Via::Web, message_id: None, raw: None, attachments: &[], unverified: false }
+    Post::web(author, body, &[])
 }
 
 /// A logged-in browser: the session cookie and the session's CSRF token.
