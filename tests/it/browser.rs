@@ -146,16 +146,6 @@ impl Drop for Browser {
     }
 }
 
-fn cli(app: &App, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ticketgate"))
-        .arg("--config")
-        .arg(app.config_path())
-        .args(args)
-        .output()
-        .expect("run ticketgate");
-    assert!(out.status.success(), "ticketgate {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// Delivers a message into the Maildir the way an MTA does (tmp/, then rename into new/).
 fn deliver(maildir: &Path, name: &str, raw: &str) {
     for sub in ["tmp", "new", "cur"] {
@@ -195,23 +185,20 @@ fn a_customer_follows_a_notification_link_and_works_the_ticket_in_chromium() {
     let browser = Browser::start();
     let app = App::start(AppConfig::new());
     let base = app.web_url().expect("the portal is on");
-    cli(&app, &["team", "add", "Acme"]);
-    cli(
-        &app,
-        &[
-            "user",
-            "add",
-            "jane@acme.test",
-            "--role",
-            "member",
-            "--team",
-            "Acme",
-            "--name",
-            "Jane",
-            "--password",
-            PASSWORD,
-        ],
-    );
+    app.run_ok(&["team", "add", "Acme"]);
+    app.run_ok(&[
+        "user",
+        "add",
+        "jane@acme.test",
+        "--role",
+        "member",
+        "--team",
+        "Acme",
+        "--name",
+        "Jane",
+        "--password",
+        PASSWORD,
+    ]);
 
     deliver(
         &app.data_dir().join("inbox"),

@@ -4,29 +4,18 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::sync::{Arc, Barrier};
 
 use crate::common::{App, AppConfig};
 
 const PASSWORD: &str = "correct horse battery";
 
-fn cli(app: &App, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ticketgate"))
-        .arg("--config")
-        .arg(app.config_path())
-        .args(args)
-        .output()
-        .expect("run ticketgate");
-    assert!(out.status.success(), "ticketgate {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 /// A portal with Acme's member jane@example.test and admin boss@example.test.
 fn portal(config: AppConfig) -> App {
     let app = App::start(config);
-    cli(&app, &["team", "add", "Acme"]);
+    app.run_ok(&["team", "add", "Acme"]);
     for (email, role) in [("jane@example.test", "member"), ("boss@example.test", "admin")] {
-        cli(&app, &["user", "add", email, "--role", role, "--team", "Acme", "--password", PASSWORD]);
+        app.run_ok(&["user", "add", email, "--role", role, "--team", "Acme", "--password", PASSWORD]);
     }
     app
 }

@@ -223,36 +223,23 @@ fn ticketgate_world_small() -> World {
     crate::pipeline::world_with(|c| c.limits.max_message_bytes = 10_000)
 }
 
-/// Runs the real binary with `app`'s configuration; returns the exit status and standard output and error.
-fn cli(app: &crate::common::App, args: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ticketgate"))
-        .arg("--config")
-        .arg(app.config_path())
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.code().unwrap_or(-1), text)
-}
-
 #[test]
 fn the_commands_show_release_delete_and_serve_purges_old_entries() {
     use crate::common::{App, AppConfig, wait_until};
     use std::time::Duration;
     let mut app = App::start(AppConfig::new().without_web().set("limits.quarantine_retention_days", 1));
     let inbox = ticketgate::inbound::maildir::Maildir::open(&app.data_dir().join("inbox")).unwrap();
-    let (code, out) = cli(&app, &["team", "add", "Acme"]);
+    let (code, out) = app.run(&["team", "add", "Acme"]);
     assert_eq!(code, 0, "{out}");
-    let (code, out) =
-        cli(&app, &["user", "add", "pat@acme.test", "--role", "member", "--team", "Acme", "--no-password"]);
+    let (code, out) = app.run(&["user", "add", "pat@acme.test", "--role", "member", "--team", "Acme", "--no-password"]);
     assert_eq!(code, 0, "{out}");
-    let (code, out) = cli(&app, &["user", "alias", "add", "pat@acme.test", "Pat@Home.test"]);
+    let (code, out) = app.run(&["user", "alias", "add", "pat@acme.test", "Pat@Home.test"]);
     assert_eq!((code, out.as_str()), (0, "pat@acme.test is now also pat@home.test\n"));
-    let (_, out) = cli(&app, &["user", "list"]);
+    let (_, out) = app.run(&["user", "list"]);
     assert!(out.contains("aliases: pat@home.test"), "{out}");
-    let (code, _) = cli(&app, &["user", "alias", "remove", "pat@acme.test", "pat@home.test"]);
+    let (code, _) = app.run(&["user", "alias", "remove", "pat@acme.test", "pat@home.test"]);
     assert_eq!(code, 0);
-    let (code, out) = cli(&app, &["user", "alias", "remove", "pat@acme.test", "pat@home.test"]);
+    let (code, out) = app.run(&["user", "alias", "remove", "pat@acme.test", "pat@home.test"]);
     assert!(code != 0 && out.contains("no such alias"), "{out}");
     for (i, from) in ["jane@home.test", "old@home.test", "gone@home.test"].iter().enumerate() {
         inbox.deliver(&mail(from, "support@example.test", "Printer", &format!("c{i}@home.test"), "", "Help")).unwrap();
@@ -261,20 +248,20 @@ fn the_commands_show_release_delete_and_serve_purges_old_entries() {
         });
     }
 
-    let (code, out) = cli(&app, &["quarantine", "show", "1"]);
+    let (code, out) = app.run(&["quarantine", "show", "1"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("reason:   unknown_sender") && out.contains("Message-ID: <c0@home.test>"), "{out}");
     assert!(out.contains("notice:   not sent: jane@home.test is not a known user"), "{out}");
-    let (code, out) = cli(&app, &["quarantine", "release", "1", "--team", "Acme"]);
+    let (code, out) = app.run(&["quarantine", "release", "1", "--team", "Acme"]);
     assert_eq!((code, out.as_str()), (0, "#1\topened ticket #1\n"), "printed as ingest does");
-    let (code, out) = cli(&app, &["quarantine", "release", "1", "--team", "Acme"]);
+    let (code, out) = app.run(&["quarantine", "release", "1", "--team", "Acme"]);
     assert!(code != 0 && out.contains("not released"), "{code} {out}");
     assert_eq!(app.query_i64("SELECT count(*) FROM messages"), 1, "released twice, posted once");
-    let (code, out) = cli(&app, &["quarantine", "delete", "3"]);
+    let (code, out) = app.run(&["quarantine", "delete", "3"]);
     assert_eq!((code, out.as_str()), (0, "#3\tdeleted\n"));
-    let (_, out) = cli(&app, &["quarantine", "show", "3"]);
+    let (_, out) = app.run(&["quarantine", "show", "3"]);
     assert!(out.contains("done:     deleted by command line"), "{out}");
-    let (_, out) = cli(&app, &["quarantine", "list"]);
+    let (_, out) = app.run(&["quarantine", "list"]);
     assert!(out.starts_with("2\tunknown_sender\told@home.test") && out.lines().count() == 1, "waiting ones: {out}");
 
     app.stop();
@@ -286,7 +273,7 @@ fn the_commands_show_release_delete_and_serve_purges_old_entries() {
         app.query_i64("SELECT count(*) FROM quarantine WHERE id = 2") == 0
     });
     assert_eq!(app.query_i64("SELECT count(*) FROM quarantine"), 2, "the younger ones stay");
-    let (code, out) = cli(&app, &["quarantine", "purge", "--older-than", "0"]);
+    let (code, out) = app.run(&["quarantine", "purge", "--older-than", "0"]);
     assert_eq!((code, out.as_str()), (0, "2 quarantine entries purged\n"));
 }
 

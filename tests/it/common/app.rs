@@ -211,6 +211,26 @@ impl App {
         self.config.web_ports.as_ref().map(|p| format!("http://127.0.0.1:{}", p.port(0)))
     }
 
+    /// Runs the real binary with this app's configuration (`ticketgate --config … ARGS`):
+    /// its exit status and what it printed (standard output, then standard error).
+    pub fn run(&self, args: &[&str]) -> (i32, String) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ticketgate"))
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .output()
+            .expect("run ticketgate");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    /// [`App::run`] for a command that must succeed.
+    pub fn run_ok(&self, args: &[&str]) -> String {
+        let (code, out) = self.run(args);
+        assert_eq!(code, 0, "ticketgate {args:?}: {out}");
+        out
+    }
+
     /// A read-only connection to the database, for assertions.
     pub fn db(&self) -> rusqlite::Connection {
         open_db(&self.data_dir().join("ticketgate.sqlite"))
