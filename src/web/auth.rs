@@ -45,11 +45,14 @@ pub struct Viewer {
     pub user: User,
     pub csrf: String,
     session: String,
+    /// The request's path when the viewer was taken from a request (empty
+    /// from [`viewer`]), for the menu's current-page mark.
+    path: String,
 }
 
 impl Viewer {
     pub fn nav(&self) -> Nav {
-        Nav::of(&self.user, &self.csrf)
+        Nav::of(&self.user, &self.csrf).at(&self.path)
     }
 
     /// Refuses a form whose token is not this session's.
@@ -76,7 +79,7 @@ pub async fn viewer(pipeline: &App, headers: &HeaderMap) -> Result<Option<Viewer
         db.with(|c| {
             let Some(s) = sessions::get(c, &session, clock::now())? else { return Ok(None) };
             let user = users::by_id(c, s.user_id)?;
-            Ok((!user.disabled).then_some(Viewer { user, csrf: s.csrf, session }))
+            Ok((!user.disabled).then_some(Viewer { user, csrf: s.csrf, session, path: String::new() }))
         })
         .map_err(WebError::from)
     })
@@ -90,7 +93,7 @@ impl FromRequestParts<App> for Viewer {
 
     async fn from_request_parts(parts: &mut Parts, pipeline: &App) -> Result<Self, Self::Rejection> {
         match viewer(pipeline, &parts.headers).await {
-            Ok(Some(v)) => Ok(v),
+            Ok(Some(v)) => Ok(Viewer { path: parts.uri.path().to_string(), ..v }),
             Ok(None) => {
                 let next = if parts.method == Method::GET {
                     parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
@@ -177,7 +180,7 @@ pub async fn login_page(
 fn login_form(pipeline: &App, status: StatusCode, next: String, email: String, error: Option<String>) -> Response {
     let csrf = crate::signing::random_token();
     let cookie = set_cookie(pipeline.config(), LOGIN_COOKIE, &csrf, "/login", 3600);
-    let page = Login { nav: Nav::anonymous(), csrf, next, email, error };
+    let page = Login { nav: Nav::anonymous().at("/login"), csrf, next, email, error };
     let mut res = html(status, &page);
     res.headers_mut().append(header::SET_COOKIE, cookie);
     res

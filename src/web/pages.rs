@@ -531,7 +531,7 @@ pub async fn create(State(pipeline): State<App>, viewer: Viewer, mp: Multipart) 
 
 /// GET /contact: Support, Sales and Billing, from the config (public).
 pub async fn contact(State(pipeline): State<App>, headers: HeaderMap) -> Result<Response, WebError> {
-    let nav = auth::viewer(&pipeline, &headers).await?.map(|v| v.nav()).unwrap_or_else(Nav::anonymous);
+    let nav = auth::viewer(&pipeline, &headers).await?.map(|v| v.nav()).unwrap_or_else(Nav::anonymous).at("/contact");
     let s = &pipeline.config().support;
     let p =
         Contact { nav, support: s.address.clone(), sales: s.sales_contact.clone(), billing: s.billing_contact.clone() };

@@ -14,12 +14,14 @@ use crate::lifecycle::{Role, Status};
 use crate::store::portal::Sort;
 use crate::store::users::{Team, User};
 
-/// The header of every page: who is logged in, and the token for the logout form.
+/// The header of every page: who is logged in, the token for the logout
+/// form, and the path of the page, so the menu can mark it `aria-current`.
 #[derive(Debug, Clone, Default)]
 pub struct Nav {
     pub user: Option<String>,
     pub staff: bool,
     pub csrf: String,
+    current: String,
 }
 
 impl Nav {
@@ -28,7 +30,22 @@ impl Nav {
     }
 
     pub fn of(user: &User, csrf: &str) -> Nav {
-        Nav { user: Some(user.display().to_string()), staff: user.role.is_staff(), csrf: csrf.to_string() }
+        Nav {
+            user: Some(user.display().to_string()),
+            staff: user.role.is_staff(),
+            csrf: csrf.to_string(),
+            current: String::new(),
+        }
+    }
+
+    /// The same header on the page at `path`.
+    pub fn at(self, path: &str) -> Nav {
+        Nav { current: path.to_string(), ..self }
+    }
+
+    /// Whether the menu link to `href` leads to this very page.
+    pub fn here(&self, href: &str) -> bool {
+        self.current == href
     }
 }
 
@@ -305,6 +322,21 @@ mod tests {
             quoted: linkify(quoted),
             attachments: vec![],
         }
+    }
+
+    #[test]
+    fn the_menu_marks_the_page_it_is_on_and_nothing_else() {
+        let contact = |nav: Nav| {
+            let p = Contact { nav, support: "s@x.test".into(), sales: "a@x.test".into(), billing: "b@x.test".into() };
+            p.render().unwrap()
+        };
+        let jane = Nav { user: Some("Jane".into()), ..Nav::default() };
+        let html = contact(jane.clone().at("/account"));
+        assert!(html.contains(r#"<a href="/account" aria-current="page">Your addresses</a>"#), "{html}");
+        assert_eq!(html.matches("aria-current").count(), 1, "{html}");
+        assert!(!contact(jane.at("/t/1")).contains("aria-current"), "a ticket is no menu page");
+        let html = contact(Nav::anonymous().at("/login"));
+        assert!(html.contains(r#"<a class="login" href="/login" aria-current="page">"#), "{html}");
     }
 
     #[test]
