@@ -35,9 +35,9 @@ impl Drop for Driver {
 }
 
 /// A chromedriver process and one browser session, both ended on drop. The
-/// test is synchronous (the harness polls and sleeps), so each WebDriver call
-/// runs to completion on a runtime of its own.
-struct Browser {
+/// tests are synchronous (the harness polls and sleeps), so each WebDriver
+/// call runs to completion on a runtime of its own.
+pub struct Browser {
     client: Client,
     runtime: tokio::runtime::Runtime,
     // Dropped after the session is closed in `Drop for Browser`.
@@ -47,7 +47,7 @@ struct Browser {
 }
 
 impl Browser {
-    fn start() -> Browser {
+    pub fn start() -> Browser {
         for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
             assert!(
                 Path::new(path).exists(),
@@ -70,6 +70,8 @@ impl Browser {
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
+            // Phones overlay their scrollbars: the page keeps the full width of the window.
+            "--hide-scrollbars",
             "--disable-quic",
             "--no-first-run",
             "--disable-background-networking",
@@ -94,49 +96,83 @@ impl Browser {
 
     /// The text of `css` on the current page, or `None` while it is changing
     /// (an element found on the old page goes stale).
-    fn try_text(&self, css: &str) -> Option<String> {
+    pub fn try_text(&self, css: &str) -> Option<String> {
         self.runtime.block_on(async { self.client.find(Locator::Css(css)).await.ok()?.text().await.ok() })
     }
 
-    fn goto(&self, url: &str) {
+    pub fn goto(&self, url: &str) {
         self.runtime.block_on(self.client.goto(url)).unwrap_or_else(|e| panic!("go to {url}: {e}"));
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         self.runtime.block_on(self.client.current_url()).expect("current URL").to_string()
     }
 
-    fn source(&self) -> String {
+    pub fn source(&self) -> String {
         self.runtime.block_on(self.client.source()).expect("page source")
     }
 
-    fn find(&self, css: &str) -> fantoccini::elements::Element {
+    pub fn find(&self, css: &str) -> fantoccini::elements::Element {
         self.runtime.block_on(self.client.find(Locator::Css(css))).unwrap_or_else(|e| panic!("no element {css}: {e}"))
     }
 
-    fn type_into(&self, css: &str, text: &str) {
+    pub fn type_into(&self, css: &str, text: &str) {
         let e = self.find(css);
         self.runtime.block_on(e.send_keys(text)).unwrap_or_else(|e| panic!("type into {css}: {e}"));
     }
 
-    fn click(&self, css: &str) {
+    pub fn click(&self, css: &str) {
         let e = self.find(css);
         self.runtime.block_on(e.click()).unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
-    fn text(&self, css: &str) -> String {
+    pub fn text(&self, css: &str) -> String {
         let e = self.find(css);
         self.runtime.block_on(e.text()).unwrap_or_else(|e| panic!("text of {css}: {e}"))
     }
 
     /// Polls until `cond` holds on the current page (navigation is asynchronous).
-    fn wait(&self, what: &str, cond: impl Fn(&Browser) -> bool) {
+    pub fn wait(&self, what: &str, cond: impl Fn(&Browser) -> bool) {
         wait_until(what, Duration::from_secs(30), || cond(self));
     }
 
-    fn screenshot(&self, path: &Path) {
+    pub fn screenshot(&self, path: &Path) {
         let png = self.runtime.block_on(self.client.screenshot()).expect("screenshot");
         std::fs::write(path, png).expect("write screenshot");
+    }
+
+    /// Runs `js` as a function body on the current page; `arguments` holds `args`.
+    pub fn script(&self, js: &str, args: Vec<serde_json::Value>) -> serde_json::Value {
+        self.runtime.block_on(self.client.execute(js, args)).unwrap_or_else(|e| panic!("script failed: {e}"))
+    }
+
+    /// Like [`Browser::script`], for scripts that finish by calling their last argument.
+    pub fn script_async(&self, js: &str, args: Vec<serde_json::Value>) -> serde_json::Value {
+        self.runtime.block_on(self.client.execute_async(js, args)).unwrap_or_else(|e| panic!("script failed: {e}"))
+    }
+
+    pub fn resize(&self, width: u32, height: u32) {
+        self.runtime.block_on(self.client.set_window_size(width, height)).expect("resize the window");
+    }
+
+    /// Fills in and submits the login form on the current page.
+    pub fn log_in(&self, email: &str, password: &str) {
+        self.type_into("#email", email);
+        self.type_into("#password", password);
+        self.click("form.stack button[type=submit]");
+    }
+
+    /// The session cookie, to put back later with [`Browser::resume`].
+    pub fn session(&self) -> fantoccini::cookies::Cookie<'static> {
+        self.runtime.block_on(self.client.get_named_cookie("tg_session")).expect("the session cookie")
+    }
+
+    /// Forgets every cookie, then sets `session` (when given) on the current site.
+    pub fn resume(&self, session: Option<&fantoccini::cookies::Cookie<'static>>) {
+        self.runtime.block_on(self.client.delete_all_cookies()).expect("delete cookies");
+        if let Some(c) = session {
+            self.runtime.block_on(self.client.add_cookie(c.clone())).expect("set the session cookie");
+        }
     }
 }
 
@@ -147,7 +183,7 @@ impl Drop for Browser {
 }
 
 /// Delivers a message into the Maildir the way an MTA does (tmp/, then rename into new/).
-fn deliver(maildir: &Path, name: &str, raw: &str) {
+pub fn deliver(maildir: &Path, name: &str, raw: &str) {
     for sub in ["tmp", "new", "cur"] {
         std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
     }
@@ -157,7 +193,7 @@ fn deliver(maildir: &Path, name: &str, raw: &str) {
 }
 
 /// The deep link in the first `.eml` in `outbox` addressed to `to`, from its HTML part.
-fn deep_link_for(outbox: &Path, to: &str) -> Option<String> {
+pub fn deep_link_for(outbox: &Path, to: &str) -> Option<String> {
     let entries = std::fs::read_dir(outbox).ok()?;
     for e in entries.flatten() {
         let raw = std::fs::read(e.path()).ok()?;
@@ -174,7 +210,7 @@ fn deep_link_for(outbox: &Path, to: &str) -> Option<String> {
     None
 }
 
-fn artifacts() -> PathBuf {
+pub fn artifacts() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("browser-artifacts");
     std::fs::create_dir_all(&dir).expect("artifact dir");
     dir
@@ -219,9 +255,7 @@ fn a_customer_follows_a_notification_link_and_works_the_ticket_in_chromium() {
     // Logged out: the link leads to the login page, then to the message.
     browser.goto(&link);
     browser.wait("the login page", |b| b.url().starts_with(&format!("{base}/login")));
-    browser.type_into("#email", "jane@acme.test");
-    browser.type_into("#password", PASSWORD);
-    browser.click("form.stack button[type=submit]");
+    browser.log_in("jane@acme.test", PASSWORD);
     browser.wait("the ticket page", |b| b.url().contains("/t/"));
     let landed = browser.url();
     let anchor = landed.split('#').nth(1).unwrap_or_else(|| panic!("landed without an anchor: {landed}")).to_string();

@@ -13,6 +13,7 @@ mod login;
 mod maildir;
 mod ops;
 mod outbound;
+mod pages;
 mod pipeline;
 mod quarantine;
 mod trim;
