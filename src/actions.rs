@@ -5,6 +5,11 @@
 //! message and its attachments, and queues the notifications, so a web Send
 //! and a mailed reply can never behave differently.
 //!
+//! One action is one notification round: a post that also closes the ticket
+//! ("Send and close", staff `#close` with text) is told as a close carrying
+//! the message, so nobody gets a second mail for the same click. Setting the
+//! internal reference tells nobody (README "Notification rules").
+//!
 //! Accepted attachments are written to the blob store (fsynced) before the
 //! row that names them, so a committed row never points at a missing file. A
 //! rolled-back transaction can leave an unreferenced blob behind; that is
@@ -58,12 +63,15 @@ pub struct Post<'a> {
     pub attachments: &'a [Upload<'a>],
     /// Mail without evidence that the author sent it (shown as "sender not verified").
     pub unverified: bool,
+    /// The author closes the ticket with this post ("Send and close", staff `#close`).
+    pub close: bool,
 }
 
 impl<'a> Post<'a> {
     /// What someone writes on the portal.
     pub fn web(author: &'a User, body: &'a str, attachments: &'a [Upload<'a>]) -> Post<'a> {
-        Post { author, body, quoted: "", via: Via::Web, message_id: None, raw: None, attachments, unverified: false }
+        let (quoted, message_id, raw) = ("", None, None);
+        Post { author, body, quoted, via: Via::Web, message_id, raw, attachments, unverified: false, close: false }
     }
 }
 
@@ -81,42 +89,49 @@ pub fn open(tx: &Connection, env: &Env, team: TeamId, subject: &str, source: &st
     let subject = clean_subject(subject);
     let id = tickets::create(tx, team, post.author.id, &subject, source, env.now)?;
     let ticket = tickets::get(tx, id)?;
-    write_post(tx, env, ticket, post, Event::Opened)
+    // A new ticket is never closed in the same breath: its opener is acknowledged.
+    write_post(tx, env, ticket, &Post { close: false, ..*post }, Event::Opened)
 }
 
 /// A reply on an existing ticket, from any status (a customer's reply
-/// reopens a closed ticket as waiting for support).
+/// reopens a closed ticket as waiting for support); with `post.close`, the
+/// reply closes it ("Send and close").
 pub fn reply(tx: &Connection, env: &Env, ticket: Ticket, post: &Post) -> Result<Posted> {
     write_post(tx, env, ticket, post, Event::reply_by(post.author.role))
 }
 
-/// Closes a ticket (web Close button, or staff by mail).
+/// Closes a ticket without a message (web Close button, or staff `#close`
+/// alone); a post that closes goes through [`reply`] or [`attach`].
 pub fn close(tx: &Connection, env: &Env, ticket: Ticket, author: &User) -> Result<Ticket> {
-    let t = transition(Some(ticket.status), Event::Closed);
-    tickets::set_status(tx, ticket.id, t.status, env.now)?;
-    let ticket = tickets::get(tx, ticket.id)?;
+    let ticket = apply(tx, env, ticket, Event::Closed)?;
     notify::ticket_event(tx, &env.notifier(), &ticket, None, Event::Closed, Some(author))?;
     Ok(ticket)
 }
 
-/// Sets the internal reference (an update: the status stays).
-pub fn set_reference(tx: &Connection, env: &Env, ticket: Ticket, author: &User, reference: &str) -> Result<Ticket> {
+/// Sets the internal reference: the status and `last updated` stay, and
+/// nobody is mailed (it is bookkeeping, not news for the customer).
+pub fn set_reference(tx: &Connection, ticket: Ticket, reference: &str) -> Result<Ticket> {
     let reference = reference.trim();
     if reference == ticket.internal_ref {
         return Ok(ticket);
     }
-    tickets::set_internal_ref(tx, ticket.id, reference, env.now)?;
-    let ticket = tickets::get(tx, ticket.id)?;
-    notify::ticket_event(tx, &env.notifier(), &ticket, None, Event::Updated, Some(author))?;
-    Ok(ticket)
+    tickets::set_internal_ref(tx, ticket.id, reference)?;
+    tickets::get(tx, ticket.id)
 }
 
-/// Adds attachments without a message text (an update: the status stays).
-pub fn attach(tx: &Connection, env: &Env, ticket: Ticket, author: &User, uploads: &[Upload]) -> Result<Posted> {
-    let body =
-        format!("Attached: {}", uploads.iter().map(|u| u.checked.filename.as_str()).collect::<Vec<_>>().join(", "));
-    let post = Post::web(author, &body, uploads);
-    write_post(tx, env, ticket, &post, Event::Updated)
+/// Adds the post's attachments without a message text (an update: the
+/// status stays, unless the post closes); the post's body is not used.
+pub fn attach(tx: &Connection, env: &Env, ticket: Ticket, post: &Post) -> Result<Posted> {
+    let names: Vec<&str> = post.attachments.iter().map(|u| u.checked.filename.as_str()).collect();
+    let body = format!("Attached: {}", names.join(", "));
+    write_post(tx, env, ticket, &Post { body: &body, ..*post }, Event::Updated)
+}
+
+/// Moves the ticket's status through `event`.
+fn apply(tx: &Connection, env: &Env, ticket: Ticket, event: Event) -> Result<Ticket> {
+    let status = transition(Some(ticket.status), event).status;
+    tickets::set_status(tx, ticket.id, status, env.now)?;
+    tickets::get(tx, ticket.id)
 }
 
 fn write_post(tx: &Connection, env: &Env, ticket: Ticket, post: &Post, event: Event) -> Result<Posted> {
@@ -167,10 +182,11 @@ fn write_post(tx: &Connection, env: &Env, ticket: Ticket, post: &Post, event: Ev
             refused.push(c.clone());
         }
     }
-    let status = transition(Some(ticket.status), event).status;
-    tickets::set_status(tx, ticket.id, status, env.now)?;
-    let ticket = tickets::get(tx, ticket.id)?;
-    notify::ticket_event(tx, &env.notifier(), &ticket, Some(message), event, Some(post.author))?;
+    // The message keeps what it is (a reply, an attachment); the ticket and
+    // the one notification follow the close when the post closes.
+    let outcome = if post.close { Event::Closed } else { event };
+    let ticket = apply(tx, env, ticket, outcome)?;
+    notify::ticket_event(tx, &env.notifier(), &ticket, Some(message), outcome, Some(post.author))?;
     Ok(Posted { ticket, message, refused })
 }
 
@@ -223,7 +239,7 @@ mod tests {
             assert_eq!(p.ticket.updated_at, 200);
             let t = close(tx, &env, p.ticket, &member)?;
             assert_eq!(t.status, Status::Closed);
-            let t = set_reference(tx, &env, t, &staff, "CRM-7")?;
+            let t = set_reference(tx, t, "CRM-7")?;
             assert_eq!(t.status, Status::Closed, "an update keeps the status");
             let p = reply(tx, &env, t, &post(&member, "again"))?;
             assert_eq!(p.ticket.status, Status::WaitingForSupport, "a customer's reply reopens");

@@ -85,7 +85,8 @@ pub enum Event {
     CustomerReplied,
     /// Someone pressed Close (or staff closed by mail).
     Closed,
-    /// An attachment, the internal reference or another update; status unchanged.
+    /// Attachments added without a text; status unchanged. (The internal
+    /// reference is no event: changing it tells nobody.)
     Updated,
 }
 
@@ -112,6 +113,8 @@ pub struct Audience {
     pub staff: bool,
     pub opener: bool,
     pub admins: bool,
+    /// The team's customers who wrote on the ticket without having opened it.
+    pub participants: bool,
 }
 
 /// The outcome of an event: the status afterwards and who is notified.
@@ -121,9 +124,11 @@ pub struct Transition {
     pub audience: Audience,
 }
 
-/// SPEC.md "Ticket life cycle". The author of the event is never notified of
-/// their own action; the opener of a new ticket gets an acknowledgement
-/// instead (handled by `notify`).
+/// SPEC.md "Ticket life cycle", with issue 12's participants: whoever wrote
+/// on a ticket hears of it like its opener (a new ticket has none yet). The
+/// author of the event is never notified of their own action; the opener of
+/// a new ticket gets an acknowledgement instead (handled by `notify`). The
+/// README's "Notification rules" table is this one, spelled out per kind.
 pub fn transition(current: Option<Status>, event: Event) -> Transition {
     let (status, staff, opener, admins) = match event {
         Event::Opened => (Status::WaitingForSupport, true, true, false),
@@ -132,7 +137,8 @@ pub fn transition(current: Option<Status>, event: Event) -> Transition {
         Event::Closed => (Status::Closed, true, true, true),
         Event::Updated => (current.unwrap_or(Status::WaitingForSupport), false, true, true),
     };
-    Transition { status, audience: Audience { staff, opener, admins } }
+    let participants = opener && event != Event::Opened;
+    Transition { status, audience: Audience { staff, opener, admins, participants } }
 }
 
 /// Whether a user may see a ticket of `ticket_team`.
@@ -148,10 +154,10 @@ mod tests {
     fn the_spec_table() {
         let t = transition(None, Event::Opened);
         assert_eq!(t.status, Status::WaitingForSupport);
-        assert!(t.audience.staff && !t.audience.admins);
+        assert!(t.audience.staff && !t.audience.admins && !t.audience.participants);
         let t = transition(Some(Status::WaitingForSupport), Event::StaffResponded);
         assert_eq!(t.status, Status::WaitingForCustomer);
-        assert!(!t.audience.staff && t.audience.opener && t.audience.admins);
+        assert!(!t.audience.staff && t.audience.opener && t.audience.admins && t.audience.participants);
         let t = transition(Some(Status::Closed), Event::CustomerReplied);
         assert_eq!(t.status, Status::WaitingForSupport, "a reply reopens a closed ticket");
         assert_eq!(transition(Some(Status::WaitingForCustomer), Event::Closed).status, Status::Closed);

@@ -575,13 +575,9 @@ impl App {
     ) -> Result<Outcome, StoreError> {
         let uploads = self.uploads(p);
         let (close, body) = staff_close_command(author, &p.body);
-        let mut post = mail_post(author, p, raw, &uploads, verified);
-        post.body = body;
+        let post = Post { body, close, ..mail_post(author, p, raw, &uploads, verified) };
         let posted = actions::reply(tx, env, ticket, &post)?;
         self.tell_refused(tx, notifier, author, &posted, p)?;
-        if close {
-            actions::close(tx, env, posted.ticket.clone(), author)?;
-        }
         inbound::mark_processed(tx, key, Settled::Replied, Some(posted.ticket.id), env.now)?;
         Ok(Outcome::Replied { ticket: posted.ticket.id, message: posted.message })
     }
@@ -789,11 +785,12 @@ fn mail_post<'a>(
         message_id: p.message_id.as_deref(),
         raw: Some(raw),
         attachments: uploads,
+        close: false,
     }
 }
 
 /// Staff close a ticket by mail with a first line of `#close`; the rest of
-/// the text, if any, is posted first.
+/// the text, if any, is posted with the close, as one action.
 fn staff_close_command<'a>(author: &User, body: &'a str) -> (bool, &'a str) {
     if !author.role.is_staff() {
         return (false, body);

@@ -20,8 +20,13 @@
 //!   ticket subject for Outlook; no `Thread-Index` is sent, because a made-up
 //!   one that does not match Outlook's own chain splits conversations more
 //!   often than a missing one (Outlook then falls back to References).
-//! - Skipped recipients: the author of the event (except the opener's
-//!   acknowledgement), disabled users and addresses marked bouncing.
+//! - Who gets which kind is the table in the README ("Notification rules"),
+//!   which `tests.rs` reads and runs: one mail per person per action, in the
+//!   order opener, team admins, participants, staff. Skipped: the author of
+//!   the event (except the opener's acknowledgement), disabled users and
+//!   addresses marked bouncing.
+//! - Only the opener reads "your ticket": the others are told what happened
+//!   on "ticket #N" ([`Relation`]).
 //! - A mail that cannot be composed (an address lettre refuses) is recorded
 //!   on the ticket as a `notify_failed` note; it never rolls back the change.
 //! - A mail quotes at most [`EXCERPT_BYTES`] of the message, cut at a line
@@ -51,7 +56,7 @@ use crate::store::users::{self, User};
 use crate::store::{Result, inbound};
 use compose::Outgoing;
 use lang::Lang;
-use templates::{FileLine, Kind, Mail};
+use templates::{FileLine, Kind, Mail, Relation};
 
 /// Most bytes of a message's text quoted in a notification.
 pub const EXCERPT_BYTES: usize = 4096;
@@ -134,18 +139,20 @@ pub fn ticket_event(
     let tag = crate::route::token::subject_tag(ticket.id);
     let support = &n.config.support;
 
-    for (user, kind) in recipients {
+    for (user, kind, relation) in recipients {
         let kind = if reopened && kind == Kind::CustomerUpdate { Kind::Reopened } else { kind };
         let mail = Mail {
             name: user.name.clone(),
             address: user.email.clone(),
             for_staff: user.role.is_staff(),
+            relation,
             tag: tag.clone(),
             subject: ticket.subject.clone(),
             status: ticket.status.label().to_string(),
             team: team.clone(),
             internal_ref: ticket.internal_ref.clone(),
             author: author.as_ref().map(|a| author_label(a, user.role.is_staff())).unwrap_or_default(),
+            by_staff: author.as_ref().is_some_and(|a| a.role.is_staff()),
             body: body.clone(),
             unverified: shown.is_some_and(|m| m.unverified),
             files: files.clone(),
@@ -260,8 +267,14 @@ pub fn notice(
     queue(tx, n, &q, &mail, &reply_to, in_reply_to, &references, "auto-replied")
 }
 
-/// Who hears of `event`, each with the mail they get, deduplicated by user.
-fn recipients(tx: &Connection, ticket: &Ticket, event: Event, author: Option<&User>) -> Result<Vec<(User, Kind)>> {
+/// Who hears of `event`, each with the mail they get and how they stand to
+/// the ticket, one entry per user (the first relation found wins).
+fn recipients(
+    tx: &Connection,
+    ticket: &Ticket,
+    event: Event,
+    author: Option<&User>,
+) -> Result<Vec<(User, Kind, Relation)>> {
     let audience = crate::lifecycle::transition(Some(ticket.status), event).audience;
     let kind = match event {
         Event::Opened => Kind::NewTicket,
@@ -270,28 +283,32 @@ fn recipients(tx: &Connection, ticket: &Ticket, event: Event, author: Option<&Us
         Event::Closed => Kind::Closed,
         Event::Updated => Kind::Updated,
     };
-    let mut out: Vec<(User, Kind)> = Vec::new();
-    let mut add = |user: User, kind: Kind| {
+    let mut out: Vec<(User, Kind, Relation)> = Vec::new();
+    let mut add = |user: User, kind: Kind, relation: Relation| {
         let is_author = author.is_some_and(|a| a.id == user.id);
         let acknowledgement = kind == Kind::Ack;
         if (is_author && !acknowledgement)
             || user.disabled
             || user.bouncing.is_some()
-            || out.iter().any(|(u, _)| u.id == user.id)
+            || out.iter().any(|(u, _, _)| u.id == user.id)
         {
             return;
         }
-        out.push((user, kind));
+        out.push((user, kind, relation));
     };
     if audience.opener {
         let opener = users::by_id(tx, ticket.opener_id)?;
-        add(opener, if event == Event::Opened { Kind::Ack } else { kind });
+        add(opener, if event == Event::Opened { Kind::Ack } else { kind }, Relation::Opener);
     }
     if audience.admins {
-        users::admins_of(tx, ticket.team_id)?.into_iter().for_each(|u| add(u, kind));
+        users::admins_of(tx, ticket.team_id)?.into_iter().for_each(|u| add(u, kind, Relation::Admin));
+    }
+    if audience.participants {
+        let participants = users::participants_of(tx, ticket.id, ticket.team_id)?;
+        participants.into_iter().for_each(|u| add(u, kind, Relation::Participant));
     }
     if audience.staff {
-        users::staff(tx)?.into_iter().for_each(|u| add(u, kind));
+        users::staff(tx)?.into_iter().for_each(|u| add(u, kind, Relation::Staff));
     }
     Ok(out)
 }

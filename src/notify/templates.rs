@@ -90,6 +90,20 @@ impl Kind {
     }
 }
 
+/// How the recipient of a ticket mail stands to the ticket: only its opener
+/// is told about "your ticket".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Relation {
+    /// Opened the ticket (and, for notices, the sender answered).
+    #[default]
+    Opener,
+    /// An administrator of the ticket's team.
+    Admin,
+    /// A teammate who wrote on the ticket without having opened it.
+    Participant,
+    Staff,
+}
+
 /// One attachment line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileLine {
@@ -110,6 +124,7 @@ pub struct Mail {
     /// The recipient's address (used by notices).
     pub address: String,
     pub for_staff: bool,
+    pub relation: Relation,
     /// `[#N]`, empty when the mail is not about a ticket.
     pub tag: String,
     /// The ticket's subject, or for notices the subject of the message answered.
@@ -119,6 +134,8 @@ pub struct Mail {
     pub internal_ref: String,
     /// Who wrote the new message or did the change.
     pub author: String,
+    /// The author is support staff.
+    pub by_staff: bool,
     /// The new message's text.
     pub body: Option<String>,
     /// Nothing proves the new message came from its author's address.
@@ -138,6 +155,11 @@ pub struct Mail {
 }
 
 impl Mail {
+    /// Whether the ticket is the recipient's own ("your ticket").
+    pub fn yours(&self) -> bool {
+        self.relation == Relation::Opener
+    }
+
     /// The download link a file line shows this recipient.
     pub fn download<'a>(&self, f: &'a FileLine) -> Option<&'a str> {
         f.url.as_deref().filter(|_| self.for_staff)
@@ -273,5 +295,23 @@ mod tests {
         let staff = Mail { for_staff: true, ..hostile() };
         let (text, _) = render(Kind::CustomerUpdate, &staff).unwrap();
         assert!(text.contains("as the support response"), "{text}");
+    }
+
+    #[test]
+    fn only_the_opener_is_told_about_your_ticket() {
+        let ticket_mails = ALL.into_iter().filter(|k| !k.is_notice() && *k != Kind::Ack);
+        for kind in ticket_mails {
+            for body in [None, Some("Done.".to_string())] {
+                for relation in [Relation::Admin, Relation::Participant, Relation::Staff] {
+                    let m = Mail { relation, body: body.clone(), by_staff: true, ..hostile() };
+                    let (text, html) = render(kind, &m).unwrap();
+                    for part in [text, html] {
+                        assert!(!part.to_lowercase().contains("your ticket"), "{kind:?} to {relation:?}: {part}");
+                    }
+                }
+            }
+        }
+        let (text, _) = render(Kind::Response, &hostile()).unwrap();
+        assert!(text.contains("responded to your ticket [#42]"), "the opener's own: {text}");
     }
 }

@@ -4,6 +4,7 @@ use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
 use rusqlite::Connection;
 
 use super::*;
+use crate::actions::{self, Env, Post, Upload};
 use crate::id::{TeamId, TicketId};
 use crate::lifecycle::{Role, Status};
 use crate::notify::lang::Lang;
@@ -14,8 +15,6 @@ use crate::store::users::NewUser;
 
 struct People {
     member: User,
-    admin: User,
-    other_member: User,
     agent: User,
 }
 
@@ -28,8 +27,6 @@ fn people(c: &Connection) -> People {
     let team = users::create_team(c, "Acme", 0).unwrap();
     let p = People {
         member: user(c, "member@acme.test", "Mia Member", Role::Member, Some(team)),
-        admin: user(c, "admin@acme.test", "Ada Admin", Role::Admin, Some(team)),
-        other_member: user(c, "other@acme.test", "", Role::Member, Some(team)),
         agent: user(c, "agent@support.test", "Sam Agent", Role::Staff, None),
     };
     user(c, "off@support.test", "", Role::Staff, None);
@@ -94,67 +91,282 @@ fn last_id(c: &Connection) -> i64 {
     outbox::list(c, 1).unwrap().first().map(|e| e.id).unwrap_or(0)
 }
 
-fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+/// One row of the notification table: an event, who does it (as the README's
+/// "by" column says), the status after it ("unchanged" when it stays),
+/// whether `last updated` moves, and every mail queued, as (kind, the
+/// recipients' names).
+struct Row {
+    event: &'static str,
+    by: &'static str,
+    status: &'static str,
+    moves: bool,
+    mails: &'static [(&'static str, &'static str)],
+}
+
+const fn row(
+    event: &'static str,
+    by: &'static str,
+    status: &'static str,
+    moves: bool,
+    mails: &'static [(&'static str, &'static str)],
+) -> Row {
+    Row { event, by, status, moves, mails }
+}
+
+impl Row {
+    /// Every mail as (recipient's name, kind), sorted.
+    fn each_mail(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .mails
+            .iter()
+            .flat_map(|(kind, names)| names.split(' ').map(|name| (name.to_string(), kind.to_string())))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// The README's "Notification rules", row for row, with the people of [`cast`]:
+/// event, by, status after, whether `last updated` moves, mails (kind, to whom).
+#[rustfmt::skip]
+const TABLE: &[Row] = &[
+    row("ticket opened by mail",              "opener",      "waiting_for_support",  true,  &[("ack", "mia"), ("new_ticket", "sam stu")]),
+    row("ticket opened on the web",           "opener",      "waiting_for_support",  true,  &[("ack", "mia"), ("new_ticket", "sam stu")]),
+    row("staff reply by mail",                "staff",       "waiting_for_customer", true,  &[("response", "mia ada al pat")]),
+    row("staff reply on the web",             "staff",       "waiting_for_customer", true,  &[("response", "mia ada al pat")]),
+    row("customer reply (Send, mail or web)", "opener",      "waiting_for_support",  true,  &[("customer_update", "ada al pat sam stu")]),
+    row("customer reply (Send, mail or web)", "admin",       "waiting_for_support",  true,  &[("customer_update", "mia al pat sam stu")]),
+    row("customer reply (Send, mail or web)", "participant", "waiting_for_support",  true,  &[("customer_update", "mia ada al sam stu")]),
+    row("Send + Close with text",             "opener",      "closed",               true,  &[("closed", "ada al pat sam stu")]),
+    row("Send + Close with text",             "staff",       "closed",               true,  &[("closed", "mia ada al pat stu")]),
+    row("staff `#close` by mail with text",   "staff",       "closed",               true,  &[("closed", "mia ada al pat stu")]),
+    row("Close",                              "opener",      "closed",               true,  &[("closed", "ada al pat sam stu")]),
+    row("Close",                              "staff",       "closed",               true,  &[("closed", "mia ada al pat stu")]),
+    row("attachments sent with Close",        "opener",      "closed",               true,  &[("closed", "ada al pat sam stu")]),
+    row("reopen: Send on a closed ticket",    "participant", "waiting_for_support",  true,  &[("reopened", "mia ada al sam stu")]),
+    row("attachment added without text",      "opener",      "unchanged",            true,  &[("updated", "ada al pat")]),
+    row("attachment added without text",      "staff",       "unchanged",            true,  &[("updated", "mia ada al pat")]),
+    row("internal reference changed",         "admin",       "unchanged",            false, &[]),
+    row("internal reference changed",         "staff",       "unchanged",            false, &[]),
+];
+
+/// Everyone around the ticket of a table row, by name (`NAME@acme.test`,
+/// staff `NAME@support.test`): opener mia; admins ada, al and ida (bouncing);
+/// teammates who write on the ticket pat, bob (bouncing) and dan (disabled),
+/// olga who never does; staff sam, stu, off (disabled) and bouncy (bouncing).
+fn cast(c: &Connection) -> (TeamId, Vec<User>) {
+    let team = users::create_team(c, "Acme", 0).unwrap();
+    let customers = [
+        ("mia", Role::Member),
+        ("ada", Role::Admin),
+        ("al", Role::Admin),
+        ("ida", Role::Admin),
+        ("pat", Role::Member),
+        ("bob", Role::Member),
+        ("dan", Role::Member),
+        ("olga", Role::Member),
+    ];
+    let mut all: Vec<User> = customers
+        .iter()
+        .map(|(name, role)| user(c, &format!("{name}@acme.test"), &name.to_uppercase(), *role, Some(team)))
+        .collect();
+    for name in ["sam", "stu", "off", "bouncy"] {
+        all.push(user(c, &format!("{name}@support.test"), &name.to_uppercase(), Role::Staff, None));
+    }
+    for address in ["ida@acme.test", "bob@acme.test", "bouncy@support.test"] {
+        users::set_bouncing(c, address, Some("550 gone")).unwrap();
+    }
+    for address in ["dan@acme.test", "off@support.test"] {
+        users::set_disabled(c, address, true).unwrap();
+    }
+    (team, all)
+}
+
+fn named<'a>(cast: &'a [User], name: &str) -> &'a User {
+    cast.iter().find(|u| u.email.split('@').next() == Some(name)).unwrap()
+}
+
+/// Who acts for the README's "by" column.
+fn actor(by: &str) -> &'static str {
+    match by {
+        "opener" => "mia",
+        "admin" => "ada",
+        "participant" => "pat",
+        "staff" => "sam",
+        other => panic!("no one acts as {other:?}"),
+    }
+}
+
+/// A ticket opened by mia, on which pat, bob and dan wrote and sam answered
+/// (waiting for the customer); for a reopening, then closed by sam, who also
+/// added a file after the close.
+fn set_up(c: &Connection, env: &Env, team: TeamId, cast: &[User], event: &str) -> Ticket {
+    let say = |who: &str, text: &'static str| Post::web(named(cast, who), text, &[]);
+    let mut t = actions::open(c, env, team, "Printer", "web", &say("mia", "It is broken")).unwrap().ticket;
+    for who in ["pat", "bob", "dan", "sam"] {
+        t = actions::reply(c, env, t, &say(who, "Same here")).unwrap().ticket;
+    }
+    if event.starts_with("reopen") {
+        t = actions::close(c, env, t, named(cast, "sam")).unwrap();
+        let files = [upload()];
+        t = actions::attach(c, env, t, &Post::web(named(cast, "sam"), "", &files)).unwrap().ticket;
+    }
+    t
+}
+
+fn upload() -> Upload<'static> {
+    let checked = Checked { filename: "log.txt".into(), size: 5, detected: None, accepted: true, reason: None };
+    Upload { checked, bytes: b"hello" }
+}
+
+/// Does `event` as `author` on `ticket` (the openings make their own ticket).
+fn act(c: &Connection, env: &Env, team: TeamId, ticket: Option<Ticket>, author: &User, event: &str) -> TicketId {
+    let files = [upload()];
+    let web = |text| Post::web(author, text, &[]);
+    let mail = |text| Post { via: Via::Mail, message_id: Some("in@acme.test"), ..web(text) };
+    fn closing(post: Post) -> Post {
+        Post { close: true, ..post }
+    }
+    let reply = |post: &Post| actions::reply(c, env, ticket.clone().unwrap(), post).unwrap().ticket.id;
+    match event {
+        "ticket opened by mail" => {
+            actions::open(c, env, team, "Printer", "support", &mail("Broken")).unwrap().ticket.id
+        }
+        "ticket opened on the web" => actions::open(c, env, team, "Printer", "web", &web("Broken")).unwrap().ticket.id,
+        "staff reply by mail" | "customer reply (Send, mail or web)" => reply(&mail("Try this")),
+        "staff reply on the web" | "reopen: Send on a closed ticket" => reply(&web("Try this")),
+        "Send + Close with text" => reply(&closing(web("Done"))),
+        "staff `#close` by mail with text" => reply(&closing(mail("Fixed on site."))),
+        "Close" => actions::close(c, env, ticket.unwrap(), author).unwrap().id,
+        "attachments sent with Close" => {
+            actions::attach(c, env, ticket.unwrap(), &closing(Post::web(author, "", &files))).unwrap().ticket.id
+        }
+        "attachment added without text" => {
+            actions::attach(c, env, ticket.unwrap(), &Post::web(author, "", &files)).unwrap().ticket.id
+        }
+        "internal reference changed" => actions::set_reference(c, ticket.unwrap(), "CRM-7").unwrap().id,
+        other => panic!("the table names an event the test cannot do: {other:?}"),
+    }
 }
 
 #[test]
-fn recipients_follow_the_life_cycle() {
-    let (db, _d) = testing::db();
+fn the_notification_table_is_what_happens() {
+    let (db, dir) = testing::db();
     let (config, keys) = (config(), keys());
+    let blobs = crate::store::Blobs::new(dir.path().join("blobs"));
     db.write(|c| {
-        let p = people(c);
-        let n = Notifier { config: &config, keys: &keys, now: 1000 };
-        let t = tickets::create(c, p.member.team_id.unwrap(), p.member.id, "Printer", "support", 1000)?;
+        let (team, cast) = cast(c);
+        for row in TABLE {
+            let before = Env { config: &config, keys: &keys, blobs: &blobs, now: 1000 };
+            let ticket = (!row.event.starts_with("ticket opened")).then(|| set_up(c, &before, team, &cast, row.event));
+            let mark = last_id(c);
+            let env = Env { now: 2000, ..before };
+            let t = act(c, &env, team, ticket.clone(), named(&cast, actor(row.by)), row.event);
 
-        post(c, &n, t, &p.member, Event::Opened, "It is broken", "m1@acme.test");
-        assert_eq!(
-            queued(c, 0),
-            pairs(&[("ack", "member@acme.test"), ("new_ticket", "agent@support.test")]),
-            "the opener is acknowledged; disabled and bouncing staff get nothing"
-        );
+            let what = format!("{} by {}", row.event, row.by);
+            let mut got: Vec<(String, String)> = queued(c, mark)
+                .into_iter()
+                .map(|(kind, to)| (to.split('@').next().unwrap().to_string(), kind))
+                .collect();
+            got.sort();
+            assert_eq!(got, row.each_mail(), "{what}: exactly these mails, one per person");
+            let after = tickets::get(c, t)?;
+            let status = match (row.status, &ticket) {
+                ("unchanged", Some(before)) => before.status,
+                (s, _) => Status::parse(s).unwrap(),
+            };
+            assert_eq!(after.status, status, "{what}");
+            let updated = if row.moves { 2000 } else { ticket.map_or(0, |t| t.updated_at) };
+            assert_eq!(after.updated_at, updated, "{what}: last updated");
+        }
+        Ok::<_, crate::store::StoreError>(())
+    })
+    .unwrap();
+}
+
+/// A table row as comparable text: event, by, status, last updated moves, the mails sorted.
+type Said = (String, String, String, bool, Vec<(String, String)>);
+
+/// The README table's rows as [`Row`]s would be written from it: each group
+/// with a kind is every person in it who can get mail, but the actor (who
+/// only ever gets an acknowledgement).
+fn readme_rows() -> Vec<Said> {
+    let readme = include_str!("../../README.md");
+    let section = readme.split("\n## Notification rules\n").nth(1).expect("README has the section");
+    let groups: [&[&str]; 4] = [&["mia"], &["ada", "al"], &["pat"], &["sam", "stu"]];
+    section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|line| {
+            let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+            assert_eq!(cells.len(), 8, "{line}");
+            let acting = actor(cells[1]);
+            let mut mails: Vec<(String, String)> = Vec::new();
+            for (cell, people) in cells[4..].iter().zip(groups) {
+                let Some(kind) = cell.split('`').nth(1) else { continue };
+                let told = people.iter().filter(|p| **p != acting || kind == "ack");
+                mails.extend(told.map(|p| (p.to_string(), kind.to_string())));
+            }
+            mails.sort();
+            let moves = match cells[3] {
+                "moves" => true,
+                "stays" => false,
+                other => panic!("last updated {other:?}"),
+            };
+            (cells[0].to_string(), cells[1].to_string(), cells[2].to_string(), moves, mails)
+        })
+        .collect()
+}
+
+#[test]
+fn the_notification_table_is_the_readme_table() {
+    let readme = readme_rows();
+    let ours: Vec<Said> = TABLE
+        .iter()
+        .map(|r| (r.event.to_string(), r.by.to_string(), r.status.to_string(), r.moves, r.each_mail()))
+        .collect();
+    assert_eq!(readme.len(), ours.len(), "as many rows in the README as in the test");
+    for (doc, test) in readme.iter().zip(&ours) {
+        assert_eq!(doc, test, "README row and test row differ");
+    }
+}
+
+#[test]
+fn only_the_opener_reads_your_ticket_and_send_close_says_both_in_one_mail() {
+    let (db, dir) = testing::db();
+    let (config, keys) = (config(), keys());
+    let blobs = crate::store::Blobs::new(dir.path().join("blobs"));
+    db.write(|c| {
+        let (team, cast) = cast(c);
+        let env = Env { config: &config, keys: &keys, blobs: &blobs, now: 1000 };
+        let ticket = set_up(c, &env, team, &cast, "");
+        let text = |kind: &str, to: &str, since: i64| {
+            let rows = outbox::list(c, 1000).unwrap();
+            let row = rows.iter().find(|e| e.id > since && e.kind.as_str() == kind && e.recipient.starts_with(to));
+            let raw = outbox::raw(c, row.unwrap().id).unwrap();
+            MessageParser::default().parse(&raw).unwrap().body_text(0).unwrap().replace("\r\n", "\n")
+        };
+        let answered = text("response", "mia@", 0);
+        assert!(answered.contains("SAM from Support responded to your ticket [#1]"), "{answered}");
+        for who in ["ada@", "pat@"] {
+            let told = text("response", who, 0);
+            assert!(told.contains("SAM from Support responded on ticket [#1]"), "{told}");
+            assert!(!told.to_lowercase().contains("your ticket"), "{who} did not open it: {told}");
+        }
 
         let mark = last_id(c);
-        post(c, &n, t, &p.agent, Event::StaffResponded, "Try this", "s1@help.test");
-        assert_eq!(queued(c, mark), pairs(&[("response", "member@acme.test"), ("response", "admin@acme.test")]));
-
-        let mark = last_id(c);
-        post(c, &n, t, &p.admin, Event::CustomerReplied, "Still broken", "a1@acme.test");
-        assert_eq!(
-            queued(c, mark),
-            pairs(&[("customer_update", "member@acme.test"), ("customer_update", "agent@support.test")]),
-            "the author (admin) is left out; a teammate who is neither opener nor admin hears nothing"
-        );
-
-        let mark = last_id(c);
-        tickets::set_status(c, t, Status::Closed, 1000)?;
-        ticket_event(c, &n, &tickets::get(c, t)?, None, Event::Closed, Some(&p.member))?;
-        assert_eq!(queued(c, mark), pairs(&[("closed", "admin@acme.test"), ("closed", "agent@support.test")]));
-
-        let mark = last_id(c);
-        tickets::set_internal_ref(c, t, "CRM-1", 1000)?;
-        ticket_event(c, &n, &tickets::get(c, t)?, None, Event::Updated, Some(&p.agent))?;
-        assert_eq!(queued(c, mark), pairs(&[("updated", "member@acme.test"), ("updated", "admin@acme.test")]));
-
-        let mark = last_id(c);
-        post(c, &n, t, &p.other_member, Event::CustomerReplied, "Again", "o1@acme.test");
-        assert_eq!(
-            queued(c, mark),
-            pairs(&[
-                ("reopened", "member@acme.test"),
-                ("reopened", "admin@acme.test"),
-                ("reopened", "agent@support.test")
-            ]),
-            "a reply after Close is a reopening, even with an update in between"
-        );
-        let mark = last_id(c);
-        post(c, &n, t, &p.member, Event::CustomerReplied, "More", "m2@acme.test");
-        assert!(queued(c, mark).iter().all(|(k, _)| k == "customer_update"));
-
-        users::set_bouncing(c, "admin@acme.test", Some("gone"))?;
-        let mark = last_id(c);
-        post(c, &n, t, &p.agent, Event::StaffResponded, "Fixed?", "s2@help.test");
-        assert_eq!(queued(c, mark), pairs(&[("response", "member@acme.test")]), "bouncing admins are skipped");
+        let done = Post { close: true, ..Post::web(named(&cast, "sam"), "Replaced the fuser.", &[]) };
+        actions::reply(c, &env, ticket, &done)?;
+        let closed = text("closed", "mia@", mark);
+        assert!(closed.contains("SAM from Support responded to your ticket [#1] “Printer” and closed it."), "{closed}");
+        assert!(closed.contains("Replaced the fuser."), "the one mail carries the message: {closed}");
+        let closed = text("closed", "al@", mark);
+        assert!(closed.contains("responded on ticket [#1] “Printer” and closed it."), "{closed}");
+        let staff = text("closed", "stu@", mark);
+        assert!(staff.contains("SAM <sam@support.test> from Support responded on ticket [#1]"), "{staff}");
+        assert_eq!(queued(c, mark).iter().filter(|(_, to)| to == "mia@acme.test").count(), 1);
         Ok::<_, crate::store::StoreError>(())
     })
     .unwrap();

@@ -205,7 +205,7 @@ mod tests {
             let t2 = tickets::create(c, a, ua, "Access denied", "web", 20)?;
             let t3 = tickets::create(c, b, ub, "printer on fire", "web", 30)?;
             tickets::set_status(c, t1, Status::Closed, 40)?;
-            tickets::set_internal_ref(c, t2, "CRM-77", 25)?;
+            tickets::set_internal_ref(c, t2, "CRM-77")?;
             let ids = |q: &Listing| -> Result<Vec<TicketId>> { Ok(list(c, q)?.iter().map(|r| r.ticket.id).collect()) };
             let base = Listing { limit: 10, ..Listing::default() };
             assert_eq!(ids(&base)?, vec![t1, t3, t2], "newest update first");

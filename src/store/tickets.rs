@@ -79,11 +79,10 @@ pub fn set_status(c: &Connection, id: TicketId, status: Status, now: i64) -> Res
     Ok(())
 }
 
-pub fn set_internal_ref(c: &Connection, id: TicketId, reference: &str, now: i64) -> Result<()> {
-    c.execute(
-        "UPDATE tickets SET internal_ref = ?2, updated_at = max(updated_at, ?3) WHERE id = ?1",
-        params![id, reference, now],
-    )?;
+/// Sets the internal reference. `last updated` stays: a bookkeeping change
+/// must not bring a ticket to the top of everyone's list.
+pub fn set_internal_ref(c: &Connection, id: TicketId, reference: &str) -> Result<()> {
+    c.execute("UPDATE tickets SET internal_ref = ?2 WHERE id = ?1", params![id, reference])?;
     let (lo, hi) = search_rows(id);
     c.execute("DELETE FROM search WHERE rowid >= ?1 AND rowid < ?2 AND kind = 'reference'", params![lo, hi])?;
     index_text(c, id, "reference", reference)

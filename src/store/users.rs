@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Result, StoreError};
-use crate::id::{TeamId, UserId};
+use crate::id::{TeamId, TicketId, UserId};
 use crate::lifecycle::Role;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,6 +182,19 @@ pub fn admins_of(c: &Connection, team: TeamId) -> Result<Vec<User>> {
         format!("SELECT {USER_COLUMNS} FROM users WHERE team_id = ?1 AND role = 'admin' AND disabled = 0 ORDER BY id");
     let mut st = c.prepare_cached(&sql)?;
     let rows = st.query_map([team], user_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Active customers of `team` who wrote on `ticket` (by mail or on the
+/// portal): they hear of the ticket like its opener. Someone who has since
+/// left the team is no longer one, since they may no longer see it.
+pub fn participants_of(c: &Connection, ticket: TicketId, team: TeamId) -> Result<Vec<User>> {
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE id IN (SELECT author_id FROM messages WHERE ticket_id = ?1)
+         AND team_id = ?2 AND role != 'staff' AND disabled = 0 ORDER BY id"
+    );
+    let mut st = c.prepare_cached(&sql)?;
+    let rows = st.query_map(params![ticket, team], user_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

@@ -313,7 +313,7 @@ fn check_files(pipeline: &App, form: &Posted) -> Result<Vec<Checked>, String> {
 }
 
 /// POST /t/{id}/reply: Send (post; a customer's reply reopens), or Close
-/// (post the text if any, then close). Attachments ride along.
+/// (the text and files, if any, posted with the close as one action).
 pub async fn reply(
     State(pipeline): State<App>,
     viewer: Viewer,
@@ -347,27 +347,24 @@ pub async fn reply(
     let anchor = blocking(move || {
         p.db().write(|tx| {
             let env = p.env(clock::now());
-            let mut ticket = visible(tx, &user, id)?;
+            let ticket = visible(tx, &user, id)?;
             let uploads: Vec<Upload> = checked
                 .into_iter()
                 .zip(&form.files)
                 .map(|(checked, part)| Upload { checked, bytes: &part.bytes })
                 .collect();
-            let mut anchor = None;
+            // Send and close is one action: one mail to each person.
+            let post = Post { close, ..Post::web(&user, &body, &uploads) };
             if !body.is_empty() {
-                let post = Post::web(&user, &body, &uploads);
-                let posted = actions::reply(tx, &env, ticket, &post)?;
-                anchor = Some(posted.message);
-                ticket = posted.ticket;
+                Ok(Some(actions::reply(tx, &env, ticket, &post)?.message))
             } else if !uploads.is_empty() {
-                let posted = actions::attach(tx, &env, ticket, &user, &uploads)?;
-                anchor = Some(posted.message);
-                ticket = posted.ticket;
+                Ok(Some(actions::attach(tx, &env, ticket, &post)?.message))
+            } else {
+                if close && ticket.status != Status::Closed {
+                    actions::close(tx, &env, ticket, &user)?;
+                }
+                Ok::<_, WebError>(None)
             }
-            if close && ticket.status != Status::Closed {
-                actions::close(tx, &env, ticket, &user)?;
-            }
-            Ok::<_, WebError>(anchor)
         })
     })
     .await?;
@@ -402,7 +399,7 @@ pub async fn reference(
     blocking(move || {
         p.db().write(|tx| {
             let ticket = visible(tx, &viewer.user, id)?;
-            actions::set_reference(tx, &p.env(clock::now()), ticket, &viewer.user, &reference)?;
+            actions::set_reference(tx, ticket, &reference)?;
             Ok::<_, WebError>(())
         })
     })

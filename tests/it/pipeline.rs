@@ -401,8 +401,20 @@ fn a_reply_reopens_a_closed_ticket_and_staff_can_close_by_mail() {
     assert!(matches!(w.ingest(&answer), Outcome::Replied { .. }));
     assert_eq!(w.status(t), Status::WaitingForCustomer);
     let close = mail("agent@example.test", &staff_to, "Re", "st2@example.test", "", "#close\nFixed on site.");
+    let queued = w.count("SELECT coalesce(max(id), 0) FROM outbox");
     assert!(matches!(w.ingest(&close), Outcome::Replied { .. }));
     assert_eq!(w.status(t), Status::Closed);
+    let since = format!("FROM outbox WHERE id > {queued}");
+    let (mails, closed) = (
+        w.count(&format!("SELECT count(*) {since}")),
+        w.count(&format!("SELECT count(*) {since} AND kind = 'closed'")),
+    );
+    let people = w.count(&format!("SELECT count(DISTINCT recipient) {since}"));
+    assert_eq!(
+        (mails, closed, people),
+        (2, 2, 2),
+        "text and close are one action: one closed mail to jane and her admin"
+    );
     let last: String =
         w.db(|c| c.query_row("SELECT body FROM messages ORDER BY id DESC LIMIT 1", [], |r| r.get(0)).unwrap());
     assert_eq!(last, "Fixed on site.");

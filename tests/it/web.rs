@@ -20,9 +20,9 @@ use ticketgate::deeplink::Link;
 use ticketgate::id::{MessageId, QuarantineId, TicketId, UserId};
 use ticketgate::lifecycle::{Role, Status};
 use ticketgate::signing::Keyring;
-use ticketgate::store::tickets;
 use ticketgate::store::users::{self, NewUser};
 use ticketgate::store::{Db, StoreError, sessions};
+use ticketgate::store::{outbox, tickets};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -124,6 +124,12 @@ impl World {
 
     fn messages(&self, id: TicketId) -> Vec<tickets::Message> {
         self.pipeline.db().with(|c| tickets::messages(c, id)).unwrap()
+    }
+
+    /// Every mail queued so far, oldest first, as (recipient, kind).
+    fn mails(&self) -> Vec<(String, String)> {
+        let rows = self.pipeline.db().with(|c| outbox::list(c, 1000)).unwrap();
+        rows.into_iter().rev().map(|e| (e.recipient, e.kind.as_str().to_string())).collect()
     }
 
     async fn send(&self, req: Request<Body>) -> Resp {
@@ -594,7 +600,9 @@ async fn send_close_and_reopen_follow_the_life_cycle() {
     let t = w.ticket;
     let (jane, agent) = (w.session(w.member), w.session(w.staff));
     let path = format!("/t/{t}/reply");
-    // Close with text: the text is posted, then the ticket closes.
+    // Close with text: the text is posted and the ticket closes, in one
+    // action that mails each person once.
+    let queued = w.mails().len();
     let r = w
         .multipart(&path, Some(&jane), &[("csrf", &jane.csrf), ("body", "Thanks, fixed"), ("action", "close")], &[])
         .await;
@@ -603,6 +611,8 @@ async fn send_close_and_reopen_follow_the_life_cycle() {
     assert_eq!(msgs.last().unwrap().body, "Thanks, fixed");
     assert_eq!(r.location(), format!("/t/{t}#m{}", msgs.last().unwrap().id));
     assert_eq!(w.ticket_row(t).status, Status::Closed);
+    let closed = |to: &str| (to.to_string(), "closed".to_string());
+    assert_eq!(w.mails()[queued..], [closed("boss@acme.test"), closed("agent@example.test")]);
     // Send on a closed ticket reopens it for support.
     let r =
         w.multipart(&path, Some(&jane), &[("csrf", &jane.csrf), ("body", "It is back"), ("action", "send")], &[]).await;
@@ -727,10 +737,13 @@ async fn the_internal_reference_is_saved_and_searchable() {
     let w = world();
     let t = w.ticket;
     let boss = w.session(w.admin);
+    let queued = w.mails().len();
     let r =
         w.form(&format!("/t/{t}/reference"), Some(&boss), &[("csrf", &boss.csrf), ("reference", "  PO-4711 ")]).await;
     assert_eq!(r.location(), format!("/t/{t}"));
     assert_eq!(w.ticket_row(t).internal_ref, "PO-4711");
+    assert_eq!(w.ticket_row(t).updated_at, 2_000, "a reference change does not move the ticket up the list");
+    assert_eq!(w.mails().len(), queued, "and mails nobody");
     assert_eq!(w.ticket_row(t).status, Status::WaitingForCustomer, "an update keeps the status");
     assert!(w.get(&format!("/t/{t}"), Some(&boss)).await.body.contains("value=\"PO-4711\""));
     assert!(w.get("/?q=po-4711", Some(&boss)).await.body.contains("Printer on fire"));
