@@ -175,6 +175,11 @@ fn checked(
     Ok(PasswordLink::verify(app.keys(), token, hash.as_deref(), now).map(|link| (user, link)))
 }
 
+async fn find(app: &App, token: &str) -> Result<Result<(User, PasswordLink), LinkError>, WebError> {
+    let (a, t) = (app.clone(), token.to_string());
+    blocking(move || Ok(a.db().with(|c| checked(c, &a, &t, clock::now()))?)).await
+}
+
 /// The page for a link that cannot set a password.
 fn refused(why: LinkError) -> Response {
     let (status, title, text) = match why {
@@ -198,9 +203,7 @@ pub async fn reset_page(
     headers: HeaderMap,
     Path(token): Path<String>,
 ) -> Result<Response, WebError> {
-    let (a, t) = (app.clone(), token.clone());
-    let found = blocking(move || Ok(a.db().with(|c| checked(c, &a, &t, clock::now()))?)).await?;
-    let (user, link) = match found {
+    let (user, link) = match find(&app, &token).await? {
         Ok(found) => found,
         Err(why) => return Ok(refused(why)),
     };
@@ -241,9 +244,7 @@ pub async fn reset(
     Path(token): Path<String>,
     Form(form): Form<ResetForm>,
 ) -> Result<Response, WebError> {
-    let (a, t) = (app.clone(), token.clone());
-    let found = blocking(move || Ok(a.db().with(|c| checked(c, &a, &t, clock::now()))?)).await?;
-    let (user, link) = match found {
+    let (user, link) = match find(&app, &token).await? {
         Ok(found) => found,
         Err(why) => return Ok(refused(why)),
     };

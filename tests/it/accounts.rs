@@ -293,7 +293,9 @@ fn staff_manage_teams_and_users_and_an_invitation_sets_the_password() {
     assert!(staff.get("/teams").body.contains("Initech"));
     let initech = app.query_i64("SELECT id FROM teams WHERE name = 'Initech'").to_string();
 
-    assert_eq!(staff.get("/users/new").status, 200);
+    let form = staff.get("/users/new");
+    assert!(form.body.contains("<option value=\"staff\">Support</option>"), "{}", form.body);
+    assert!(form.body.contains(&format!("<option value=\"{initech}\">Initech</option>")), "{}", form.body);
     let fields = [("email", "new@initech.test"), ("name", "Newbie"), ("role", "member"), ("team", &initech)];
     let stale: Vec<(&str, &str)> = [("csrf", "stale")].into_iter().chain(fields).collect();
     assert_eq!(staff.post("/users/new", &stale).status, 403);
