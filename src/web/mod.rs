@@ -25,8 +25,10 @@
 //!   and looks at the 1,000 most recent matching texts
 //!   ([`SEARCH_HITS`](crate::store::portal::SEARCH_HITS)); the page says when
 //!   older matches were left out. Lists page by 50 with no total count.
+//! - Passwords are set by signed, single-use mail links (`password`);
+//!   staff, and customer admins for their own team, manage users (`users`).
 //! - Error and link pages (404, 403, an invalid or expired link) are made
-//!   without the request's session and finished by [`plain_pages`], which
+//!   without the request's session and finished by `plain_pages`, which
 //!   looks the session up only for them: a logged-in visitor sees their
 //!   menu there too, and pages that succeed pay nothing extra.
 //! - A post (reply or new ticket) takes at most [`MAX_POST_FILES`] files and
