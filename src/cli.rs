@@ -569,9 +569,7 @@ fn password_or_prompt(given: Option<String>) -> anyhow::Result<String> {
 }
 
 fn check_password(p: String) -> anyhow::Result<String> {
-    if p.chars().count() < 8 {
-        bail!("the password must have at least 8 characters");
-    }
+    crate::password::check(&p).map_err(anyhow::Error::msg)?;
     Ok(p)
 }
 

@@ -267,6 +267,33 @@ pub fn notice(
     queue(tx, n, &q, &mail, &reply_to, in_reply_to, &references, "auto-replied")
 }
 
+/// Queues the mail carrying a set-password link to `user`: a reset, or an
+/// invitation naming `team`. Not rate-limited here (the portal limits
+/// requests per address and client); never to a disabled or bouncing user.
+/// Returns whether it was queued.
+pub fn password_link(tx: &Connection, n: &Notifier, user: &User, invitation: bool, link: &str) -> Result<bool> {
+    if user.disabled || user.bouncing.is_some() {
+        return Ok(false);
+    }
+    let team = user.team_id.map(|t| users::team(tx, t)).transpose()?.map(|t| t.name).unwrap_or_default();
+    let mail = Mail {
+        name: user.name.clone(),
+        address: user.email.clone(),
+        for_staff: user.role.is_staff(),
+        team,
+        link: Some(link.to_string()),
+        support_name: n.config.support.name.clone(),
+        ..Mail::default()
+    };
+    let (kind, subject) = if invitation {
+        (Kind::Invitation, format!("Set your password for {}", n.config.support.name))
+    } else {
+        (Kind::PasswordReset, "Reset your password".to_string())
+    };
+    let q = Queued { kind, ticket: None, user: Some(user), to: &user.email, subject: &subject };
+    queue(tx, n, &q, &mail, &n.config.support.address, None, &[], "auto-generated")
+}
+
 /// Who hears of `event`, each with the mail they get and how they stand to
 /// the ticket, one entry per user (the first relation found wins).
 fn recipients(

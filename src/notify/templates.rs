@@ -37,6 +37,10 @@ pub enum Kind {
     NoticeStaffWithoutTicket,
     /// To an address a user asked to add as an alias: the confirmation link.
     NoticeConfirmAlias,
+    /// "Forgot password?": the link to set a new password.
+    PasswordReset,
+    /// A user added in the portal (or re-invited): the link to set a password.
+    Invitation,
 }
 
 impl Kind {
@@ -56,6 +60,8 @@ impl Kind {
             Kind::NoticeTokenMismatch => "notice_token_mismatch",
             Kind::NoticeStaffWithoutTicket => "notice_staff_without_ticket",
             Kind::NoticeConfirmAlias => "notice_confirm_alias",
+            Kind::PasswordReset => "password_reset",
+            Kind::Invitation => "invitation",
         }
     }
 
@@ -86,6 +92,8 @@ impl Kind {
                 | Kind::NoticeTokenMismatch
                 | Kind::NoticeStaffWithoutTicket
                 | Kind::NoticeConfirmAlias
+                | Kind::PasswordReset
+                | Kind::Invitation
         )
     }
 }
@@ -193,6 +201,8 @@ template_pair!(UpdatedText, UpdatedHtml, "mail/updated.txt", "mail/updated.html"
 template_pair!(NoticeText, NoticeHtml, "mail/notice.txt", "mail/notice.html");
 template_pair!(RefusedText, RefusedHtml, "mail/notice_refused.txt", "mail/notice_refused.html");
 template_pair!(ConfirmAliasText, ConfirmAliasHtml, "mail/notice_confirm_alias.txt", "mail/notice_confirm_alias.html");
+template_pair!(PasswordResetText, PasswordResetHtml, "mail/password_reset.txt", "mail/password_reset.html");
+template_pair!(InvitationText, InvitationHtml, "mail/invitation.txt", "mail/invitation.html");
 
 /// Renders the text and the HTML part of `kind`.
 pub fn render(kind: Kind, m: &Mail) -> askama::Result<(String, String)> {
@@ -214,6 +224,8 @@ pub fn render(kind: Kind, m: &Mail) -> askama::Result<(String, String)> {
         | Kind::NoticeStaffWithoutTicket => pair(NoticeText { m }, NoticeHtml { m }),
         Kind::NoticeRefused => pair(RefusedText { m }, RefusedHtml { m }),
         Kind::NoticeConfirmAlias => pair(ConfirmAliasText { m }, ConfirmAliasHtml { m }),
+        Kind::PasswordReset => pair(PasswordResetText { m }, PasswordResetHtml { m }),
+        Kind::Invitation => pair(InvitationText { m }, InvitationHtml { m }),
     }
 }
 
@@ -222,7 +234,7 @@ mod tests {
     use super::*;
     use crate::notify::lang::{Lang, said};
 
-    const ALL: [Kind; 14] = [
+    const ALL: [Kind; 16] = [
         Kind::Ack,
         Kind::NewTicket,
         Kind::Response,
@@ -237,6 +249,8 @@ mod tests {
         Kind::NoticeTokenMismatch,
         Kind::NoticeStaffWithoutTicket,
         Kind::NoticeConfirmAlias,
+        Kind::PasswordReset,
+        Kind::Invitation,
     ];
 
     /// A mail to a hostile recipient, with the English lines `kind` says.

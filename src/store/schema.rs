@@ -183,6 +183,18 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE messages ADD COLUMN quoted TEXT NOT NULL DEFAULT '';
     "#,
+    // 7: a reply or new ticket typed while the session ran out, kept across
+    // the login for the new session and taken back once by the page it was for.
+    r#"
+    CREATE TABLE drafts (
+        session     TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        path        TEXT NOT NULL,                   -- the page: /t/N or /new
+        subject     TEXT NOT NULL DEFAULT '',
+        body        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (session, path)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Brings the schema up to the newest version. Safe when several processes

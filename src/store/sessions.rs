@@ -1,7 +1,9 @@
 //! Portal sessions and the failed-login ledger. A session row is keyed by the
 //! SHA-256 of the cookie value, so a copy of the database does not hand out
 //! live cookies; the CSRF token lives beside it. Failed logins are counted
-//! per key (`user:<email>`, `addr:<ip>`) inside a sliding window.
+//! per key (`user:<email>`, `addr:<ip>`, and for password-reset requests
+//! `reset:user:<email>`, `reset:addr:<ip>`) inside a sliding window. A draft
+//! typed while a session ran out waits here for the session that logs in next.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -43,6 +45,22 @@ pub fn purge(c: &Connection, now: i64, failures_before: i64) -> Result<()> {
     Ok(())
 }
 
+/// A typed text kept for session `id_hash`, until the page `path` shows it.
+pub fn save_draft(c: &Connection, id_hash: &str, path: &str, subject: &str, body: &str, now: i64) -> Result<()> {
+    c.prepare_cached(
+        "INSERT OR REPLACE INTO drafts(session, path, subject, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![id_hash, path, subject, body, now])?;
+    Ok(())
+}
+
+/// The draft (subject, body) kept for this session and page, removed as it is read.
+pub fn take_draft(c: &Connection, id_hash: &str, path: &str) -> Result<Option<(String, String)>> {
+    Ok(c.prepare_cached("DELETE FROM drafts WHERE session = ?1 AND path = ?2 RETURNING subject, body")?
+        .query_row(params![id_hash, path], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
 /// Failed logins recorded under `key` since `since`.
 pub fn failures_since(c: &Connection, key: &str, since: i64) -> Result<u32> {
     Ok(c.prepare_cached("SELECT count(*) FROM login_failures WHERE key = ?1 AND at >= ?2")?
@@ -68,6 +86,18 @@ pub fn forget_failures(c: &Connection, rows: &[i64]) -> Result<()> {
 pub fn oldest_failure_since(c: &Connection, key: &str, since: i64) -> Result<Option<i64>> {
     Ok(c.prepare_cached("SELECT min(at) FROM login_failures WHERE key = ?1 AND at >= ?2")?
         .query_row(params![key, since], |r| r.get(0))?)
+}
+
+/// How many seconds `key` must wait because it has `max` attempts in the
+/// window of `window` seconds ending `now` (until the oldest leaves it), or
+/// `None` when it may try.
+pub fn limited(c: &Connection, key: &str, now: i64, window: i64, max: u32) -> Result<Option<i64>> {
+    let since = now.saturating_sub(window);
+    if failures_since(c, key, since)? < max {
+        return Ok(None);
+    }
+    let oldest = oldest_failure_since(c, key, since)?.unwrap_or(now);
+    Ok(Some((oldest + window - now).max(1)))
 }
 
 /// When the newest failure under `key` happened.
@@ -111,6 +141,24 @@ mod tests {
             assert_eq!(get(c, "h1", 0)?, None, "purged");
             clear_failures(c, "user:a@b.test")?;
             assert_eq!(failures_since(c, "user:a@b.test", 0)?, 0);
+            for at in [200, 210] {
+                add_failure(c, "reset:addr:1.2.3.4", at)?;
+            }
+            assert_eq!(limited(c, "reset:addr:1.2.3.4", 220, 60, 3)?, None);
+            assert_eq!(limited(c, "reset:addr:1.2.3.4", 220, 60, 2)?, Some(40), "until the oldest leaves the window");
+            assert_eq!(limited(c, "reset:addr:1.2.3.4", 261, 60, 2)?, None);
+            create(c, "h2", u, "tok", 300, 400)?;
+            save_draft(c, "h2", "/t/1", "", "typed", 300)?;
+            assert_eq!(take_draft(c, "h2", "/t/2")?, None, "another page");
+            assert_eq!(take_draft(c, "h2", "/t/1")?, Some((String::new(), "typed".into())));
+            assert_eq!(take_draft(c, "h2", "/t/1")?, None, "taken once");
+            save_draft(c, "h2", "/new", "s", "b", 300)?;
+            delete(c, "h2")?;
+            assert_eq!(
+                c.query_row("SELECT count(*) FROM drafts", [], |r| r.get::<_, i64>(0))?,
+                0,
+                "gone with the session"
+            );
             Ok::<_, crate::store::StoreError>(())
         })
         .unwrap();

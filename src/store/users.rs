@@ -231,6 +231,20 @@ pub fn set_disabled(c: &Connection, email: &str, disabled: bool) -> Result<()> {
     Ok(())
 }
 
+/// Gives user `id` a new role. Staff belong to no team (the team is
+/// cleared); a member or admin keeps their team, or takes `team` when given,
+/// and without either it is refused.
+pub fn set_role(c: &Connection, id: UserId, role: Role, team: Option<TeamId>) -> Result<()> {
+    let user = by_id(c, id)?;
+    let team = match role {
+        Role::Staff => None,
+        _ => Some(
+            team.or(user.team_id).ok_or_else(|| StoreError::Conflict("members and admins belong to a team".into()))?,
+        ),
+    };
+    expect_one(c.execute("UPDATE users SET role = ?2, team_id = ?3 WHERE id = ?1", params![id, role.as_str(), team])?)
+}
+
 /// Marks (or with `None` clears) an address as bouncing; false when no user has it.
 pub fn set_bouncing(c: &Connection, email: &str, why: Option<&str>) -> Result<bool> {
     Ok(c.execute("UPDATE users SET bouncing = ?2 WHERE email = ?1", params![crate::address::normalize(email), why])?

@@ -16,6 +16,11 @@
 //! token, which every form sends back and every POST handler checks with
 //! [`Viewer::check_csrf`]. The login form, which comes before any session,
 //! uses a double-submit token in its own short cookie.
+//!
+//! A reply or new ticket posted after the session ran out is not lost: the
+//! login form comes back carrying the typed text in hidden fields, and a
+//! successful login keeps it for the new session ([`sessions::save_draft`])
+//! until the ticket or new-ticket page puts it back in the box, unsent.
 
 use std::net::SocketAddr;
 
@@ -28,7 +33,7 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
-use super::view::{Login, Nav};
+use super::view::{Draft, Login, Nav};
 use super::{WebError, blocking, html};
 use crate::app::App;
 use crate::clock;
@@ -44,7 +49,8 @@ const LOGIN_COOKIE: &str = "tg_login";
 pub struct Viewer {
     pub user: User,
     pub csrf: String,
-    session: String,
+    /// The session's id (the cookie's SHA-256).
+    pub(super) session: String,
     /// The request's path when the viewer was taken from a request (empty
     /// from [`viewer`]), for the menu's current-page mark.
     path: String,
@@ -160,30 +166,93 @@ fn set_cookie(config: &Config, name: &str, value: &str, path: &str, max_age: i64
 }
 
 #[derive(Deserialize)]
-pub struct NextQuery {
+pub struct LoginQuery {
     next: Option<String>,
+    /// What just happened: `logged_out`, `password_set`.
+    done: Option<String>,
+    /// Why the visitor was sent here: `expired` (a deep link that had expired).
+    reason: Option<String>,
 }
 
 /// GET /login: the form, with a fresh double-submit token.
 pub async fn login_page(
     State(pipeline): State<App>,
     headers: HeaderMap,
-    Query(q): Query<NextQuery>,
+    Query(q): Query<LoginQuery>,
 ) -> Result<Response, WebError> {
     let next = q.next.as_deref().and_then(local_next).unwrap_or("/").to_string();
     if viewer(&pipeline, &headers).await?.is_some() {
         return Ok(Redirect::to(&next).into_response());
     }
-    Ok(login_form(&pipeline, StatusCode::OK, next, String::new(), None))
+    let notice = match q.done.as_deref() {
+        Some("logged_out") => Some("You have been logged out.".to_string()),
+        Some("password_set") => Some("Your password has been set. Log in with it.".to_string()),
+        _ => context(&next, q.reason.as_deref() == Some("expired")),
+    };
+    let form = LoginPage { next, notice, ..LoginPage::default() };
+    Ok(login_form(&pipeline, StatusCode::OK, form))
 }
 
-fn login_form(pipeline: &App, status: StatusCode, next: String, email: String, error: Option<String>) -> Response {
+/// The ticket a `next` path leads to: `/t/N…`, or a deep link `/l/N.…`.
+fn ticket_of(next: &str) -> Option<i64> {
+    let rest = next.strip_prefix("/t/").or_else(|| next.strip_prefix("/l/"))?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().filter(|n| *n > 0)
+}
+
+/// The sentence that says where a login leads, when it leads to a ticket.
+fn context(next: &str, expired: bool) -> Option<String> {
+    let n = ticket_of(next)?;
+    Some(if expired {
+        format!("This link has expired; log in to see ticket #{n}.")
+    } else {
+        format!("Log in to see ticket #{n}.")
+    })
+}
+
+/// What the login form shows besides its fields.
+#[derive(Default)]
+struct LoginPage {
+    next: String,
+    email: String,
+    error: Option<String>,
+    notice: Option<String>,
+    draft: Draft,
+}
+
+fn login_form(pipeline: &App, status: StatusCode, p: LoginPage) -> Response {
     let csrf = crate::signing::random_token();
     let cookie = set_cookie(pipeline.config(), LOGIN_COOKIE, &csrf, "/login", 3600);
-    let page = Login { nav: Nav::anonymous().at("/login"), csrf, next, email, error };
+    let page = Login {
+        nav: Nav::anonymous().at("/login"),
+        csrf,
+        next: p.next,
+        email: p.email,
+        error: p.error,
+        notice: p.notice,
+        draft: p.draft,
+    };
     let mut res = html(status, &page);
     res.headers_mut().append(header::SET_COOKIE, cookie);
     res
+}
+
+/// The login form for a post that came without a live session: it carries
+/// the typed text to `next` (`/t/N` or `/new`) through the login.
+pub fn login_keeping(pipeline: &App, next: &str, draft: Draft, files: usize) -> Response {
+    let mut notice = "Your session has ended, so nothing was sent. Log in again: the text you typed is kept \
+                      and will be back in the form, not sent."
+        .to_string();
+    if files > 0 {
+        notice.push_str(" Attached files cannot be kept: attach them again.");
+    }
+    let form = LoginPage { next: next.to_string(), notice: Some(notice), draft, ..LoginPage::default() };
+    login_form(pipeline, StatusCode::UNAUTHORIZED, form)
+}
+
+/// How long to wait, in words: seconds up to a minute and a half, then minutes.
+pub fn wait_text(seconds: i64) -> String {
+    if seconds > 90 { format!("{} minutes", (seconds + 59) / 60) } else { format!("{seconds} seconds") }
 }
 
 #[derive(Deserialize)]
@@ -193,6 +262,15 @@ pub struct LoginForm {
     password: String,
     #[serde(default)]
     next: String,
+    #[serde(default)]
+    draft_subject: String,
+    #[serde(default)]
+    draft_body: String,
+}
+
+/// Whether a draft may be kept for `path`: the pages that show one.
+fn takes_drafts(path: &str) -> bool {
+    path == "/new" || path.strip_prefix("/t/").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// What a login attempt came to.
@@ -217,6 +295,7 @@ pub async fn login(
         return Err(WebError::Csrf);
     }
     let next = local_next(&form.next).unwrap_or("/").to_string();
+    let draft = Draft { subject: form.draft_subject.clone(), body: form.draft_body.clone() };
     let email = crate::address::normalize(&form.email);
     let config = pipeline.shared_config();
     let db = pipeline.db().clone();
@@ -228,6 +307,16 @@ pub async fn login(
     let email = crate::address::normalize(&form.email);
     match outcome {
         Outcome::LoggedIn { token } => {
+            if !draft.is_empty() && takes_drafts(&next) {
+                let (db, session, path) =
+                    (pipeline.db().clone(), crate::digest::sha256_hex(token.as_bytes()), next.clone());
+                blocking(move || {
+                    Ok(db.write(|tx| {
+                        sessions::save_draft(tx, &session, &path, &draft.subject, &draft.body, clock::now())
+                    })?)
+                })
+                .await?;
+            }
             let ttl = ttl_seconds(pipeline.config());
             let mut res = Redirect::to(&next).into_response();
             let h = res.headers_mut();
@@ -235,22 +324,16 @@ pub async fn login(
             h.append(header::SET_COOKIE, set_cookie(pipeline.config(), LOGIN_COOKIE, "", "/login", 0));
             Ok(res)
         }
-        Outcome::Wrong => Ok(login_form(
-            &pipeline,
-            StatusCode::UNAUTHORIZED,
-            next,
-            email,
-            Some("The email address or the password is wrong.".into()),
-        )),
+        Outcome::Wrong => {
+            let error = Some("The email address or the password is wrong.".into());
+            Ok(login_form(&pipeline, StatusCode::UNAUTHORIZED, LoginPage { next, email, error, draft, notice: None }))
+        }
         Outcome::Limited(seconds) => {
-            let wait =
-                if seconds > 90 { format!("{} minutes", (seconds + 59) / 60) } else { format!("{seconds} seconds") };
+            let error = Some(format!("Too many failed logins. Please wait {} and try again.", wait_text(seconds)));
             Ok(login_form(
                 &pipeline,
                 StatusCode::TOO_MANY_REQUESTS,
-                next,
-                email,
-                Some(format!("Too many failed logins. Please wait {wait} and try again.")),
+                LoginPage { next, email, error, draft, notice: None },
             ))
         }
     }
@@ -328,9 +411,8 @@ fn wait_seconds(
     window: i64,
     max: u32,
 ) -> Result<Option<i64>, crate::store::StoreError> {
-    if sessions::failures_since(c, addr_key, since)? >= max {
-        let oldest = sessions::oldest_failure_since(c, addr_key, since)?.unwrap_or(now);
-        return Ok(Some((oldest + window - now).max(1)));
+    if let Some(wait) = sessions::limited(c, addr_key, now, window, max)? {
+        return Ok(Some(wait));
     }
     let failures = sessions::failures_since(c, user_key, since)?;
     if failures < max {
@@ -362,7 +444,7 @@ pub async fn logout(
     let db = pipeline.db().clone();
     let session = viewer.session.clone();
     blocking(move || Ok(db.write(|tx| sessions::delete(tx, &session))?)).await?;
-    let mut res = Redirect::to("/login").into_response();
+    let mut res = Redirect::to("/login?done=logged_out").into_response();
     res.headers_mut().append(header::SET_COOKIE, set_cookie(pipeline.config(), SESSION_COOKIE, "", "/", 0));
     Ok(res)
 }
@@ -380,6 +462,20 @@ mod tests {
         {
             assert_eq!(local_next(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_login_page_says_which_ticket_it_leads_to() {
+        assert_eq!(context("/t/42", false).as_deref(), Some("Log in to see ticket #42."));
+        assert_eq!(context("/t/42#m7", true).as_deref(), Some("This link has expired; log in to see ticket #42."));
+        assert_eq!(context("/l/42.7.3.1000.abc", false).as_deref(), Some("Log in to see ticket #42."));
+        for other in ["/", "/new", "/t/", "/t/x", "/users"] {
+            assert_eq!(context(other, false), None, "{other}");
+        }
+        assert!(takes_drafts("/t/5") && takes_drafts("/new"));
+        assert!(!takes_drafts("/t/5/reply") && !takes_drafts("/t/") && !takes_drafts("/users"));
+        assert_eq!(wait_text(90), "90 seconds");
+        assert_eq!(wait_text(91), "2 minutes");
     }
 
     #[test]

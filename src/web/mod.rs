@@ -25,6 +25,12 @@
 //!   and looks at the 1,000 most recent matching texts
 //!   ([`SEARCH_HITS`](crate::store::portal::SEARCH_HITS)); the page says when
 //!   older matches were left out. Lists page by 50 with no total count.
+//! - Passwords are set by signed, single-use mail links (`password`);
+//!   staff, and customer admins for their own team, manage users (`users`).
+//! - Error and link pages (404, 403, an invalid or expired link) are made
+//!   without the request's session and finished by `plain_pages`, which
+//!   looks the session up only for them: a logged-in visitor sees their
+//!   menu there too, and pages that succeed pay nothing extra.
 //! - A post (reply or new ticket) takes at most [`MAX_POST_FILES`] files and
 //!   [`MAX_POST_CHARS`] characters of text; beyond either the page comes back
 //!   with the error and the typed text, and nothing is posted.
@@ -32,7 +38,9 @@
 mod aliases;
 mod auth;
 mod pages;
+mod password;
 mod quarantine;
+mod users;
 pub mod view;
 
 pub use pages::{MAX_POST_CHARS, MAX_POST_FILES};
@@ -65,6 +73,12 @@ pub fn app(app: App) -> Router {
         .route("/", get(pages::list))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
+        .route("/password/forgot", get(password::forgot_page).post(password::forgot))
+        .route("/password/reset/{token}", get(password::reset_page).post(password::reset))
+        .route("/users", get(users::list))
+        .route("/users/new", get(users::new_page).post(users::create))
+        .route("/users/{id}", get(users::user).post(users::change))
+        .route("/teams", get(users::teams).post(users::add_team))
         .route("/contact", get(pages::contact))
         .route("/new", get(pages::new_page).post(pages::create))
         .route("/l/{token}", get(pages::deep_link))
@@ -91,6 +105,7 @@ pub fn app(app: App) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(60),
         ))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), plain_pages))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::middleware::from_fn(observe))
         .with_state(app)
@@ -246,15 +261,46 @@ impl IntoResponse for WebError {
     }
 }
 
+/// A plain page not yet rendered: [`plain_pages`] renders it with the menu
+/// of whoever asked.
+#[derive(Clone)]
+struct Plain {
+    title: String,
+    text: String,
+    link: Option<(String, String)>,
+}
+
 /// A plain page with a status code.
 fn page(status: StatusCode, title: &str, text: &str, link: Option<(&str, &str)>) -> Response {
-    let p = view::Page {
-        nav: view::Nav::anonymous(),
+    let mut res = status.into_response();
+    res.extensions_mut().insert(Plain {
         title: title.into(),
         text: text.into(),
         link: link.map(|(h, l)| (h.into(), l.into())),
+    });
+    res
+}
+
+/// Renders the [`page`]s of a response with the visitor's menu: logged in
+/// (name, Log out) when the request carries a live session, else "Log in".
+async fn plain_pages(State(app): State<App>, req: Request, next: Next) -> Response {
+    let mut cookies = axum::http::HeaderMap::new();
+    if let Some(c) = req.headers().get(header::COOKIE) {
+        cookies.insert(header::COOKIE, c.clone());
+    }
+    let mut res = next.run(req).await;
+    let Some(p) = res.extensions_mut().remove::<Plain>() else { return res };
+    let nav = match auth::viewer(&app, &cookies).await {
+        Ok(Some(v)) => v.nav(),
+        _ => view::Nav::anonymous(),
     };
-    html(status, &p)
+    let rendered = html(res.status(), &view::Page { nav, title: p.title, text: p.text, link: p.link });
+    let (mut parts, _) = res.into_parts();
+    let (new_parts, body) = rendered.into_parts();
+    for (name, value) in &new_parts.headers {
+        parts.headers.insert(name, value.clone());
+    }
+    Response::from_parts(parts, body)
 }
 
 /// Renders a template as a response, or an error page when rendering fails.

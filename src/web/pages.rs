@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::auth::{self, Viewer, encode};
-use super::view::{self, AttachmentView, Contact, ListRow, MessageView, Nav, NewTicket, NoteView, TicketPage};
+use super::view::{self, AttachmentView, Contact, Draft, ListRow, MessageView, Nav, NewTicket, NoteView, TicketPage};
 use super::{WebError, blocking, html, page};
 use crate::actions::{self, Post, Upload};
 use crate::app::App;
@@ -22,6 +22,7 @@ use crate::lifecycle::Status;
 use crate::parse::Part;
 use crate::policy::attachments::{self, Checked};
 use crate::store::portal::{self, Listing, Sort};
+use crate::store::sessions;
 use crate::store::tickets::{self, Ticket};
 use crate::store::users::{self, User};
 use crate::{clock, format};
@@ -142,10 +143,39 @@ fn visible(c: &rusqlite::Connection, user: &User, id: TicketId) -> Result<Ticket
     if actions::may_act(user, &t) { Ok(t) } else { Err(WebError::NotFound) }
 }
 
+#[derive(Deserialize, Default)]
+pub struct TicketQuery {
+    /// `link_expired`: the visitor came by a deep link that had expired.
+    #[serde(default)]
+    note: String,
+}
+
+/// Says that the text in the form is a draft kept across a login.
+const DRAFT_KEPT: &str = "The text you typed before logging in is back in the form. It has not been sent yet.";
+
+/// The draft kept for this session and page, if any (taken: shown once).
+async fn take_draft(pipeline: &App, viewer: &Viewer, path: String) -> Result<Option<Draft>, WebError> {
+    let (db, session) = (pipeline.db().clone(), viewer.session.clone());
+    let kept = blocking(move || Ok(db.write(|tx| sessions::take_draft(tx, &session, &path))?)).await?;
+    Ok(kept.map(|(subject, body)| Draft { subject, body }))
+}
+
 /// GET /t/{id}.
-pub async fn ticket(State(pipeline): State<App>, viewer: Viewer, Path(id): Path<String>) -> Result<Response, WebError> {
+pub async fn ticket(
+    State(pipeline): State<App>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Query(q): Query<TicketQuery>,
+) -> Result<Response, WebError> {
     let id = parse_id(&id).map(TicketId)?;
-    let page = ticket_page(&pipeline, viewer, id, String::new(), None).await?;
+    let draft = take_draft(&pipeline, &viewer, format!("/t/{id}")).await?;
+    let note = match (&draft, q.note.as_str()) {
+        (Some(_), _) => Some(DRAFT_KEPT.to_string()),
+        (None, "link_expired") => Some("The link you followed had expired; here is the ticket it led to.".to_string()),
+        _ => None,
+    };
+    let mut page = ticket_page(&pipeline, viewer, id, draft.map(|d| d.body).unwrap_or_default(), None).await?;
+    page.note = note;
     Ok(html(StatusCode::OK, &page))
 }
 
@@ -226,6 +256,7 @@ async fn ticket_page(
                 .collect(),
             draft,
             error,
+            note: None,
             max_size,
             extensions,
         })
@@ -312,17 +343,52 @@ fn check_files(pipeline: &App, form: &Posted) -> Result<Vec<Checked>, String> {
     }
 }
 
+/// The viewer of a post, or the page that keeps what was typed: the login
+/// form when the session has ended, `form_again` when the form's token has.
+async fn poster<F>(
+    pipeline: &App,
+    headers: &HeaderMap,
+    path: &str,
+    form: &Posted,
+    form_again: impl FnOnce(Viewer, String) -> F,
+) -> Result<Result<Viewer, Response>, WebError>
+where
+    F: std::future::Future<Output = Result<Response, WebError>>,
+{
+    let files = form.files.len() + form.extra_files;
+    let Some(viewer) = auth::viewer(pipeline, headers).await? else {
+        let draft = Draft { subject: form.field("subject").to_string(), body: form.field("body").to_string() };
+        return Ok(Err(auth::login_keeping(pipeline, path, draft, files)));
+    };
+    if viewer.check_csrf(form.field("csrf")).is_ok() {
+        return Ok(Ok(viewer));
+    }
+    let mut why =
+        "This form had expired, so nothing was sent. Your text is kept below: check it and send again.".to_string();
+    if files > 0 {
+        why.push_str(" Attached files cannot be kept: attach them again.");
+    }
+    Ok(Err(form_again(viewer, why).await?))
+}
+
 /// POST /t/{id}/reply: Send (post; a customer's reply reopens), or Close
 /// (the text and files, if any, posted with the close as one action).
 pub async fn reply(
     State(pipeline): State<App>,
-    viewer: Viewer,
+    headers: HeaderMap,
     Path(id): Path<String>,
     mp: Multipart,
 ) -> Result<Response, WebError> {
     let id = parse_id(&id).map(TicketId)?;
     let form = read_form(mp).await?;
-    viewer.check_csrf(form.field("csrf"))?;
+    let again = |viewer, why| async {
+        let p = ticket_page(&pipeline, viewer, id, form.field("body").to_string(), Some(why)).await?;
+        Ok(html(StatusCode::FORBIDDEN, &p))
+    };
+    let viewer = match poster(&pipeline, &headers, &format!("/t/{id}"), &form, again).await? {
+        Ok(v) => v,
+        Err(page) => return Ok(page),
+    };
     let close = match form.field("action") {
         "close" => true,
         "send" | "" => false,
@@ -452,18 +518,32 @@ pub fn content_disposition(filename: &str) -> String {
 /// GET /new.
 pub async fn new_page(State(pipeline): State<App>, viewer: Viewer) -> Result<Response, WebError> {
     let Some(team) = viewer.user.team_id else { return Ok(staff_cannot_open(&viewer)) };
-    let team = team_name(&pipeline, team).await?;
-    let (max_size, extensions) = limits(&pipeline);
-    let p = NewTicket {
+    let draft = take_draft(&pipeline, &viewer, "/new".into()).await?;
+    let note = draft.is_some().then(|| DRAFT_KEPT.to_string());
+    let draft = draft.unwrap_or_default();
+    let p = new_ticket(&pipeline, &viewer, team, draft, None, note).await?;
+    Ok(html(StatusCode::OK, &p))
+}
+
+async fn new_ticket(
+    pipeline: &App,
+    viewer: &Viewer,
+    team: TeamId,
+    draft: Draft,
+    error: Option<String>,
+    note: Option<String>,
+) -> Result<NewTicket, WebError> {
+    let (max_size, extensions) = limits(pipeline);
+    Ok(NewTicket {
         nav: viewer.nav(),
-        team,
-        subject: String::new(),
-        body: String::new(),
-        error: None,
+        team: team_name(pipeline, team).await?,
+        subject: draft.subject,
+        body: draft.body,
+        error,
+        note,
         max_size,
         extensions,
-    };
-    Ok(html(StatusCode::OK, &p))
+    })
 }
 
 fn staff_cannot_open(viewer: &Viewer) -> Response {
@@ -483,10 +563,28 @@ async fn team_name(pipeline: &App, team: TeamId) -> Result<String, WebError> {
     blocking(move || Ok(db.with(|c| users::team(c, team))?.name)).await
 }
 
+/// The new-ticket form again, holding what was posted.
+async fn new_again(
+    pipeline: &App,
+    viewer: Viewer,
+    form: &Posted,
+    status: StatusCode,
+    error: String,
+) -> Result<Response, WebError> {
+    let Some(team) = viewer.user.team_id else { return Ok(staff_cannot_open(&viewer)) };
+    let draft = Draft { subject: form.field("subject").to_string(), body: form.field("body").to_string() };
+    let p = new_ticket(pipeline, &viewer, team, draft, Some(error), None).await?;
+    Ok(html(status, &p))
+}
+
 /// POST /new: opens a ticket for the viewer's team.
-pub async fn create(State(pipeline): State<App>, viewer: Viewer, mp: Multipart) -> Result<Response, WebError> {
+pub async fn create(State(pipeline): State<App>, headers: HeaderMap, mp: Multipart) -> Result<Response, WebError> {
     let form = read_form(mp).await?;
-    viewer.check_csrf(form.field("csrf"))?;
+    let again = |viewer, why| new_again(&pipeline, viewer, &form, StatusCode::FORBIDDEN, why);
+    let viewer = match poster(&pipeline, &headers, "/new", &form, again).await? {
+        Ok(v) => v,
+        Err(page) => return Ok(page),
+    };
     let Some(team) = viewer.user.team_id else { return Ok(staff_cannot_open(&viewer)) };
     let subject = form.field("subject").trim().to_string();
     let body = form.field("body").trim().to_string();
@@ -496,17 +594,7 @@ pub async fn create(State(pipeline): State<App>, viewer: Viewer, mp: Multipart) 
         check_files(&pipeline, &form).err()
     };
     if let Some(error) = problem {
-        let (max_size, extensions) = limits(&pipeline);
-        let p = NewTicket {
-            nav: viewer.nav(),
-            team: team_name(&pipeline, team).await?,
-            subject: form.field("subject").to_string(),
-            body: form.field("body").to_string(),
-            error: Some(error),
-            max_size,
-            extensions,
-        };
-        return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &p));
+        return new_again(&pipeline, viewer, &form, StatusCode::UNPROCESSABLE_ENTITY, error).await;
     }
     let checked = check_files(&pipeline, &form).map_err(WebError::BadRequest)?;
     let p = pipeline.clone();
@@ -543,26 +631,20 @@ pub async fn deep_link(
     headers: HeaderMap,
     Path(token): Path<String>,
 ) -> Result<Response, WebError> {
-    let link = match Link::verify(pipeline.keys(), &token, clock::now()) {
-        Ok(l) => l,
-        Err(LinkError::Invalid) => {
-            return Ok(page(
-                StatusCode::NOT_FOUND,
-                "This link is not valid",
-                "The link may have been copied incompletely. Log in to find your tickets.",
-                Some(("/", "Go to your tickets")),
-            ));
-        }
-        Err(LinkError::Expired) => {
-            return Ok(page(
-                StatusCode::GONE,
-                "This link has expired",
-                "Links in notifications work for a limited time. Log in to find your tickets.",
-                Some(("/", "Go to your tickets")),
-            ));
-        }
+    let Ok(link) = Link::signed(pipeline.keys(), &token) else {
+        return Ok(page(
+            StatusCode::NOT_FOUND,
+            "This link is not valid",
+            "The link may have been copied incompletely. Log in to find your tickets.",
+            Some(("/", "Go to your tickets")),
+        ));
     };
+    let expired = Link::verify(pipeline.keys(), &token, clock::now()) == Err(LinkError::Expired);
     let Some(viewer) = auth::viewer(&pipeline, &headers).await? else {
+        if expired {
+            let next = encode(&format!("/t/{}", link.ticket));
+            return Ok(Redirect::to(&format!("/login?next={next}&reason=expired")).into_response());
+        }
         return Ok(auth::to_login(&format!("/l/{token}")));
     };
     let db = pipeline.db().clone();
@@ -576,6 +658,9 @@ pub async fn deep_link(
         })?
     })
     .await?;
+    if expired {
+        return Ok(Redirect::to(&format!("/t/{}?note=link_expired", link.ticket)).into_response());
+    }
     Ok(to_ticket(link.ticket, anchor))
 }
 

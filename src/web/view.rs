@@ -20,6 +20,8 @@ use crate::store::users::{Team, User};
 pub struct Nav {
     pub user: Option<String>,
     pub staff: bool,
+    /// A customer administrator, who manages their team's users.
+    pub admin: bool,
     pub csrf: String,
     current: String,
 }
@@ -33,6 +35,7 @@ impl Nav {
         Nav {
             user: Some(user.display().to_string()),
             staff: user.role.is_staff(),
+            admin: user.role == Role::Admin,
             csrf: csrf.to_string(),
             current: String::new(),
         }
@@ -67,6 +70,23 @@ pub struct Login {
     pub next: String,
     pub email: String,
     pub error: Option<String>,
+    /// Why the visitor is here: where the login leads, or what just happened.
+    pub notice: Option<String>,
+    /// Text typed before the session ran out, carried through the login.
+    pub draft: Draft,
+}
+
+/// What a reply or new-ticket form held when it could not be taken.
+#[derive(Debug, Clone, Default)]
+pub struct Draft {
+    pub subject: String,
+    pub body: String,
+}
+
+impl Draft {
+    pub fn is_empty(&self) -> bool {
+        self.subject.trim().is_empty() && self.body.trim().is_empty()
+    }
 }
 
 #[derive(Template)]
@@ -168,6 +188,8 @@ pub struct TicketPage {
     /// What the reply box held when the form was refused.
     pub draft: String,
     pub error: Option<String>,
+    /// A word on how the visitor got here (an expired link, a kept draft).
+    pub note: Option<String>,
     pub max_size: String,
     pub extensions: String,
 }
@@ -180,6 +202,8 @@ pub struct NewTicket {
     pub subject: String,
     pub body: String,
     pub error: Option<String>,
+    /// Set when the form holds a draft kept across a login.
+    pub note: Option<String>,
     pub max_size: String,
     pub extensions: String,
 }
@@ -303,6 +327,7 @@ mod tests {
             notes: vec![],
             draft: String::new(),
             error: None,
+            note: None,
             max_size: "1 MB".into(),
             extensions: "pdf".into(),
         }

@@ -21,7 +21,7 @@ fn portal(config: AppConfig) -> App {
 }
 
 /// One HTTP/1.1 request on a fresh connection; the status and the whole response.
-fn http(app: &App, request: &str) -> (u16, String) {
+pub(crate) fn http(app: &App, request: &str) -> (u16, String) {
     let url = app.web_url().expect("web is on");
     let mut s = TcpStream::connect(url.trim_start_matches("http://")).expect("connect");
     s.write_all(request.as_bytes()).expect("send");
@@ -43,7 +43,7 @@ fn login_form(app: &App) -> (String, String) {
     (csrf.to_string(), format!("tg_login={cookie}"))
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod accounts;
 mod attachments;
 mod browser;
 mod full_loop;

@@ -203,7 +203,7 @@ fn enc(s: &str) -> String {
     s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
-fn multipart_body(fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+pub(crate) fn multipart_body(fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
     let boundary = "XyZzy0123456789boundary";
     let mut b = Vec::new();
     for (k, v) in fields {
@@ -255,6 +255,19 @@ async fn every_response_carries_the_security_headers_and_no_script() {
         );
     }
     assert_eq!(w.get("/nowhere", None).await.status, StatusCode::NOT_FOUND);
+    // Error pages show the menu of whoever is logged in.
+    for (path, status) in
+        [("/nowhere", StatusCode::NOT_FOUND), ("/t/999", StatusCode::NOT_FOUND), ("/quarantine", StatusCode::NOT_FOUND)]
+    {
+        let r = w.get(path, Some(&jane)).await;
+        assert_eq!(r.status, status, "{path}");
+        assert!(r.body.contains("<span class=\"who\">Jane</span>") && r.body.contains("Log out"), "{path}: {}", r.body);
+        assert!(!r.body.contains("href=\"/login\""), "{path}");
+    }
+    assert!(w.get("/nowhere", None).await.body.contains("href=\"/login\""), "anonymous");
+    let r = w.form(&format!("/t/{}/reference", w.ticket), Some(&jane), &[("csrf", "stale")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("Form expired") && r.body.contains("Log out"), "{}", r.body);
     let css = w.get("/static/portal.css", None).await;
     assert!(css.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/css"));
 }
@@ -269,13 +282,16 @@ async fn anonymous_visitors_are_sent_to_login_and_change_nothing() {
     }
     assert_eq!(w.get(&format!("/t/{t}"), None).await.location(), format!("/login?next=%2Ft%2F{t}"));
     let before = w.messages(t).len();
+    // A post without a session gets the login form, carrying what was typed.
     let r =
         w.multipart(&format!("/t/{t}/reply"), None, &[("csrf", "x"), ("body", "hi"), ("action", "close")], &[]).await;
-    assert!(r.is_login_redirect());
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("name=\"draft_body\" value=\"hi\"") && r.body.contains("action=\"/login\""), "{}", r.body);
     let r = w.form(&format!("/t/{t}/reference"), None, &[("csrf", "x"), ("reference", "R")]).await;
     assert!(r.is_login_redirect());
     let r = w.multipart("/new", None, &[("csrf", "x"), ("subject", "s"), ("body", "b")], &[]).await;
-    assert!(r.is_login_redirect());
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("name=\"draft_subject\" value=\"s\""), "{}", r.body);
     assert_eq!(w.messages(t).len(), before);
     assert_eq!(w.ticket_row(t).status, Status::WaitingForCustomer);
     assert_eq!(w.ticket_row(t).internal_ref, "");
@@ -451,7 +467,8 @@ async fn logout_needs_the_token_and_ends_the_session_on_the_server() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(w.get("/", Some(&jane)).await.status, StatusCode::OK);
     let r = w.form("/logout", Some(&jane), &[("csrf", &jane.csrf)]).await;
-    assert_eq!(r.location(), "/login");
+    assert_eq!(r.location(), "/login?done=logged_out");
+    assert!(w.get(r.location(), None).await.body.contains("You have been logged out."));
     assert!(r.cookies().iter().any(|c| c.starts_with("tg_session=;") && c.contains("Max-Age=0")));
     assert!(w.get("/", Some(&jane)).await.is_login_redirect(), "the old cookie is dead");
 }
@@ -863,21 +880,29 @@ async fn deep_links_check_signature_expiry_login_and_team() {
     // Anonymous: to the login page, coming back to the link.
     let r = w.get(&path, None).await;
     assert_eq!(r.location(), format!("/login?next={}", enc(&path).replace("%2E", ".")).replace("%2D", "-"));
-    // Tampered or expired: a clear page naming nothing of the ticket.
-    for (bad, status) in [
-        (token.replacen(&format!("{}.", w.ticket), &format!("{}.", w.ticket.0 + 1), 1), StatusCode::NOT_FOUND),
-        (Link { expires: now - 1, ..link }.token(keys), StatusCode::GONE),
-        ("garbage".to_string(), StatusCode::NOT_FOUND),
-    ] {
+    // Tampered: a clear page naming nothing of the ticket.
+    for bad in [token.replacen(&format!("{}.", w.ticket), &format!("{}.", w.ticket.0 + 1), 1), "garbage".to_string()] {
         for who in [None, Some(&w.session(w.member))] {
             let r = w.get(&format!("/l/{bad}"), who).await;
-            assert_eq!(r.status, status, "{bad}");
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{bad}");
             assert!(!r.body.contains("Printer") && !r.body.contains(&format!("/t/{}", w.ticket)), "{}", r.body);
         }
     }
+    // Expired: to the ticket with a note for who may see it, else to the login saying why.
+    let expired = format!("/l/{}", Link { expires: now - 1, ..link }.token(keys));
+    let r = w.get(&expired, None).await;
+    assert_eq!(r.location(), format!("/login?next=%2Ft%2F{}&reason=expired", w.ticket));
+    let login = w.get(r.location(), None).await;
     assert!(
-        w.get(&format!("/l/{}", Link { expires: now - 1, ..link }.token(keys)), None).await.body.contains("expired")
+        login.body.contains(&format!("This link has expired; log in to see ticket #{}.", w.ticket)),
+        "{}",
+        login.body
     );
+    let jane = w.session(w.member);
+    let r = w.get(&expired, Some(&jane)).await;
+    assert_eq!(r.location(), format!("/t/{}?note=link_expired", w.ticket));
+    assert!(w.get(r.location(), Some(&jane)).await.body.contains("The link you followed had expired"));
+    assert_eq!(w.get(&expired, Some(&w.session(w.other))).await.status, StatusCode::NOT_FOUND, "another team");
     // Logged in: to the ticket, scrolled to the response, for anyone who may see it.
     for user in [w.member, w.admin, w.staff] {
         let r = w.get(&path, Some(&w.session(user))).await;
@@ -897,6 +922,7 @@ async fn a_deep_link_survives_the_login_form() {
     let next = to_login.trim_start_matches("/login?next=");
     let form = w.get(&to_login, None).await;
     assert!(form.body.contains(&format!("name=\"next\" value=\"{}\"", path)), "{next}");
+    assert!(form.body.contains(&format!("Log in to see ticket #{}.", w.ticket)), "the login says why");
     let r = login_as(&w, "jane@acme.test", PASSWORD, &path, "10.0.0.9:1").await;
     assert_eq!(r.location(), path);
     let jane = session_cookie(&r);
