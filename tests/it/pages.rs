@@ -45,6 +45,8 @@ const PAGES: &[(&str, Who, &str)] = &[
     ("login-for-a-link", Who::Nobody, "/login?next=%2Ft%2F{ticket}"),
     ("contact-logged-out", Who::Nobody, "/contact"),
     ("link-invalid", Who::Nobody, "/l/not-a-valid-link"),
+    ("forgot-password", Who::Nobody, "/password/forgot"),
+    ("reset-link-invalid", Who::Nobody, "/password/reset/not-a-valid-link"),
     ("list", Who::Member, "/"),
     ("list-filtered", Who::Member, "/?q=printer&status=waiting_for_customer&sort=created"),
     ("list-no-match", Who::Member, "/?q=nothingmatchesthis"),
@@ -62,6 +64,11 @@ const PAGES: &[(&str, Who, &str)] = &[
     ("quarantine", Who::Staff, "/quarantine"),
     ("quarantine-entry", Who::Staff, "/quarantine/{quarantine}"),
     ("aliases", Who::Staff, "/aliases"),
+    ("users", Who::Staff, "/users"),
+    ("users-of-a-team", Who::Staff, "/users?team=1"),
+    ("user-new", Who::Staff, "/users/new"),
+    ("user", Who::Staff, "/users/1"),
+    ("teams", Who::Staff, "/teams"),
 ];
 
 /// Runs axe-core on the page and hands back its violations, trimmed to what a report needs.
