@@ -183,6 +183,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE messages ADD COLUMN quoted TEXT NOT NULL DEFAULT '';
     "#,
+    // 7: notifications are rendered by the outbox worker, not inside the ticket change's
+    // transaction: the row holds what the mail says (`notify::draft::Draft`, JSON) until then.
+    r#"
+    ALTER TABLE outbox ADD COLUMN draft TEXT;            -- NULL when raw holds the rendered message
+    "#,
 ];
 
 /// Brings the schema up to the newest version. Safe when several processes
