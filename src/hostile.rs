@@ -98,6 +98,7 @@ fn outgoing(text: String) -> Outgoing<'static> {
         references: &[],
         thread_topic: None,
         auto_submitted: "auto-generated",
+        date: 0,
         html: text.replace('\n', "<br>\n"),
         text,
     }

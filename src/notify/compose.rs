@@ -16,7 +16,7 @@
 //! nothing left to do.
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::{Mailbox, MultiPart, MultiPartKind, SinglePart};
 use lettre::{Address, Message};
 
 /// How many of the newest thread Message-IDs go into `References` besides the root.
@@ -55,7 +55,9 @@ pub struct Outgoing<'a> {
     /// The ticket's subject, for Outlook's conversation grouping.
     pub thread_topic: Option<&'a str>,
     /// `auto-generated` for notifications, `auto-replied` for notices (RFC 3834).
-    pub auto_submitted: &'static str,
+    pub auto_submitted: &'a str,
+    /// The Date (Unix seconds): when the event happened, not when the mail was built.
+    pub date: i64,
     pub text: String,
     pub html: String,
 }
@@ -121,9 +123,19 @@ fn raw_header(name: &'static str, value: &str) -> HeaderValue {
     HeaderValue::new(HeaderName::new_from_ascii_str(name), value.to_string())
 }
 
+/// The MIME boundary of a mail: fixed by its Message-ID, so building the
+/// same mail again gives the same bytes. Quoted-printable and base64 never
+/// hold `=_`, and a 7-bit text would have to guess a random id's digest.
+fn boundary(message_id: &str) -> String {
+    format!("=_{}", &crate::digest::sha256_hex(message_id.as_bytes())[..32])
+}
+
 /// The mail as raw bytes (CRLF, 7-bit: lettre encodes bodies and headers).
+/// The same `o` always gives the same bytes.
 pub fn build(o: &Outgoing) -> Result<Vec<u8>, ComposeError> {
+    let date = std::time::UNIX_EPOCH + std::time::Duration::from_secs(o.date.max(0) as u64);
     let mut b = Message::builder()
+        .date(date)
         .from(mailbox(o.from_name, o.from)?)
         .to(mailbox(o.to_name, o.to)?)
         .reply_to(mailbox(o.from_name, o.reply_to)?)
@@ -142,7 +154,9 @@ pub fn build(o: &Outgoing) -> Result<Vec<u8>, ComposeError> {
         .raw_header(raw_header("Auto-Submitted", o.auto_submitted))
         .raw_header(raw_header("X-Auto-Response-Suppress", "All"))
         .multipart(
-            MultiPart::alternative()
+            MultiPart::builder()
+                .kind(MultiPartKind::Alternative)
+                .boundary(boundary(o.message_id))
                 .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(crlf(&o.text)))
                 .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(crlf(&o.html))),
         )?;
@@ -179,6 +193,7 @@ mod tests {
             references: &references,
             thread_topic: Some(&"topic ".repeat(400)),
             auto_submitted: "auto-generated",
+            date: 0,
             text: "hi".into(),
             html: "hi".into(),
         };

@@ -1,7 +1,8 @@
 //! NOTIFY: turns a ticket change into outbox rows, inside the caller's
 //! transaction, so a committed change always has its mails queued and a
-//! rolled-back one never does. Each row holds the fully rendered message with
-//! its Message-ID fixed, so delivery (`outbound`) only ever sends bytes.
+//! rolled-back one never does. Each row holds a [`draft`] of its mail (what
+//! the text needs, frozen at the event) with its Message-ID fixed; the outbox
+//! worker renders it when it sends it, outside the change's transaction.
 //!
 //! Decisions where SPEC.md is silent:
 //! - One mail per recipient (never a shared To/Cc), because each carries the
@@ -27,8 +28,10 @@
 //!   addresses marked bouncing.
 //! - Only the opener reads "your ticket": the others are told what happened
 //!   on "ticket #N" ([`Relation`]).
-//! - A mail that cannot be composed (an address lettre refuses) is recorded
-//!   on the ticket as a `notify_failed` note; it never rolls back the change.
+//! - A mail that cannot be composed (an address lettre refuses) is marked
+//!   failed by the outbox worker and recorded on the ticket as a
+//!   `notify_failed` note; it never rolls back the change nor holds up the
+//!   queue.
 //! - A mail quotes at most [`EXCERPT_BYTES`] of the message, cut at a line
 //!   end and followed by [`EXCERPT_CUT`], and lists at most [`MAX_FILES_LISTED`]
 //!   attachments: its size does not grow with what was sent. Staff mails link
@@ -38,6 +41,7 @@
 //! Never sends anything itself and never reads the clock.
 
 pub mod compose;
+pub mod draft;
 pub mod lang;
 pub mod templates;
 
@@ -53,8 +57,8 @@ use crate::signing::Keyring;
 use crate::store::outbox::{self, NewMail};
 use crate::store::tickets::{self, Ticket};
 use crate::store::users::{self, User};
-use crate::store::{Result, inbound};
-use compose::Outgoing;
+use crate::store::{Result, StoreError, inbound};
+use draft::Draft;
 use lang::Lang;
 use templates::{FileLine, Kind, Mail, Relation};
 
@@ -168,8 +172,15 @@ pub fn ticket_event(
         let parent = parent.clone().or_else(|| own_latest.clone()).or_else(|| thread.last().cloned());
         let references = compose::references(&thread, own_latest.as_deref(), parent.as_deref());
         let reply_to = reply_address(n, ticket.id, user.id);
-        let q = Queued { kind, ticket: Some(ticket), user: Some(&user), to: &user.email, subject: &subject };
-        queue(tx, n, &q, &mail, &reply_to, parent.as_deref(), &references, "auto-generated")?;
+        let q = Queued {
+            kind,
+            lang: Lang::En,
+            ticket: Some(ticket),
+            user: Some(&user),
+            to: &user.email,
+            subject: &subject,
+        };
+        queue(tx, n, &q, mail, reply_to, parent.as_deref(), references, "auto-generated")?;
     }
     Ok(())
 }
@@ -254,7 +265,6 @@ pub fn notice(
             (Kind::NoticeRefused, Some(*ticket), subject)
         }
     };
-    mail.said = lang::said(kind, lang, &mail);
     // Only a known user told of refused files gets a reply address that
     // posts; anyone else's reply comes back to the plain support address (a
     // staff user answering a notice about a forgery must not post by it).
@@ -263,8 +273,9 @@ pub fn notice(
         _ => support.address.clone(),
     };
     let references: Vec<String> = in_reply_to.map(str::to_string).into_iter().collect();
-    let q = Queued { kind, ticket, user: user.as_ref(), to: &to, subject: &subject };
-    queue(tx, n, &q, &mail, &reply_to, in_reply_to, &references, "auto-replied")
+    let q = Queued { kind, lang, ticket, user: user.as_ref(), to: &to, subject: &subject };
+    queue(tx, n, &q, mail, reply_to, in_reply_to, references, "auto-replied")?;
+    Ok(true)
 }
 
 /// Queues the mail carrying a set-password link to `user`: a reset, or an
@@ -290,8 +301,9 @@ pub fn password_link(tx: &Connection, n: &Notifier, user: &User, invitation: boo
     } else {
         (Kind::PasswordReset, "Reset your password".to_string())
     };
-    let q = Queued { kind, ticket: None, user: Some(user), to: &user.email, subject: &subject };
-    queue(tx, n, &q, &mail, &n.config.support.address, None, &[], "auto-generated")
+    let q = Queued { kind, lang: Lang::En, ticket: None, user: Some(user), to: &user.email, subject: &subject };
+    queue(tx, n, &q, mail, n.config.support.address.clone(), None, Vec::new(), "auto-generated")?;
+    Ok(true)
 }
 
 /// Who hears of `event`, each with the mail they get and how they stand to
@@ -343,60 +355,56 @@ fn recipients(
 /// What one outbox row is about.
 struct Queued<'a> {
     kind: Kind,
+    /// The language a notice is written in; ticket mails are English.
+    lang: Lang,
     ticket: Option<&'a Ticket>,
     user: Option<&'a User>,
     to: &'a str,
     subject: &'a str,
 }
 
-/// Renders and enqueues one mail; a mail that cannot be built is noted on the
-/// ticket (or logged) and skipped. Returns whether it was queued.
+/// Enqueues one mail as a draft, for the outbox worker to render: making
+/// the text and the MIME message was most of what a ticket change cost.
 #[allow(clippy::too_many_arguments)]
 fn queue(
     tx: &Connection,
     n: &Notifier,
     q: &Queued,
-    mail: &Mail,
-    reply_to: &str,
+    mail: Mail,
+    reply_to: String,
     parent: Option<&str>,
-    references: &[String],
+    references: Vec<String>,
     auto_submitted: &'static str,
-) -> Result<bool> {
+) -> Result<()> {
     let support = &n.config.support;
     let message_id = crate::header::generate_message_id(&support.address, "n");
-    let built = templates::render(q.kind, mail).map_err(|e| e.to_string()).and_then(|(text, html)| {
-        compose::build(&Outgoing {
-            from_name: &support.name,
-            from: &support.address,
-            to_name: q.user.map(|u| u.name.as_str()).unwrap_or(""),
-            to: q.to,
-            reply_to,
-            subject: q.subject,
-            message_id: &message_id,
-            in_reply_to: parent,
-            references,
-            thread_topic: q.ticket.map(|t| t.subject.as_str()),
-            auto_submitted,
-            text,
-            html,
-        })
-        .map_err(|e| e.to_string())
-    });
-    let raw = match built {
-        Ok(raw) => raw,
-        Err(why) => {
-            tracing::error!(to = q.to, kind = q.kind.as_str(), "cannot compose a notification: {why}");
-            if let Some(t) = q.ticket {
-                let detail = format!("No {} mail could be made for {}: {why}", q.kind.as_str(), q.to);
-                tickets::add_event(tx, t.id, crate::code::EventKind::NotifyFailed, &detail, n.now)?;
-            }
-            return Ok(false);
-        }
+    let draft = Draft {
+        kind: q.kind,
+        lang: q.lang.tag().to_string(),
+        mail,
+        from_name: support.name.clone(),
+        from: support.address.clone(),
+        to_name: q.user.map(|u| u.name.clone()).unwrap_or_default(),
+        to: q.to.to_string(),
+        reply_to,
+        subject: q.subject.to_string(),
+        message_id,
+        in_reply_to: parent.map(str::to_string),
+        references,
+        thread_topic: q.ticket.map(|t| t.subject.clone()),
+        auto_submitted: auto_submitted.to_string(),
+        date: n.now,
     };
-    let kind = q.kind.outbox_kind();
-    let new = NewMail { message_id: &message_id, ticket_id: q.ticket.map(|t| t.id), kind, recipient: q.to, raw: &raw };
+    let json = serde_json::to_string(&draft).map_err(|e| StoreError::Conflict(format!("queueing a mail: {e}")))?;
+    let new = NewMail {
+        message_id: &draft.message_id,
+        ticket_id: q.ticket.map(|t| t.id),
+        kind: q.kind.outbox_kind(),
+        recipient: q.to,
+        draft: &json,
+    };
     outbox::enqueue(tx, &new, n.now)?;
-    Ok(true)
+    Ok(())
 }
 
 /// How a notification names the author: by display name, and for staff

@@ -9,9 +9,11 @@
 //! in `notify` and cleaned in `compose`.
 
 use askama::Template;
+use serde::{Deserialize, Serialize};
 
 /// Which mail is being written; names the template pair and the outbox `kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// To the opener of a new ticket: the ticket number and a link.
     Ack,
@@ -100,7 +102,7 @@ impl Kind {
 
 /// How the recipient of a ticket mail stands to the ticket: only its opener
 /// is told about "your ticket".
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Relation {
     /// Opened the ticket (and, for notices, the sender answered).
     #[default]
@@ -113,7 +115,7 @@ pub enum Relation {
 }
 
 /// One attachment line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileLine {
     pub name: String,
     /// Human-readable size, e.g. "1.2 MB".
@@ -124,8 +126,10 @@ pub struct FileLine {
     pub url: Option<String>,
 }
 
-/// Everything a mail template shows. Empty strings mean "not shown".
-#[derive(Debug, Clone, Default)]
+/// Everything a mail template shows. Empty strings mean "not shown". A
+/// queued mail keeps it (see [`super::draft`]) but for `said`, which is made
+/// again from the rest when the mail is rendered.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Mail {
     /// The recipient's name (empty for unknown senders).
     pub name: String,
@@ -159,6 +163,7 @@ pub struct Mail {
     pub allowed: String,
     pub max_size: String,
     /// A notice's localized lines ([`super::lang::said`]).
+    #[serde(skip)]
     pub said: super::lang::Said,
 }
 

@@ -345,7 +345,7 @@ fn only_the_opener_reads_your_ticket_and_send_close_says_both_in_one_mail() {
         let text = |kind: &str, to: &str, since: i64| {
             let rows = outbox::list(c, 1000).unwrap();
             let row = rows.iter().find(|e| e.id > since && e.kind.as_str() == kind && e.recipient.starts_with(to));
-            let raw = outbox::raw(c, row.unwrap().id).unwrap();
+            let raw = draft::outgoing(c, row.unwrap().id).unwrap().unwrap();
             MessageParser::default().parse(&raw).unwrap().body_text(0).unwrap().replace("\r\n", "\n")
         };
         let answered = text("response", "mia@", 0);
@@ -394,7 +394,7 @@ fn headers_thread_the_mail_and_point_back_at_the_recipient() {
         let reply = post(c, &n, t, &p.agent, Event::StaffResponded, "Unplug it.\nThen wait.", "s1@help.test");
         let rows: Vec<Entry> = outbox::list(c, 100)?.into_iter().filter(|e| e.id > mark).collect();
         let to_member = rows.iter().find(|e| e.recipient == "member@acme.test").unwrap();
-        let raw = outbox::raw(c, to_member.id)?;
+        let raw = draft::outgoing(c, to_member.id)?.unwrap();
         let m = MessageParser::default().parse(&raw).unwrap();
 
         assert_eq!(m.message_id(), Some(to_member.message_id.as_str()), "the stored id is the header's");
@@ -432,7 +432,7 @@ fn headers_thread_the_mail_and_point_back_at_the_recipient() {
 
         // The staff's notification of the opening thread onto the customer's mail too.
         let first_staff = outbox::list(c, 100)?.into_iter().find(|e| e.kind.as_str() == "new_ticket").unwrap();
-        let m = MessageParser::default().parse(&outbox::raw(c, first_staff.id)?).unwrap().into_owned();
+        let m = MessageParser::default().parse(&draft::outgoing(c, first_staff.id)?.unwrap()).unwrap().into_owned();
         assert_eq!(m.subject(), Some("[#1] Printer on fire"));
         assert_eq!(ids(m.in_reply_to()), vec!["root@acme.test"]);
         Ok::<_, crate::store::StoreError>(())
@@ -454,7 +454,7 @@ fn authors_are_named_and_staff_see_the_address_beside_the_name() {
         let text = |kind: &str, since: i64| {
             let row =
                 outbox::list(c, 100).unwrap().into_iter().find(|e| e.kind.as_str() == kind && e.id > since).unwrap();
-            let raw = outbox::raw(c, row.id).unwrap();
+            let raw = draft::outgoing(c, row.id).unwrap().unwrap();
             MessageParser::default().parse(&raw).unwrap().body_text(0).unwrap().into_owned()
         };
         assert!(
@@ -481,7 +481,7 @@ fn user_input_never_adds_headers() {
         let t = tickets::create(c, team, evil.id, subject, "support", 5)?;
         post(c, &n, t, &evil, Event::Opened, "body\r\n.\r\nRCPT TO:<x@y>", "bad\r\nBcc: v@x.test");
         for e in outbox::list(c, 10)? {
-            let raw = outbox::raw(c, e.id)?;
+            let raw = draft::outgoing(c, e.id)?.unwrap();
             let head = String::from_utf8_lossy(&raw);
             let head = head.split("\r\n\r\n").next().unwrap();
             for line in head.split("\r\n") {
@@ -530,7 +530,7 @@ fn notices_are_rate_limited_and_stay_out_of_the_thread() {
             !tickets::thread_message_ids(c, t, "member@acme.test")?.contains(&row.message_id),
             "notices are not in the thread"
         );
-        let m = MessageParser::default().parse(&outbox::raw(c, row.id)?).unwrap().into_owned();
+        let m = MessageParser::default().parse(&draft::outgoing(c, row.id)?.unwrap()).unwrap().into_owned();
         assert_eq!(m.subject(), Some("[#1] Attachments refused: Files"));
         assert_eq!(header_text(&m, "Auto-Submitted").as_deref(), Some("auto-replied"));
         let text = m.body_text(0).unwrap();
@@ -538,7 +538,7 @@ fn notices_are_rate_limited_and_stay_out_of_the_thread() {
         assert_eq!(ids(m.in_reply_to()), vec!["f1@acme.test"]);
 
         let first = outbox::list(c, 100)?.into_iter().find(|e| e.recipient == "stranger@else.test").unwrap();
-        let m = MessageParser::default().parse(&outbox::raw(c, first.id)?).unwrap().into_owned();
+        let m = MessageParser::default().parse(&draft::outgoing(c, first.id)?.unwrap()).unwrap().into_owned();
         assert_eq!(m.subject(), Some("No ticket was created: Hello?"));
         assert_eq!(m.reply_to().and_then(|a| a.first()).and_then(|a| a.address()), Some("support@help.test"));
         assert!(!m.body_html(0).unwrap().contains("deep-link"), "no link for someone without an account");
@@ -597,7 +597,7 @@ fn mails_quote_a_bounded_excerpt_and_staff_get_download_links() {
         ticket_event(c, &n, &tickets::get(c, t)?, Some(message), Event::Opened, Some(&p.member))?;
 
         for e in outbox::list(c, 10)? {
-            let raw = outbox::raw(c, e.id)?;
+            let raw = draft::outgoing(c, e.id)?.unwrap();
             assert!(raw.len() < 40_000, "{}: {} bytes for a {}-byte message", e.kind, raw.len(), body.len());
             let m = MessageParser::default().parse(&raw).unwrap();
             let text = m.body_text(0).unwrap().replace("\r\n", "\n");
@@ -617,6 +617,28 @@ fn mails_quote_a_bounded_excerpt_and_staff_get_download_links() {
                 assert!(!text.contains("/a/") && !html.contains("/a/"), "customers get no download links");
             }
         }
+        Ok::<_, crate::store::StoreError>(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_queued_draft_renders_the_same_mail_every_time_in_the_notices_language() {
+    let (db, _d) = testing::db();
+    let (config, keys) = (config(), keys());
+    db.write(|c| {
+        people(c);
+        let n = Notifier { config: &config, keys: &keys, now: 1000 };
+        let unknown = Notice::UnknownSender { subject: "Drucker" };
+        assert!(notice(c, &n, "fremd@else.test", &unknown, Some("m1@else.test"), Lang::De)?);
+        let row = outbox::list(c, 1)?.remove(0);
+        let first = draft::outgoing(c, row.id)?.unwrap();
+        assert_eq!(draft::outgoing(c, row.id)?.unwrap(), first, "a repeat after a crash is the same mail");
+        let m = MessageParser::default().parse(&first).unwrap();
+        assert_eq!(m.message_id(), Some(row.message_id.as_str()));
+        assert_eq!(m.date().map(|d| d.to_timestamp()), Some(1000), "dated at the event, not when it was made");
+        assert!(m.body_html(0).unwrap().contains("lang=\"de\""), "the notice's language is kept");
+        assert_eq!(ids(m.in_reply_to()), vec!["m1@else.test"]);
         Ok::<_, crate::store::StoreError>(())
     })
     .unwrap();

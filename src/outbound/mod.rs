@@ -1,12 +1,15 @@
 //! MAIL OUT: delivers what the outbox holds.
 //!
 //! The worker takes due rows from the outbox (without their messages: each
-//! is read only when it is sent), hands up to `outbound.concurrency` of them
-//! to the transport at once, and records each outcome afterwards. A mail is
+//! is read, and rendered from its draft, only when it is sent; see
+//! [`crate::notify::draft`]), hands up to `outbound.concurrency` of them to
+//! the transport at once, and records each outcome afterwards. A draft that
+//! cannot be made into a message is marked failed at once, with a
+//! `notify_failed` note on its ticket. A mail is
 //! marked sent only after the server (or the disk) accepted it. A crash
 //! between acceptance and the record sends that mail again after the
-//! restart, with the same Message-ID (fixed when it was queued), so a repeat
-//! is recognisable; nothing is ever lost. No more than `concurrency` mails
+//! restart, the same bytes with the same Message-ID (fixed when it was
+//! queued), so a repeat is recognisable; nothing is ever lost. No more than `concurrency` mails
 //! are ever accepted and not yet recorded, so a crash repeats at most that
 //! many.
 //!
@@ -56,6 +59,8 @@ pub enum Failure {
     Temporary(String),
     /// The server refused this mail for good.
     Permanent(String),
+    /// The queued mail cannot be made into a message; no attempt can help.
+    Unbuildable(String),
 }
 
 /// When to try again.
@@ -145,8 +150,9 @@ pub async fn run(
             let from = envelope_sender(&config.support.address, &keys, row.id, &row.recipient, &row.message_id);
             running.spawn(async move {
                 let id = row.id;
-                let result = match db.run(move |c| outbox::raw(c, id)).await {
-                    Ok(raw) => transport.send(&from, &row.recipient, &row.message_id, &raw).await,
+                let result = match db.run(move |c| crate::notify::draft::outgoing(c, id)).await {
+                    Ok(Ok(raw)) => transport.send(&from, &row.recipient, &row.message_id, &raw).await,
+                    Ok(Err(why)) => Err(Failure::Unbuildable(why)),
                     Err(e) => Err(Failure::Temporary(format!("reading the mail from the outbox: {e}"))),
                 };
                 // The recorder outlives every delivery, so the send cannot fail.
@@ -256,6 +262,14 @@ fn apply(tx: &rusqlite::Connection, backoff: &Backoff, o: &Outcome, now: i64) ->
             None => format!("gave up after {attempts} attempts; last error: {e}"),
         },
         Err(Failure::Permanent(e)) => format!("refused: {e}"),
+        Err(Failure::Unbuildable(why)) => {
+            tracing::error!(id = row.id, to = %row.recipient, "cannot compose a notification: {why}");
+            outbox::mark_failed(tx, row.id, why)?;
+            if let Some(ticket) = row.ticket_id {
+                tickets::add_event(tx, ticket, crate::code::EventKind::NotifyFailed, why, now)?;
+            }
+            return Ok(Some(false));
+        }
     };
     tracing::warn!(id = row.id, to = %row.recipient, "delivery failed: {gave_up}");
     outbox::mark_failed(tx, row.id, &gave_up)?;

@@ -1,6 +1,6 @@
 //! The two ways a rendered mail leaves: SMTP (see [`super::smtp`]: kept
 //! connections, STARTTLS or implicit TLS, AUTH) and a folder of `.eml` files
-//! (the embedded default). Both take the stored bytes as they are: the
+//! (the embedded default). Both take the rendered bytes as they are: the
 //! Message-ID and every header were fixed when the mail was queued.
 
 use std::path::PathBuf;

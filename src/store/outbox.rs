@@ -1,5 +1,7 @@
 //! The outbox: mails written in the same transaction as the ticket change
-//! that caused them, delivered later by `outbound`.
+//! that caused them, delivered later by `outbound`. A row is queued as a
+//! draft (what the mail says, frozen at the event); the worker renders it
+//! when it sends it. Rows from before drafts hold the rendered message.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -13,16 +15,16 @@ pub struct NewMail<'a> {
     pub ticket_id: Option<TicketId>,
     pub kind: OutboxKind,
     pub recipient: &'a str,
-    /// The rendered message, headers and body.
-    pub raw: &'a [u8],
+    /// What the mail says, for the worker to render (`notify::draft`).
+    pub draft: &'a str,
 }
 
 pub fn enqueue(c: &Connection, m: &NewMail, now: i64) -> Result<i64> {
     c.prepare_cached(
-        "INSERT INTO outbox(message_id, ticket_id, kind, recipient, raw, next_attempt_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        "INSERT INTO outbox(message_id, ticket_id, kind, recipient, raw, draft, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, x'', ?5, ?6, ?6)",
     )?
-    .execute(params![m.message_id, m.ticket_id, m.kind, m.recipient, m.raw, now])?;
+    .execute(params![m.message_id, m.ticket_id, m.kind, m.recipient, m.draft, now])?;
     Ok(c.last_insert_rowid())
 }
 
@@ -65,8 +67,8 @@ pub fn addressed(c: &Connection, id: i64) -> Result<Option<(Option<TicketId>, St
         .optional()?)
 }
 
-/// A mail that is due for an attempt; the message itself is read with [`raw`]
-/// when it is sent.
+/// A mail that is due for an attempt; the message itself is read with
+/// [`stored`] when it is sent.
 #[derive(Debug, Clone)]
 pub struct Due {
     pub id: i64,
@@ -177,7 +179,21 @@ pub fn list(c: &Connection, limit: i64) -> Result<Vec<Entry>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The stored message of one row.
-pub fn raw(c: &Connection, id: i64) -> Result<Vec<u8>> {
-    Ok(c.query_row("SELECT raw FROM outbox WHERE id = ?1", [id], |r| r.get(0))?)
+/// What one row holds of its mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// What the mail says, to be rendered (JSON of `notify::draft::Draft`).
+    Draft(String),
+    /// The rendered message (rows queued before drafts).
+    Raw(Vec<u8>),
+}
+
+/// The mail of one row.
+pub fn stored(c: &Connection, id: i64) -> Result<Stored> {
+    Ok(c.prepare_cached("SELECT draft, raw FROM outbox WHERE id = ?1")?.query_row([id], |r| {
+        Ok(match r.get::<_, Option<String>>(0)? {
+            Some(draft) => Stored::Draft(draft),
+            None => Stored::Raw(r.get(1)?),
+        })
+    })?)
 }

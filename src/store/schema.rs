@@ -195,6 +195,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (session, path)
     ) WITHOUT ROWID;
     "#,
+    // 8: notifications are rendered by the outbox worker, not inside the ticket change's
+    // transaction: the row holds what the mail says (`notify::draft::Draft`, JSON) until then.
+    r#"
+    ALTER TABLE outbox ADD COLUMN draft TEXT;            -- NULL when raw holds the rendered message
+    "#,
 ];
 
 /// Brings the schema up to the newest version. Safe when several processes

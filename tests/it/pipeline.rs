@@ -5,6 +5,8 @@
 use std::sync::Arc;
 
 use rusqlite::Connection;
+
+use crate::common::queued_mail;
 use ticketgate::app::App;
 use ticketgate::config::Config;
 use ticketgate::id::{TicketId, UserId};
@@ -347,7 +349,7 @@ fn a_bounce_of_our_notification_marks_the_address() {
                         ticket_id: Some(t),
                         kind: ticketgate::code::OutboxKind::Response,
                         recipient,
-                        raw: b"x",
+                        draft: "{}",
                     },
                     0,
                 )
@@ -595,12 +597,8 @@ fn staff_mail_without_evidence_never_acts() {
     assert_eq!(w.status(t), Status::WaitingForSupport, "not closed");
     assert_eq!(w.count("SELECT count(*) FROM messages"), 1, "nothing posted");
     assert_eq!(w.count("SELECT count(*) FROM outbox WHERE recipient = 'jane@acme.test' AND kind != 'ack'"), 0);
-    let notice: Vec<u8> = w.db(|c| {
-        c.query_row("SELECT raw FROM outbox WHERE kind = 'notice' AND recipient = 'agent@example.test'", [], |r| {
-            r.get(0)
-        })
-        .unwrap()
-    });
+    let notice = w
+        .db(|c| queued_mail(c, "SELECT id FROM outbox WHERE kind = 'notice' AND recipient = 'agent@example.test'", []));
     let notice = String::from_utf8_lossy(&notice).replace("=\r\n", "").replace("\r\n", " ");
     assert!(notice.contains("reply to the notification"), "the notice says how to answer: {notice}");
     assert!(
@@ -626,11 +624,8 @@ fn customer_mail_without_evidence_is_posted_as_not_verified() {
     let reply = mail("boss@acme.test", "support@example.test", "Re: Printer", "u1@acme.test", refs, "Any news?");
     assert!(matches!(w.ingest(&reply), Outcome::Replied { ticket, .. } if ticket == t));
     assert!(unverified("u1@acme.test"));
-    let staff_mail: Vec<u8> = w.db(|c| {
-        c.query_row("SELECT raw FROM outbox WHERE recipient = 'agent@example.test' ORDER BY id DESC LIMIT 1", [], |r| {
-            r.get(0)
-        })
-        .unwrap()
+    let staff_mail = w.db(|c| {
+        queued_mail(c, "SELECT id FROM outbox WHERE recipient = 'agent@example.test' ORDER BY id DESC LIMIT 1", [])
     });
     let staff_mail = String::from_utf8_lossy(&staff_mail).replace("=\r\n", "");
     assert!(staff_mail.contains("sender not verified"), "staff are told: {staff_mail}");

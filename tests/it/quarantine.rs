@@ -10,6 +10,7 @@ use ticketgate::store::StoreError;
 use ticketgate::store::inbound;
 use ticketgate::store::users;
 
+use crate::common::queued_mail;
 use crate::pipeline::{World, mail, world};
 
 const STAFF: &str = "agent@example.test";
@@ -311,9 +312,7 @@ fn unverified_staff_dmarc_failures_and_ambiguous_senders_tell_the_right_address_
 
 /// The subject and text of the one notice to `to`, decoded.
 fn notice_to(w: &World, to: &str) -> (String, String) {
-    let raw: Vec<u8> = w.db(|c| {
-        c.query_row("SELECT raw FROM outbox WHERE kind = 'notice' AND recipient = ?1", [to], |r| r.get(0)).unwrap()
-    });
+    let raw = w.db(|c| queued_mail(c, "SELECT id FROM outbox WHERE kind = 'notice' AND recipient = ?1", [to]));
     let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
     (m.subject().unwrap_or_default().to_string(), m.body_text(0).unwrap_or_default().into_owned())
 }

@@ -12,6 +12,8 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use tower::ServiceExt;
 
+use crate::common::queued_mail;
+
 use ticketgate::actions::{self, Post};
 use ticketgate::app::App;
 use ticketgate::code::Refusal;
@@ -1037,9 +1039,7 @@ async fn an_alias_counts_only_after_its_signed_link_is_confirmed_by_its_user() {
         .pipeline
         .db()
         .with(|c| {
-            Ok(c.query_row("SELECT raw FROM outbox WHERE kind = 'notice' AND recipient = 'jane@home.test'", [], |r| {
-                r.get(0)
-            })?)
+            Ok(queued_mail(c, "SELECT id FROM outbox WHERE kind = 'notice' AND recipient = 'jane@home.test'", []))
         })
         .unwrap();
     let mailed = String::from_utf8_lossy(&mailed).replace("=\r\n", "");

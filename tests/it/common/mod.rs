@@ -75,6 +75,12 @@ pub use postfix::Postfix;
 pub use process::{PortBlock, require};
 pub use tls::TestCa;
 
+/// The queued mail that `query` (`SELECT id FROM outbox ...`) names, as the worker sends it.
+pub fn queued_mail(c: &rusqlite::Connection, query: &str, params: impl rusqlite::Params) -> Vec<u8> {
+    let id: i64 = c.query_row(query, params, |r| r.get(0)).unwrap();
+    ticketgate::notify::draft::outgoing(c, id).unwrap().unwrap()
+}
+
 /// Polls `cond` every 20 ms until it holds; panics naming `what` after `timeout`. The timeout
 /// is only a bound for a hung test, never an assertion about speed: pick it generously.
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
