@@ -12,6 +12,7 @@
 
 use rusqlite::Connection;
 
+use crate::code::EventKind;
 use crate::config::Config;
 use crate::header::{clean_subject, generate_message_id};
 use crate::id::{MessageId, TeamId};
@@ -94,6 +95,9 @@ pub fn reply(tx: &Connection, env: &Env, ticket: Ticket, post: &Post) -> Result<
 pub fn close(tx: &Connection, env: &Env, ticket: Ticket, author: &User) -> Result<Ticket> {
     let t = transition(Some(ticket.status), Event::Closed);
     tickets::set_status(tx, ticket.id, t.status, env.now)?;
+    if ticket.status != Status::Closed {
+        tickets::add_status_change(tx, ticket.id, EventKind::Closed, author.id, env.now)?;
+    }
     let ticket = tickets::get(tx, ticket.id)?;
     notify::ticket_event(tx, &env.notifier(), &ticket, None, Event::Closed, Some(author))?;
     Ok(ticket)
@@ -169,6 +173,9 @@ fn write_post(tx: &Connection, env: &Env, ticket: Ticket, post: &Post, event: Ev
     }
     let status = transition(Some(ticket.status), event).status;
     tickets::set_status(tx, ticket.id, status, env.now)?;
+    if ticket.status == Status::Closed && status != Status::Closed {
+        tickets::add_status_change(tx, ticket.id, EventKind::Reopened, post.author.id, env.now)?;
+    }
     let ticket = tickets::get(tx, ticket.id)?;
     notify::ticket_event(tx, &env.notifier(), &ticket, Some(message), event, Some(post.author))?;
     Ok(Posted { ticket, message, refused })
@@ -228,6 +235,12 @@ mod tests {
             let p = reply(tx, &env, t, &post(&member, "again"))?;
             assert_eq!(p.ticket.status, Status::WaitingForSupport, "a customer's reply reopens");
             assert_eq!(tickets::messages(tx, p.ticket.id)?.len(), 3);
+            let changes: Vec<_> = tickets::events(tx, p.ticket.id)?.into_iter().map(|e| (e.kind, e.actor_id)).collect();
+            assert_eq!(
+                changes,
+                [(EventKind::Closed, Some(member.id)), (EventKind::Reopened, Some(member.id))],
+                "who closed and who reopened"
+            );
             Ok::<_, crate::store::StoreError>(())
         })
         .unwrap();

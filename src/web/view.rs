@@ -8,7 +8,10 @@ use std::sync::LazyLock;
 
 use askama::Template;
 
-use crate::format::Time;
+use jiff::tz::TimeZone;
+
+use crate::config::Config;
+use crate::format::{self, Time};
 use crate::id::{MessageId, TeamId, TicketId};
 use crate::lifecycle::{Role, Status};
 use crate::store::portal::Sort;
@@ -68,6 +71,75 @@ pub struct Choice {
     pub selected: bool,
 }
 
+/// How one viewer reads moments: in their time zone (or `web.time_zone`), relative to the request.
+pub struct Moments {
+    zone: TimeZone,
+    now: i64,
+}
+
+impl Moments {
+    pub fn of(user: &User, config: &Config, now: i64) -> Moments {
+        let zone = format::zone(&user.time_zone).or_else(|| format::zone(&config.web.time_zone));
+        Moments { zone: zone.unwrap_or(TimeZone::UTC), now }
+    }
+
+    pub fn at(&self, unix: i64) -> Time {
+        format::time_in(unix, &self.zone, self.now)
+    }
+
+    /// How long ago `unix` was, in whole units ("12 min", "5 h", "3 d", "7 wk").
+    pub fn age(&self, unix: i64) -> String {
+        format::age(self.now.saturating_sub(unix))
+    }
+}
+
+/// What a page says after an action, named in the redirect (`?done=sent`):
+/// a fixed table, so nothing typed into a URL is ever shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    Created,
+    Sent,
+    Reopened,
+    Attached,
+    Closed,
+    SentAndClosed,
+    Reference,
+}
+
+impl Done {
+    const ALL: [Done; 7] =
+        [Done::Created, Done::Sent, Done::Reopened, Done::Attached, Done::Closed, Done::SentAndClosed, Done::Reference];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Done::Created => "created",
+            Done::Sent => "sent",
+            Done::Reopened => "reopened",
+            Done::Attached => "attached",
+            Done::Closed => "closed",
+            Done::SentAndClosed => "sent-closed",
+            Done::Reference => "reference",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Done> {
+        Done::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+
+    /// The sentence for the page of ticket `id`.
+    pub fn message(self, id: TicketId) -> String {
+        match self {
+            Done::Created => format!("Ticket #{id} created."),
+            Done::Sent => "Your reply was sent.".into(),
+            Done::Reopened => "Your reply was sent and the ticket reopened.".into(),
+            Done::Attached => "Your documents were attached.".into(),
+            Done::Closed => "The ticket is closed.".into(),
+            Done::SentAndClosed => "Your reply was sent and the ticket closed.".into(),
+            Done::Reference => "The internal reference was saved.".into(),
+        }
+    }
+}
+
 pub struct ListRow {
     pub id: TicketId,
     pub subject: String,
@@ -75,6 +147,13 @@ pub struct ListRow {
     pub status_class: &'static str,
     pub team: String,
     pub opener: String,
+    /// Author of the newest message; empty when there is none.
+    pub last_author: String,
+    pub last_by_staff: bool,
+    /// Someone else acted since the viewer last opened the ticket.
+    pub unread: bool,
+    /// How long ago the ticket was opened.
+    pub age: String,
     pub created: Time,
     pub updated: Time,
 }
@@ -90,12 +169,18 @@ pub struct List {
     /// Team filter; empty unless the viewer is staff.
     pub teams: Vec<Choice>,
     pub rows: Vec<ListRow>,
+    /// "12 tickets", or "3 tickets match" when filtered.
+    pub total: String,
     pub page: i64,
     pub prev: Option<String>,
     pub next: Option<String>,
     pub filtered: bool,
+    /// The view differs from the viewer's default one ("Reset filters" is offered).
+    pub customized: bool,
     /// Set when the search matched more texts than it looks at.
     pub truncated: Option<i64>,
+    /// Sales and Billing addresses, beside a customer's list (staff: `None`).
+    pub contacts: Option<(String, String)>,
 }
 
 pub struct AttachmentView {
@@ -124,6 +209,16 @@ pub struct MessageView {
     pub attachments: Vec<AttachmentView>,
 }
 
+/// One entry of a ticket's thread: a message, or a change of status inline.
+pub enum ThreadItem {
+    Message(MessageView),
+    /// "Closed by Jane Doe", and when.
+    Change {
+        text: String,
+        when: Time,
+    },
+}
+
 pub struct NoteView {
     pub kind: crate::code::EventKind,
     pub detail: String,
@@ -144,7 +239,9 @@ pub struct TicketPage {
     pub created: Time,
     pub updated: Time,
     pub reference: String,
-    pub messages: Vec<MessageView>,
+    /// What the last action did ([`Done`]), for the status region.
+    pub notice: Option<String>,
+    pub thread: Vec<ThreadItem>,
     /// Files not tied to a message.
     pub loose: Vec<AttachmentView>,
     pub notes: Vec<NoteView>,
@@ -216,8 +313,11 @@ pub fn status_class(s: Status) -> &'static str {
     }
 }
 
+/// The status filter's value for every status (an absent one means the viewer's default).
+pub const ANY_STATUS: &str = "any";
+
 pub fn status_choices(selected: Option<Status>) -> Vec<Choice> {
-    let mut v = vec![Choice { value: String::new(), label: "Any status".into(), selected: selected.is_none() }];
+    let mut v = vec![Choice { value: ANY_STATUS.into(), label: "Any status".into(), selected: selected.is_none() }];
     v.extend(Status::ALL.into_iter().map(|s| Choice {
         value: s.as_str().into(),
         label: s.label().into(),
@@ -281,7 +381,8 @@ mod tests {
             created: crate::format::time(0),
             updated: crate::format::time(0),
             reference: String::new(),
-            messages: vec![m],
+            notice: None,
+            thread: vec![ThreadItem::Message(m)],
             loose: vec![],
             notes: vec![],
             draft: String::new(),

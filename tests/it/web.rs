@@ -455,11 +455,12 @@ async fn the_authorization_matrix() {
     let w = world();
     let t = w.ticket;
     let (jane, boss, agent, eve) = (w.session(w.member), w.session(w.admin), w.session(w.staff), w.session(w.other));
-    for (who, name) in [(&jane, "member"), (&boss, "admin"), (&agent, "staff")] {
+    // Staff's default list is the queue of tickets waiting for support; this one waits for the customer.
+    for (who, name, list) in [(&jane, "member", "/"), (&boss, "admin", "/"), (&agent, "staff", "/?status=any")] {
         let page = w.get(&format!("/t/{t}"), Some(who)).await;
         assert_eq!(page.status, StatusCode::OK, "{name} sees the ticket");
         assert!(page.body.contains("Printer on fire"));
-        assert!(w.get("/", Some(who)).await.body.contains(&format!("/t/{t}\"")), "{name} lists it");
+        assert!(w.get(list, Some(who)).await.body.contains(&format!("/t/{t}\"")), "{name} lists it");
     }
     // Another team: every route answers "not found", revealing nothing.
     let page = w.get(&format!("/t/{t}"), Some(&eve)).await;
@@ -601,7 +602,7 @@ async fn send_close_and_reopen_follow_the_life_cycle() {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let msgs = w.messages(t);
     assert_eq!(msgs.last().unwrap().body, "Thanks, fixed");
-    assert_eq!(r.location(), format!("/t/{t}#m{}", msgs.last().unwrap().id));
+    assert_eq!(r.location(), format!("/t/{t}?done=sent-closed#m{}", msgs.last().unwrap().id));
     assert_eq!(w.ticket_row(t).status, Status::Closed);
     // Send on a closed ticket reopens it for support.
     let r =
@@ -614,7 +615,7 @@ async fn send_close_and_reopen_follow_the_life_cycle() {
     // Close without text posts nothing.
     let n = w.messages(t).len();
     let r = w.multipart(&path, Some(&agent), &[("csrf", &agent.csrf), ("body", "  "), ("action", "close")], &[]).await;
-    assert_eq!(r.location(), format!("/t/{t}"));
+    assert_eq!(r.location(), format!("/t/{t}?done=closed"));
     assert_eq!((w.messages(t).len(), w.ticket_row(t).status), (n, Status::Closed));
     // An empty Send is refused with the form kept.
     let r = w.multipart(&path, Some(&jane), &[("csrf", &jane.csrf), ("body", ""), ("action", "send")], &[]).await;
@@ -729,7 +730,7 @@ async fn the_internal_reference_is_saved_and_searchable() {
     let boss = w.session(w.admin);
     let r =
         w.form(&format!("/t/{t}/reference"), Some(&boss), &[("csrf", &boss.csrf), ("reference", "  PO-4711 ")]).await;
-    assert_eq!(r.location(), format!("/t/{t}"));
+    assert_eq!(r.location(), format!("/t/{t}?done=reference"));
     assert_eq!(w.ticket_row(t).internal_ref, "PO-4711");
     assert_eq!(w.ticket_row(t).status, Status::WaitingForCustomer, "an update keeps the status");
     assert!(w.get(&format!("/t/{t}"), Some(&boss)).await.body.contains("value=\"PO-4711\""));
@@ -825,7 +826,7 @@ async fn customers_open_tickets_staff_do_not() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let id: TicketId = r.location().trim_start_matches("/t/").parse().unwrap();
+    let id: TicketId = r.location().trim_start_matches("/t/").trim_end_matches("?done=created").parse().unwrap();
     let t = w.ticket_row(id);
     assert_eq!(
         (t.subject.as_str(), t.status, t.opener_id, t.source.as_str()),
@@ -1099,3 +1100,5 @@ async fn posts_take_at_most_20_files_and_bounded_text_and_keep_what_was_typed() 
     assert!(r.status.is_redirection(), "20 files are taken: {}", r.status);
     assert_eq!(w.messages(t).len(), 3);
 }
+
+mod queue;
