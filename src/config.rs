@@ -658,12 +658,13 @@ mod tests {
             env(&[
                 ("TICKETGATE_SUPPORT__ADDRESS", "nope"),
                 ("TICKETGATE_WEB__LISTEN", "localhost"),
+                ("TICKETGATE_WEB__TIME_ZONE", "Europe/Atlantis"),
                 ("TICKETGATE_IMAP__0__HOST", "h"),
             ]),
         )
         .unwrap_err()
         .to_string();
-        for key in ["support.address", "web.listen", "imap[0].username", "imap[0].password"] {
+        for key in ["support.address", "web.listen", "web.time_zone", "imap[0].username", "imap[0].password"] {
             assert!(err.contains(key), "{key} missing from {err}");
         }
     }

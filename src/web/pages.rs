@@ -173,7 +173,11 @@ pub async fn list(
         contacts: (!staff).then(|| (support.sales_contact.clone(), support.billing_contact.clone())),
     };
     let mut res = html(StatusCode::OK, &list);
-    if explicit && saved.as_deref() != Some(filters.as_str()) {
+    let changed = match &saved {
+        Some(saved) => *saved != filters,
+        None => !filters.is_empty(),
+    };
+    if explicit && changed {
         let ttl = if filters.is_empty() { 0 } else { auth::ttl_seconds(pipeline.config()) };
         let cookie = auth::set_cookie(pipeline.config(), LIST_COOKIE, &format!("{own}{filters}"), "/", ttl);
         res.headers_mut().append(header::SET_COOKIE, cookie);
