@@ -216,7 +216,7 @@ pub async fn ticket(
     Query(q): Query<DoneQuery>,
 ) -> Result<Response, WebError> {
     let id = parse_id(&id).map(TicketId)?;
-    let notice = Done::parse(&q.done).map(|d| d.message(id));
+    let notice = q.done.parse::<Done>().ok().map(|d| d.message(id));
     let page = ticket_page(&pipeline, viewer, id, notice, String::new(), None).await?;
     Ok(html(StatusCode::OK, &page))
 }

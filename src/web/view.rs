@@ -93,39 +93,21 @@ impl Moments {
     }
 }
 
-/// What a page says after an action, named in the redirect (`?done=sent`):
-/// a fixed table, so nothing typed into a URL is ever shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Done {
-    Created,
-    Sent,
-    Reopened,
-    Attached,
-    Closed,
-    SentAndClosed,
-    Reference,
+crate::stable_code! {
+    /// What a page says after an action, named in the redirect (`?done=sent`):
+    /// a fixed table, so nothing typed into a URL is ever shown.
+    pub enum Done {
+        Created = "created",
+        Sent = "sent",
+        Reopened = "reopened",
+        Attached = "attached",
+        Closed = "closed",
+        SentAndClosed = "sent-closed",
+        Reference = "reference",
+    }
 }
 
 impl Done {
-    const ALL: [Done; 7] =
-        [Done::Created, Done::Sent, Done::Reopened, Done::Attached, Done::Closed, Done::SentAndClosed, Done::Reference];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Done::Created => "created",
-            Done::Sent => "sent",
-            Done::Reopened => "reopened",
-            Done::Attached => "attached",
-            Done::Closed => "closed",
-            Done::SentAndClosed => "sent-closed",
-            Done::Reference => "reference",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Done> {
-        Done::ALL.into_iter().find(|d| d.as_str() == s)
-    }
-
     /// The sentence for the page of ticket `id`.
     pub fn message(self, id: TicketId) -> String {
         match self {
