@@ -17,6 +17,7 @@
 
 use rusqlite::Connection;
 
+use crate::code::EventKind;
 use crate::config::Config;
 use crate::header::{clean_subject, generate_message_id};
 use crate::id::{MessageId, TeamId};
@@ -103,7 +104,7 @@ pub fn reply(tx: &Connection, env: &Env, ticket: Ticket, post: &Post) -> Result<
 /// Closes a ticket without a message (web Close button, or staff `#close`
 /// alone); a post that closes goes through [`reply`] or [`attach`].
 pub fn close(tx: &Connection, env: &Env, ticket: Ticket, author: &User) -> Result<Ticket> {
-    let ticket = apply(tx, env, ticket, Event::Closed)?;
+    let ticket = apply(tx, env, ticket, Event::Closed, author)?;
     notify::ticket_event(tx, &env.notifier(), &ticket, None, Event::Closed, Some(author))?;
     Ok(ticket)
 }
@@ -127,10 +128,19 @@ pub fn attach(tx: &Connection, env: &Env, ticket: Ticket, post: &Post) -> Result
     write_post(tx, env, ticket, &Post { body: &body, ..*post }, Event::Updated)
 }
 
-/// Moves the ticket's status through `event`.
-fn apply(tx: &Connection, env: &Env, ticket: Ticket, event: Event) -> Result<Ticket> {
+/// Moves the ticket's status through `event`, recording who closed or
+/// reopened it for the thread.
+fn apply(tx: &Connection, env: &Env, ticket: Ticket, event: Event, actor: &User) -> Result<Ticket> {
     let status = transition(Some(ticket.status), event).status;
     tickets::set_status(tx, ticket.id, status, env.now)?;
+    let change = match (ticket.status == Status::Closed, status == Status::Closed) {
+        (false, true) => Some(EventKind::Closed),
+        (true, false) => Some(EventKind::Reopened),
+        _ => None,
+    };
+    if let Some(kind) = change {
+        tickets::add_status_change(tx, ticket.id, kind, actor.id, env.now)?;
+    }
     tickets::get(tx, ticket.id)
 }
 
@@ -185,7 +195,7 @@ fn write_post(tx: &Connection, env: &Env, ticket: Ticket, post: &Post, event: Ev
     // The message keeps what it is (a reply, an attachment); the ticket and
     // the one notification follow the close when the post closes.
     let outcome = if post.close { Event::Closed } else { event };
-    let ticket = apply(tx, env, ticket, outcome)?;
+    let ticket = apply(tx, env, ticket, outcome, post.author)?;
     notify::ticket_event(tx, &env.notifier(), &ticket, Some(message), outcome, Some(post.author))?;
     Ok(Posted { ticket, message, refused })
 }
@@ -244,6 +254,12 @@ mod tests {
             let p = reply(tx, &env, t, &post(&member, "again"))?;
             assert_eq!(p.ticket.status, Status::WaitingForSupport, "a customer's reply reopens");
             assert_eq!(tickets::messages(tx, p.ticket.id)?.len(), 3);
+            let changes: Vec<_> = tickets::events(tx, p.ticket.id)?.into_iter().map(|e| (e.kind, e.actor_id)).collect();
+            assert_eq!(
+                changes,
+                [(EventKind::Closed, Some(member.id)), (EventKind::Reopened, Some(member.id))],
+                "who closed and who reopened"
+            );
             Ok::<_, crate::store::StoreError>(())
         })
         .unwrap();

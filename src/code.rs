@@ -121,6 +121,18 @@ stable_code! {
         Released = "released",
         NotifyFailed = "notify_failed",
         DeliveryFailed = "delivery_failed",
+        /// Someone closed the ticket (`ticket_events.actor_id`).
+        Closed = "closed",
+        /// Someone's post took the ticket out of Closed.
+        Reopened = "reopened",
+    }
+}
+
+impl EventKind {
+    /// A change of status by a person, shown in the thread as "Closed by …";
+    /// the others are notes about mail.
+    pub fn is_status_change(self) -> bool {
+        matches!(self, EventKind::Closed | EventKind::Reopened)
     }
 }
 
@@ -184,7 +196,16 @@ mod tests {
         assert_eq!(spellings(OutboxState::ALL, OutboxState::as_str), ["pending", "sent", "failed"]);
         assert_eq!(
             spellings(EventKind::ALL, EventKind::as_str),
-            ["automatic", "bounce", "token_sender_mismatch", "released", "notify_failed", "delivery_failed"]
+            [
+                "automatic",
+                "bounce",
+                "token_sender_mismatch",
+                "released",
+                "notify_failed",
+                "delivery_failed",
+                "closed",
+                "reopened"
+            ]
         );
         assert_eq!(
             spellings(OutboxKind::ALL, OutboxKind::as_str),

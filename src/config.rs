@@ -178,6 +178,9 @@ pub struct WebConfig {
     /// Reverse proxies (addresses or CIDRs) whose `X-Forwarded-For` names the
     /// client; from any other peer the header is ignored.
     pub trusted_proxies: Vec<String>,
+    /// The IANA time zone the portal shows times in for users who chose none
+    /// (each user can pick their own on "Your account").
+    pub time_zone: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -319,6 +322,7 @@ impl Default for WebConfig {
             max_failed_logins: 5,
             login_window_minutes: 15,
             trusted_proxies: Vec::new(),
+            time_zone: "UTC".into(),
         }
     }
 }
@@ -443,6 +447,9 @@ impl Config {
         }
         if self.web.link_ttl_days == 0 {
             bad("web.link_ttl_days", "must be at least 1");
+        }
+        if crate::format::zone(&self.web.time_zone).is_none() {
+            bad("web.time_zone", &format!("{:?}: an IANA time zone, e.g. UTC or Europe/Berlin", self.web.time_zone));
         }
         if self.attachments.max_bytes == 0 {
             bad("attachments.max_bytes", "must be more than 0");
@@ -651,12 +658,13 @@ mod tests {
             env(&[
                 ("TICKETGATE_SUPPORT__ADDRESS", "nope"),
                 ("TICKETGATE_WEB__LISTEN", "localhost"),
+                ("TICKETGATE_WEB__TIME_ZONE", "Europe/Atlantis"),
                 ("TICKETGATE_IMAP__0__HOST", "h"),
             ]),
         )
         .unwrap_err()
         .to_string();
-        for key in ["support.address", "web.listen", "imap[0].username", "imap[0].password"] {
+        for key in ["support.address", "web.listen", "web.time_zone", "imap[0].username", "imap[0].password"] {
             assert!(err.contains(key), "{key} missing from {err}");
         }
     }

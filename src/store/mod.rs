@@ -8,6 +8,7 @@
 //! Commits are durable (`synchronous = FULL`): a committed change survives a
 //! power cut, which the mail sources rely on before they settle a message.
 
+pub mod activity;
 pub mod blobs;
 pub mod imap;
 pub mod inbound;

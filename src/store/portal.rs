@@ -1,4 +1,4 @@
-//! The portal's ticket listing: team and status filters, four sort orders,
+//! The portal's ticket listing: team and status filters, five sort orders,
 //! full-text search and offset paging, as one query each. Every order ends
 //! on the ticket id so pages never overlap, and each order has an index
 //! (migration 2) that lets SQLite read one page without sorting the team.
@@ -29,10 +29,12 @@ pub enum Sort {
     Subject,
     /// Waiting for support, then waiting for customer, then closed; newest first within each.
     Status,
+    /// Last updated, oldest first: the staff work queue, longest waiting on top.
+    Oldest,
 }
 
 impl Sort {
-    pub const ALL: [Sort; 4] = [Sort::Updated, Sort::Created, Sort::Subject, Sort::Status];
+    pub const ALL: [Sort; 5] = [Sort::Updated, Sort::Created, Sort::Subject, Sort::Status, Sort::Oldest];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,6 +42,7 @@ impl Sort {
             Sort::Created => "created",
             Sort::Subject => "subject",
             Sort::Status => "status",
+            Sort::Oldest => "oldest",
         }
     }
 
@@ -53,6 +56,7 @@ impl Sort {
             Sort::Created => "Created",
             Sort::Subject => "Subject",
             Sort::Status => "Status",
+            Sort::Oldest => "Oldest update first",
         }
     }
 
@@ -63,6 +67,7 @@ impl Sort {
             Sort::Subject => "t.subject COLLATE NOCASE, t.id",
             // The status names sort descending in the order people work them.
             Sort::Status => "t.status DESC, t.updated_at DESC, t.id DESC",
+            Sort::Oldest => "t.updated_at, t.id",
         }
     }
 }
@@ -91,6 +96,32 @@ pub struct Row {
 /// The tickets matching `q`, in its order.
 pub fn list(c: &Connection, q: &Listing) -> Result<Vec<Row>> {
     // The page is chosen from `tickets` alone; names are joined for its rows only.
+    let Some((mut sql, mut args)) = matching(q) else { return Ok(Vec::new()) };
+    args.push(Value::Integer(q.limit));
+    args.push(Value::Integer(q.offset.max(0)));
+    let order = q.sort.order_by();
+    sql.push_str(&format!(" ORDER BY {order} LIMIT ?{} OFFSET ?{}", args.len() - 1, args.len()));
+    let sql = format!(
+        "SELECT {TICKET_COLUMNS}, tm.name, CASE WHEN u.name = '' THEN u.email ELSE u.name END
+         FROM ({sql}) t JOIN teams tm ON tm.id = t.team_id JOIN users u ON u.id = t.opener_id ORDER BY {order}"
+    );
+    let mut st = c.prepare_cached(&sql)?;
+    let rows = st.query_map(rusqlite::params_from_iter(args), |r| {
+        Ok(Row { ticket: ticket_row(r)?, team: r.get(9)?, opener: r.get(10)? })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// How many tickets match `q` on all its pages (its order, offset and limit aside).
+pub fn count(c: &Connection, q: &Listing) -> Result<i64> {
+    let Some((sql, args)) = matching(q) else { return Ok(0) };
+    let sql = sql.replacen("SELECT *", "SELECT count(*)", 1);
+    Ok(c.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(args), |r| r.get(0))?)
+}
+
+/// `SELECT * FROM tickets t WHERE …` for the filters and search of `q`, with
+/// its arguments; `None` when the search has nothing to look for.
+fn matching(q: &Listing) -> Option<(String, Vec<Value>)> {
     let mut sql = "SELECT * FROM tickets t WHERE 1".to_string();
     let mut args: Vec<Value> = Vec::new();
     if let Some(team) = q.team {
@@ -105,7 +136,7 @@ pub fn list(c: &Connection, q: &Listing) -> Result<Vec<Row>> {
         let fts = fts_query(text);
         let number = ticket_number(text);
         if fts.is_none() && number.is_none() {
-            return Ok(Vec::new());
+            return None;
         }
         let mut alternatives = Vec::new();
         if let Some(fts) = fts {
@@ -121,19 +152,7 @@ pub fn list(c: &Connection, q: &Listing) -> Result<Vec<Row>> {
         }
         sql.push_str(&format!(" AND ({})", alternatives.join(" OR ")));
     }
-    args.push(Value::Integer(q.limit));
-    args.push(Value::Integer(q.offset.max(0)));
-    let order = q.sort.order_by();
-    sql.push_str(&format!(" ORDER BY {order} LIMIT ?{} OFFSET ?{}", args.len() - 1, args.len()));
-    let sql = format!(
-        "SELECT {TICKET_COLUMNS}, tm.name, CASE WHEN u.name = '' THEN u.email ELSE u.name END
-         FROM ({sql}) t JOIN teams tm ON tm.id = t.team_id JOIN users u ON u.id = t.opener_id ORDER BY {order}"
-    );
-    let mut st = c.prepare_cached(&sql)?;
-    let rows = st.query_map(rusqlite::params_from_iter(args), |r| {
-        Ok(Row { ticket: ticket_row(r)?, team: r.get(9)?, opener: r.get(10)? })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    Some((sql, args))
 }
 
 /// Matching texts (subjects, messages, references) a search looks at, newest tickets first.
@@ -213,6 +232,10 @@ mod tests {
             assert_eq!(ids(&Listing { sort: Sort::Created, ..base.clone() })?, vec![t3, t2, t1]);
             assert_eq!(ids(&Listing { sort: Sort::Subject, ..base.clone() })?, vec![t2, t1, t3]);
             assert_eq!(ids(&Listing { sort: Sort::Status, ..base.clone() })?, vec![t3, t2, t1]);
+            assert_eq!(ids(&Listing { sort: Sort::Oldest, ..base.clone() })?, vec![t2, t3, t1]);
+            assert_eq!(count(c, &base)?, 3);
+            assert_eq!(count(c, &Listing { team: Some(a), limit: 1, ..base.clone() })?, 2, "all pages");
+            assert_eq!(count(c, &Listing { status: Some(Status::WaitingForSupport), ..base.clone() })?, 2);
             assert_eq!(ids(&Listing { status: Some(Status::Closed), ..base.clone() })?, vec![t1]);
             let search = |s: &str, team| ids(&Listing { search: Some(s.into()), team, ..base.clone() });
             assert_eq!(search("PRINTER", Some(a))?, vec![t1], "other teams' tickets never match");
@@ -220,6 +243,8 @@ mod tests {
             assert_eq!(search(&format!("#{t3}"), None)?, vec![t3]);
             assert_eq!(search("foo-bar: NEAR(", None)?, Vec::<TicketId>::new(), "syntax is not interpreted");
             assert!(!search_truncated(c, "printer")?);
+            assert_eq!(count(c, &Listing { search: Some("printer".into()), ..base.clone() })?, 2);
+            assert_eq!(count(c, &Listing { search: Some("--".into()), ..base.clone() })?, 0);
             assert_eq!(search("printer", None)?, vec![t1, t3]);
             for _ in 0..SEARCH_HITS {
                 crate::store::tickets::index_text(c, t3, "message", "printer")?;

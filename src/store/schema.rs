@@ -200,6 +200,22 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE outbox ADD COLUMN draft TEXT;            -- NULL when raw holds the rendered message
     "#,
+    // 9: the staff work queue and times in the viewer's zone: who closed or reopened a ticket
+    // and where that falls in the thread, what each user last saw of each ticket (unread
+    // markers), and each user's time zone ('' = web.time_zone).
+    r#"
+    ALTER TABLE ticket_events ADD COLUMN actor_id INTEGER REFERENCES users(id);
+    ALTER TABLE ticket_events ADD COLUMN after_message_id INTEGER;  -- the newest message then
+    ALTER TABLE users ADD COLUMN time_zone TEXT NOT NULL DEFAULT '';
+    CREATE TABLE ticket_seen (
+        user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        ticket_id   INTEGER NOT NULL REFERENCES tickets(id),
+        message_id  INTEGER NOT NULL,                -- the newest message shown then
+        event_id    INTEGER NOT NULL,                -- the newest ticket_events row shown then
+        seen_at     INTEGER NOT NULL,
+        PRIMARY KEY (user_id, ticket_id)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// Brings the schema up to the newest version. Safe when several processes

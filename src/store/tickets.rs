@@ -305,17 +305,44 @@ pub fn add_event(c: &Connection, ticket: TicketId, kind: EventKind, detail: &str
     Ok(())
 }
 
+/// Records who closed or reopened the ticket (an [`EventKind::is_status_change`] kind),
+/// after the newest message: its place in the thread, whatever the clocks say.
+pub fn add_status_change(c: &Connection, ticket: TicketId, kind: EventKind, actor: UserId, now: i64) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO ticket_events(ticket_id, kind, detail, created_at, actor_id, after_message_id)
+         VALUES (?1, ?2, '', ?3, ?4, (SELECT max(id) FROM messages WHERE ticket_id = ?1))",
+    )?
+    .execute(params![ticket, kind, now, actor])?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
+    pub id: i64,
     pub kind: EventKind,
     pub detail: String,
+    /// Who did it, for status changes.
+    pub actor_id: Option<UserId>,
+    /// For status changes: the newest message when it happened.
+    pub after_message: Option<MessageId>,
     pub created_at: i64,
 }
 
 pub fn events(c: &Connection, ticket: TicketId) -> Result<Vec<Note>> {
-    let mut st =
-        c.prepare_cached("SELECT kind, detail, created_at FROM ticket_events WHERE ticket_id = ?1 ORDER BY id")?;
-    let rows = st.query_map([ticket], |r| Ok(Note { kind: r.get(0)?, detail: r.get(1)?, created_at: r.get(2)? }))?;
+    let mut st = c.prepare_cached(
+        "SELECT id, kind, detail, actor_id, after_message_id, created_at FROM ticket_events
+         WHERE ticket_id = ?1 ORDER BY id",
+    )?;
+    let rows = st.query_map([ticket], |r| {
+        Ok(Note {
+            id: r.get(0)?,
+            kind: r.get(1)?,
+            detail: r.get(2)?,
+            actor_id: r.get(3)?,
+            after_message: r.get(4)?,
+            created_at: r.get(5)?,
+        })
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

@@ -22,6 +22,8 @@ pub struct User {
     pub disabled: bool,
     /// Why mail to this address bounces; no mail is sent while set.
     pub bouncing: Option<String>,
+    /// The IANA zone the portal shows times in; empty for `web.time_zone`.
+    pub time_zone: String,
 }
 
 impl User {
@@ -31,7 +33,7 @@ impl User {
     }
 }
 
-const USER_COLUMNS: &str = "id, email, name, role, team_id, disabled, bouncing";
+const USER_COLUMNS: &str = "id, email, name, role, team_id, disabled, bouncing, time_zone";
 
 fn user_row(r: &Row) -> rusqlite::Result<User> {
     let role: String = r.get(3)?;
@@ -43,6 +45,7 @@ fn user_row(r: &Row) -> rusqlite::Result<User> {
         team_id: r.get(4)?,
         disabled: r.get(5)?,
         bouncing: r.get(6)?,
+        time_zone: r.get(7)?,
     })
 }
 
@@ -220,6 +223,11 @@ pub fn set_password(c: &Connection, id: UserId, hash: &str) -> Result<()> {
     expect_one(c.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![id, hash])?)?;
     c.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
     Ok(())
+}
+
+/// Sets the zone the portal shows the user's times in ("" for the configured default).
+pub fn set_time_zone(c: &Connection, id: UserId, zone: &str) -> Result<()> {
+    expect_one(c.execute("UPDATE users SET time_zone = ?2 WHERE id = ?1", params![id, zone])?)
 }
 
 pub fn set_disabled(c: &Connection, email: &str, disabled: bool) -> Result<()> {

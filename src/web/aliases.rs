@@ -7,13 +7,15 @@
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::auth::Viewer;
+use super::pages::DoneQuery;
 use super::view::Nav;
+use super::zone;
 use super::{WebError, blocking, html, page, staff_only};
 use crate::app::App;
 use crate::clock;
@@ -33,6 +35,11 @@ pub struct Account {
     pub aliases: Vec<String>,
     /// What just happened, or what went wrong.
     pub status: Option<String>,
+    /// The user's own time zone; empty for the default.
+    pub time_zone: String,
+    /// `web.time_zone`.
+    pub default_zone: String,
+    pub zones: Vec<String>,
 }
 
 #[derive(Template)]
@@ -67,12 +74,21 @@ async fn account_page(app: &App, viewer: &Viewer, status: Option<String>) -> Res
     let db = app.db().clone();
     let id = viewer.user.id;
     let aliases = blocking(move || Ok(db.with(|c| users::aliases(c, id))?)).await?;
-    Ok(Account { nav: viewer.nav(), email: viewer.user.email.clone(), aliases, status })
+    Ok(Account {
+        nav: viewer.nav(),
+        email: viewer.user.email.clone(),
+        aliases,
+        status,
+        time_zone: viewer.user.time_zone.clone(),
+        default_zone: app.config().web.time_zone.clone(),
+        zones: crate::format::zone_names(),
+    })
 }
 
 /// GET /account.
-pub async fn account(State(app): State<App>, viewer: Viewer) -> Result<Response, WebError> {
-    let p = account_page(&app, &viewer, None).await?;
+pub async fn account(State(app): State<App>, viewer: Viewer, Query(q): Query<DoneQuery>) -> Result<Response, WebError> {
+    let status = (q.done == zone::SAVED).then(|| "Your time zone was saved.".to_string());
+    let p = account_page(&app, &viewer, status).await?;
     Ok(html(StatusCode::OK, &p))
 }
 

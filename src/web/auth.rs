@@ -72,7 +72,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     CookieJar::from_headers(headers).get(name).map(|c| c.value().to_string())
 }
 
@@ -154,7 +154,7 @@ impl FromRequestParts<App> for ClientAddr {
     }
 }
 
-fn set_cookie(config: &Config, name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
+pub(super) fn set_cookie(config: &Config, name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
     let c = Cookie::build((name, value))
         .path(path)
         .max_age(cookie::time::Duration::seconds(max_age))
@@ -339,7 +339,7 @@ pub async fn login(
     }
 }
 
-fn ttl_seconds(config: &Config) -> i64 {
+pub(super) fn ttl_seconds(config: &Config) -> i64 {
     i64::try_from(config.web.session_ttl_hours.saturating_mul(3600)).unwrap_or(i64::MAX / 2)
 }
 

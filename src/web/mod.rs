@@ -24,7 +24,19 @@
 //! - Search matches every word (quoted, never FTS5 syntax) or a ticket number,
 //!   and looks at the 1,000 most recent matching texts
 //!   ([`SEARCH_HITS`](crate::store::portal::SEARCH_HITS)); the page says when
-//!   older matches were left out. Lists page by 50 with no total count.
+//!   older matches were left out. Lists page by 50 and say how many tickets
+//!   match in all.
+//! - Staff land on their work queue (waiting for support, oldest update
+//!   first), customers on every status, newest first; the list remembers the
+//!   last filters in a cookie until "Reset filters". A ticket is marked
+//!   unread for a user when someone else posted, closed or reopened it since
+//!   the user last opened it ([`crate::store::activity`]).
+//! - After an action the redirect names what was done (`?done=sent`) from a
+//!   fixed table ([`view::Done`]); the page says it in a status region. Close
+//!   asks first (a `<details>` holding the real button) and is not offered on
+//!   a closed ticket.
+//! - Times are shown relative ("5 min ago") in the viewer's time zone (their
+//!   own, or `web.time_zone`), the exact time on hover.
 //! - Passwords are set by signed, single-use mail links (`password`);
 //!   staff, and customer admins for their own team, manage users (`users`).
 //! - Error and link pages (404, 403, an invalid or expired link) are made
@@ -42,6 +54,7 @@ mod password;
 mod quarantine;
 mod users;
 pub mod view;
+mod zone;
 
 pub use pages::{MAX_POST_CHARS, MAX_POST_FILES};
 
@@ -94,6 +107,7 @@ pub fn app(app: App) -> Router {
         .route("/account", get(aliases::account))
         .route("/account/aliases", post(aliases::ask))
         .route("/account/aliases/remove", post(aliases::remove_own))
+        .route("/account/time-zone", post(zone::set))
         .route("/alias/{token}", get(aliases::confirm_page).post(aliases::confirm))
         .route("/aliases", get(aliases::all).post(aliases::add))
         .route("/aliases/remove", post(aliases::remove))

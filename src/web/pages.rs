@@ -6,21 +6,26 @@
 use std::collections::HashMap;
 
 use axum::Form;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Multipart, Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::auth::{self, Viewer, encode};
-use super::view::{self, AttachmentView, Contact, Draft, ListRow, MessageView, Nav, NewTicket, NoteView, TicketPage};
+use super::view::{
+    self, AttachmentView, Contact, Done, Draft, ListRow, MessageView, Moments, Nav, NewTicket, NoteView, ThreadItem,
+    TicketPage,
+};
 use super::{WebError, blocking, html, page};
 use crate::actions::{self, Post, Upload};
 use crate::app::App;
+use crate::code::EventKind;
 use crate::deeplink::{Link, LinkError};
 use crate::id::{MessageId, TeamId, TicketId, UserId};
 use crate::lifecycle::Status;
 use crate::parse::Part;
 use crate::policy::attachments::{self, Checked};
+use crate::store::activity;
 use crate::store::portal::{self, Listing, Sort};
 use crate::store::sessions;
 use crate::store::tickets::{self, Ticket};
@@ -50,15 +55,39 @@ pub struct ListQuery {
     page: String,
 }
 
-/// GET /: the viewer's team's tickets (staff: every team, or one).
+/// The list's query as the user last set it, kept between visits so that
+/// "Tickets" in the menu comes back to it: `USER_ID/QUERY`, so that another
+/// user of the same browser starts from their own default.
+const LIST_COOKIE: &str = "tg_list";
+
+/// GET /: the viewer's team's tickets (staff: every team, or one). Staff see
+/// their work queue by default (waiting for support, oldest update first),
+/// customers every status, newest update first. Without a query the
+/// remembered one applies; `/?reset` goes back to the default.
 pub async fn list(
     State(pipeline): State<App>,
     viewer: Viewer,
-    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    Query(asked): Query<ListQuery>,
 ) -> Result<Response, WebError> {
+    let own = format!("{}/", viewer.user.id);
+    let saved = auth::cookie(&headers, LIST_COOKIE).and_then(|c| c.strip_prefix(&own).map(str::to_string));
+    let explicit = raw.is_some_and(|r| !r.is_empty());
+    let q = match &saved {
+        Some(saved) if !explicit => format!("/?{saved}")
+            .parse()
+            .ok()
+            .and_then(|uri| Query::<ListQuery>::try_from_uri(&uri).ok())
+            .map_or_else(ListQuery::default, |Query(q)| q),
+        _ => asked,
+    };
     let staff = viewer.user.role.is_staff();
-    let status = Status::parse(&q.status);
-    let sort = Sort::parse(&q.sort).unwrap_or_default();
+    let status = match q.status.as_str() {
+        "" if staff => Some(Status::WaitingForSupport),
+        s => Status::parse(s),
+    };
+    let sort = Sort::parse(&q.sort).unwrap_or(if staff { Sort::Oldest } else { Sort::Updated });
     let page = q.page.parse::<i64>().unwrap_or(1).clamp(1, MAX_PAGE);
     let team_filter = if staff { q.team.parse::<TeamId>().ok() } else { viewer.user.team_id };
     let search = q.q.trim().to_string();
@@ -71,10 +100,13 @@ pub async fn list(
         limit: PAGE_SIZE + 1,
     };
     let db = pipeline.db().clone();
-    let own_team = viewer.user.team_id;
-    let (mut rows, teams, heading, truncated) = blocking(move || {
+    let (own_team, me) = (viewer.user.team_id, viewer.user.id);
+    let (mut rows, total, mut activity, teams, heading, truncated) = blocking(move || {
         Ok(db.with(|c| {
             let rows = portal::list(c, &listing)?;
+            let total = portal::count(c, &listing)?;
+            let ids: Vec<TicketId> = rows.iter().map(|r| r.ticket.id).collect();
+            let activity = activity::of(c, me, &ids)?;
             let truncated = match &listing.search {
                 Some(text) => portal::search_truncated(c, text)?,
                 None => false,
@@ -84,26 +116,22 @@ pub async fn list(
                 Some(t) if !staff => format!("Tickets of {}", users::team(c, t)?.name),
                 _ => "All tickets".to_string(),
             };
-            Ok((rows, teams, heading, truncated))
+            Ok((rows, total, activity, teams, heading, truncated))
         })?)
     })
     .await?;
     let more = rows.len() as i64 > PAGE_SIZE;
     rows.truncate(PAGE_SIZE as usize);
-    let link = |p: i64| {
-        let mut s = format!("/?page={p}");
-        for (k, v) in [
-            ("q", search.as_str()),
-            ("status", q.status.as_str()),
-            ("sort", q.sort.as_str()),
-            ("team", q.team.as_str()),
-        ] {
-            if !v.is_empty() {
-                s.push_str(&format!("&{k}={}", encode(v)));
-            }
-        }
-        s
-    };
+    let filters = query_string(&[
+        ("q", search.as_str()),
+        ("status", q.status.as_str()),
+        ("sort", q.sort.as_str()),
+        ("team", q.team.as_str()),
+    ]);
+    let link = |p: i64| if filters.is_empty() { format!("/?page={p}") } else { format!("/?page={p}&{filters}") };
+    let filtered = !search.is_empty() || status.is_some() || (staff && team_filter.is_some());
+    let moments = Moments::of(&viewer.user, pipeline.config(), clock::now());
+    let support = &pipeline.config().support;
     let list = view::List {
         nav: viewer.nav(),
         heading,
@@ -113,24 +141,54 @@ pub async fn list(
         teams: if staff { view::team_choices(&teams, team_filter) } else { Vec::new() },
         rows: rows
             .into_iter()
-            .map(|r| ListRow {
-                id: r.ticket.id,
-                subject: r.ticket.subject,
-                status: r.ticket.status.label(),
-                status_class: view::status_class(r.ticket.status),
-                team: r.team,
-                opener: r.opener,
-                created: format::time(r.ticket.created_at),
-                updated: format::time(r.ticket.updated_at),
+            .map(|r| {
+                let a = activity.remove(&r.ticket.id);
+                ListRow {
+                    id: r.ticket.id,
+                    subject: r.ticket.subject,
+                    status: r.ticket.status.label(),
+                    status_class: view::status_class(r.ticket.status),
+                    team: r.team,
+                    opener: r.opener,
+                    last_author: a.as_ref().and_then(|a| a.last_author.clone()).unwrap_or_default(),
+                    last_by_staff: a.as_ref().is_some_and(|a| a.last_by_staff),
+                    unread: a.is_some_and(|a| a.unread),
+                    age: moments.age(r.ticket.created_at),
+                    created: moments.at(r.ticket.created_at),
+                    updated: moments.at(r.ticket.updated_at),
+                }
             })
             .collect(),
+        total: match (total, filtered) {
+            (1, true) => "1 ticket matches".into(),
+            (n, true) => format!("{n} tickets match"),
+            (1, false) => "1 ticket".into(),
+            (n, false) => format!("{n} tickets"),
+        },
         page,
         prev: (page > 1).then(|| link(page - 1)),
         next: (more && page < MAX_PAGE).then(|| link(page + 1)),
-        filtered: !search.is_empty() || status.is_some(),
+        filtered,
+        customized: !filters.is_empty(),
         truncated: truncated.then_some(portal::SEARCH_HITS),
+        contacts: (!staff).then(|| (support.sales_contact.clone(), support.billing_contact.clone())),
     };
-    Ok(html(StatusCode::OK, &list))
+    let mut res = html(StatusCode::OK, &list);
+    let changed = match &saved {
+        Some(saved) => *saved != filters,
+        None => !filters.is_empty(),
+    };
+    if explicit && changed {
+        let ttl = if filters.is_empty() { 0 } else { auth::ttl_seconds(pipeline.config()) };
+        let cookie = auth::set_cookie(pipeline.config(), LIST_COOKIE, &format!("{own}{filters}"), "/", ttl);
+        res.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(res)
+}
+
+/// `k=v&…` of the pairs whose value is not empty, percent-encoded.
+fn query_string(pairs: &[(&str, &str)]) -> String {
+    pairs.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&")
 }
 
 fn parse_id(s: &str) -> Result<i64, WebError> {
@@ -144,7 +202,16 @@ fn visible(c: &rusqlite::Connection, user: &User, id: TicketId) -> Result<Ticket
 }
 
 #[derive(Deserialize, Default)]
+pub struct DoneQuery {
+    /// What the action before the redirect did (a word of a fixed table, never shown as it is).
+    #[serde(default)]
+    pub(super) done: String,
+}
+
+#[derive(Deserialize, Default)]
 pub struct TicketQuery {
+    #[serde(default)]
+    done: String,
     /// `link_expired`: the visitor came by a deep link that had expired.
     #[serde(default)]
     note: String,
@@ -160,7 +227,8 @@ async fn take_draft(pipeline: &App, viewer: &Viewer, path: String) -> Result<Opt
     Ok(kept.map(|(subject, body)| Draft { subject, body }))
 }
 
-/// GET /t/{id}.
+/// GET /t/{id}: the ticket, which from now on counts as seen by the viewer
+/// up to what the page shows.
 pub async fn ticket(
     State(pipeline): State<App>,
     viewer: Viewer,
@@ -169,13 +237,12 @@ pub async fn ticket(
 ) -> Result<Response, WebError> {
     let id = parse_id(&id).map(TicketId)?;
     let draft = take_draft(&pipeline, &viewer, format!("/t/{id}")).await?;
-    let note = match (&draft, q.note.as_str()) {
+    let notice = match (&draft, q.note.as_str()) {
         (Some(_), _) => Some(DRAFT_KEPT.to_string()),
         (None, "link_expired") => Some("The link you followed had expired; here is the ticket it led to.".to_string()),
-        _ => None,
+        _ => q.done.parse::<Done>().ok().map(|d| d.message(id)),
     };
-    let mut page = ticket_page(&pipeline, viewer, id, draft.map(|d| d.body).unwrap_or_default(), None).await?;
-    page.note = note;
+    let page = ticket_page(&pipeline, viewer, id, notice, draft.map(|d| d.body).unwrap_or_default(), None).await?;
     Ok(html(StatusCode::OK, &page))
 }
 
@@ -183,11 +250,13 @@ async fn ticket_page(
     pipeline: &App,
     viewer: Viewer,
     id: TicketId,
+    notice: Option<String>,
     draft: String,
     error: Option<String>,
 ) -> Result<TicketPage, WebError> {
     let db = pipeline.db().clone();
     let (max_size, extensions) = limits(pipeline);
+    let moments = Moments::of(&viewer.user, pipeline.config(), clock::now());
     blocking(move || {
         let (ticket, team, opener, messages, files, notes, names) = db.with(|c| {
             let t = match visible(c, &viewer.user, id) {
@@ -196,17 +265,21 @@ async fn ticket_page(
             };
             let team = users::team(c, t.team_id)?.name;
             let messages = tickets::messages(c, id)?;
-            // Display name and address of each author.
+            let notes = tickets::events(c, id)?;
+            // Display name and address of each author and of whoever changed the status.
             let mut names: HashMap<UserId, (String, String)> = HashMap::new();
-            for uid in messages.iter().filter_map(|m| m.author_id).chain([t.opener_id]) {
+            let people = messages.iter().filter_map(|m| m.author_id).chain(notes.iter().filter_map(|n| n.actor_id));
+            for uid in people.chain([t.opener_id]) {
                 if let std::collections::hash_map::Entry::Vacant(e) = names.entry(uid) {
                     let user = users::by_id(c, uid)?;
                     e.insert((user.display().to_string(), user.email));
                 }
             }
             let opener = names.get(&t.opener_id).map(|(name, _)| name.clone()).unwrap_or_default();
-            Ok(Ok((t, team, opener, messages, tickets::attachments(c, id)?, tickets::events(c, id)?, names)))
+            Ok(Ok((t, team, opener, messages, tickets::attachments(c, id)?, notes, names)))
         })??;
+        let (last_message, last_event) = (messages.last().map(|m| m.id), notes.last().map(|n| n.id));
+        db.write(|tx| activity::mark_seen(tx, viewer.user.id, id, last_message, last_event, clock::now()))?;
         let mut by_message: HashMap<Option<MessageId>, Vec<AttachmentView>> = HashMap::new();
         for a in files {
             by_message.entry(a.message_id).or_default().push(AttachmentView {
@@ -216,25 +289,41 @@ async fn ticket_page(
                 refused: a.refused.map(|code| attachments::reason_text(code).to_string()),
             });
         }
-        let messages: Vec<MessageView> = messages
+        let name = |user: Option<UserId>| user.and_then(|a| names.get(&a).map(|(name, _)| name.clone()));
+        // Messages in their order, each status change after the message
+        // that was newest when it happened (a reply, then the close it came with).
+        let mut thread: Vec<((i64, i64), ThreadItem)> = messages
             .into_iter()
-            .map(|m| MessageView {
-                id: m.id,
-                author: m
-                    .author_id
-                    .and_then(|a| names.get(&a).map(|(name, _)| name.clone()))
-                    .unwrap_or_else(|| "Unknown sender".into()),
-                address: m.author_id.and_then(|a| names.get(&a).map(|(_, email)| email.clone())).unwrap_or_default(),
-                role: view::role_label(&m.author_role),
-                staff: m.author_role == "staff",
-                via: m.via,
-                unverified: m.unverified,
-                when: format::time(m.created_at),
-                body: view::linkify(&m.body),
-                quoted: view::linkify(&m.quoted),
-                attachments: by_message.remove(&Some(m.id)).unwrap_or_default(),
+            .map(|m| {
+                let key = (m.id.0, 0);
+                let view = MessageView {
+                    id: m.id,
+                    author: name(m.author_id).unwrap_or_else(|| "Unknown sender".into()),
+                    address: m
+                        .author_id
+                        .and_then(|a| names.get(&a).map(|(_, email)| email.clone()))
+                        .unwrap_or_default(),
+                    role: view::role_label(&m.author_role),
+                    staff: m.author_role == "staff",
+                    via: m.via,
+                    unverified: m.unverified,
+                    when: moments.at(m.created_at),
+                    body: view::linkify(&m.body),
+                    quoted: view::linkify(&m.quoted),
+                    attachments: by_message.remove(&Some(m.id)).unwrap_or_default(),
+                };
+                (key, ThreadItem::Message(view))
             })
             .collect();
+        let (changes, notes): (Vec<_>, Vec<_>) = notes.into_iter().partition(|n| n.kind.is_status_change());
+        thread.extend(changes.into_iter().map(|n| {
+            let verb = if n.kind == EventKind::Closed { "Closed" } else { "Reopened" };
+            let who = name(n.actor_id).unwrap_or_else(|| "someone".into());
+            let key = (n.after_message.map_or(0, |m| m.0), n.id);
+            (key, ThreadItem::Change { text: format!("{verb} by {who}"), when: moments.at(n.created_at) })
+        }));
+        // Message ids and event ids both grow; a change sorts after its message (whose second part is 0).
+        thread.sort_by_key(|(key, _)| *key);
         let loose = by_message.into_values().flatten().collect();
         Ok(TicketPage {
             nav: viewer.nav(),
@@ -245,18 +334,18 @@ async fn ticket_page(
             closed: ticket.status == Status::Closed,
             team,
             opener,
-            created: format::time(ticket.created_at),
-            updated: format::time(ticket.updated_at),
+            created: moments.at(ticket.created_at),
+            updated: moments.at(ticket.updated_at),
             reference: ticket.internal_ref,
-            messages,
+            notice,
+            thread: thread.into_iter().map(|(_, item)| item).collect(),
             loose,
             notes: notes
                 .into_iter()
-                .map(|n| NoteView { kind: n.kind, detail: n.detail, when: format::time(n.created_at) })
+                .map(|n| NoteView { kind: n.kind, detail: n.detail, when: moments.at(n.created_at) })
                 .collect(),
             draft,
             error,
-            note: None,
             max_size,
             extensions,
         })
@@ -382,7 +471,7 @@ pub async fn reply(
     let id = parse_id(&id).map(TicketId)?;
     let form = read_form(mp).await?;
     let again = |viewer, why| async {
-        let p = ticket_page(&pipeline, viewer, id, form.field("body").to_string(), Some(why)).await?;
+        let p = ticket_page(&pipeline, viewer, id, None, form.field("body").to_string(), Some(why)).await?;
         Ok(html(StatusCode::FORBIDDEN, &p))
     };
     let viewer = match poster(&pipeline, &headers, &format!("/t/{id}"), &form, again).await? {
@@ -404,16 +493,17 @@ pub async fn reply(
         Ok(_) => None,
     };
     if let Some(why) = problem {
-        let p = ticket_page(&pipeline, viewer, id, form.field("body").to_string(), Some(why)).await?;
+        let p = ticket_page(&pipeline, viewer, id, None, form.field("body").to_string(), Some(why)).await?;
         return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &p));
     }
     let checked = checked.map_err(WebError::BadRequest)?;
     let p = pipeline.clone();
     let user = viewer.user.clone();
-    let anchor = blocking(move || {
+    let (anchor, done) = blocking(move || {
         p.db().write(|tx| {
             let env = p.env(clock::now());
             let ticket = visible(tx, &user, id)?;
+            let was_closed = ticket.status == Status::Closed;
             let uploads: Vec<Upload> = checked
                 .into_iter()
                 .zip(&form.files)
@@ -421,27 +511,38 @@ pub async fn reply(
                 .collect();
             // Send and close is one action: one mail to each person.
             let post = Post { close, ..Post::web(&user, &body, &uploads) };
-            if !body.is_empty() {
-                Ok(Some(actions::reply(tx, &env, ticket, &post)?.message))
+            let posted = if !body.is_empty() {
+                Some(actions::reply(tx, &env, ticket, &post)?)
             } else if !uploads.is_empty() {
-                Ok(Some(actions::attach(tx, &env, ticket, &post)?.message))
+                Some(actions::attach(tx, &env, ticket, &post)?)
             } else {
-                if close && ticket.status != Status::Closed {
+                if close && !was_closed {
                     actions::close(tx, &env, ticket, &user)?;
                 }
-                Ok::<_, WebError>(None)
-            }
+                None
+            };
+            let reopened = was_closed && posted.as_ref().is_some_and(|p| p.ticket.status != Status::Closed);
+            let anchor = posted.map(|p| p.message);
+            let done = match (anchor.is_some(), close) {
+                // Nothing posted: Close alone (or on a ticket closed meanwhile).
+                (false, _) => Done::Closed,
+                (true, true) => Done::SentAndClosed,
+                (true, false) if reopened => Done::Reopened,
+                (true, false) if body.is_empty() => Done::Attached,
+                (true, false) => Done::Sent,
+            };
+            Ok::<_, WebError>((anchor, done))
         })
     })
     .await?;
-    Ok(to_ticket(id, anchor))
+    Ok(to_ticket(id, anchor, Some(done)))
 }
 
-fn to_ticket(id: TicketId, anchor: Option<MessageId>) -> Response {
-    match anchor {
-        Some(m) => Redirect::to(&format!("/t/{id}#m{m}")).into_response(),
-        None => Redirect::to(&format!("/t/{id}")).into_response(),
-    }
+/// Back to the ticket after an action, saying what was done (and at the new message, if any).
+fn to_ticket(id: TicketId, anchor: Option<MessageId>, done: Option<Done>) -> Response {
+    let done = done.map(|d| format!("?done={}", d.as_str())).unwrap_or_default();
+    let anchor = anchor.map(|m| format!("#m{m}")).unwrap_or_default();
+    Redirect::to(&format!("/t/{id}{done}{anchor}")).into_response()
 }
 
 #[derive(Deserialize)]
@@ -470,7 +571,7 @@ pub async fn reference(
         })
     })
     .await?;
-    Ok(to_ticket(id, None))
+    Ok(to_ticket(id, None, Some(Done::Reference)))
 }
 
 /// GET /t/{id}/a/{attachment}: always a download, never shown inline.
@@ -611,7 +712,7 @@ pub async fn create(State(pipeline): State<App>, headers: HeaderMap, mp: Multipa
         })
     })
     .await?;
-    Ok(to_ticket(id, None))
+    Ok(to_ticket(id, None, Some(Done::Created)))
 }
 
 /// GET /contact: Support, Sales and Billing, from the config (public).
@@ -661,7 +762,7 @@ pub async fn deep_link(
     if expired {
         return Ok(Redirect::to(&format!("/t/{}?note=link_expired", link.ticket)).into_response());
     }
-    Ok(to_ticket(link.ticket, anchor))
+    Ok(to_ticket(link.ticket, anchor, None))
 }
 
 #[cfg(test)]

@@ -11,9 +11,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::auth::Viewer;
-use super::view::Nav;
+use super::view::{Moments, Nav};
 use super::{WebError, blocking, html, staff_only};
 use crate::app::App;
+use crate::clock;
 use crate::code::QuarantineReason;
 use crate::format::{self, Time};
 use crate::id::QuarantineId;
@@ -79,13 +80,14 @@ pub async fn list(State(app): State<App>, viewer: Viewer) -> Result<Response, We
     staff_only(&viewer)?;
     let db = app.db().clone();
     let entries = blocking(move || Ok(db.with(|c| inbound::quarantined(c, LIST_LIMIT))?)).await?;
+    let moments = Moments::of(&viewer.user, app.config(), clock::now());
     let rows = entries
         .into_iter()
         .map(|q| Row {
             id: q.id,
             sender: q.sender.unwrap_or_default(),
             subject: q.subject.unwrap_or_default(),
-            arrived: format::time(q.created_at),
+            arrived: moments.at(q.created_at),
             reason: q.reason,
             source: q.source,
         })
@@ -98,18 +100,19 @@ pub async fn entry(State(app): State<App>, viewer: Viewer, Path(id): Path<String
     staff_only(&viewer)?;
     let id = parse_id(&id)?;
     let nav = viewer.nav();
+    let moments = Moments::of(&viewer.user, app.config(), clock::now());
     let page = blocking(move || {
         let (q, stored, teams) = app.db().with(|c| {
             let teams = users::teams(c)?.into_iter().map(|t| t.name).collect::<Vec<_>>();
             Ok((inbound::entry(c, id)?, inbound::raw(c, id)?, teams))
         })?;
-        Ok(entry_page(&app, nav, q, &stored, teams))
+        Ok(entry_page(&app, nav, &moments, q, &stored, teams))
     })
     .await?;
     Ok(html(StatusCode::OK, &page))
 }
 
-fn entry_page(app: &App, nav: Nav, q: QuarantineEntry, stored: &[u8], teams: Vec<String>) -> Entry {
+fn entry_page(app: &App, nav: Nav, moments: &Moments, q: QuarantineEntry, stored: &[u8], teams: Vec<String>) -> Entry {
     let headers = String::from_utf8_lossy(crate::parse::header_section(stored)).into_owned();
     // A message kept in a file (too large) is not read whole for this page.
     let parsed = (q.raw_path.is_none() && !stored.is_empty()).then(|| crate::parse::parse(stored).ok()).flatten();
@@ -139,13 +142,13 @@ fn entry_page(app: &App, nav: Nav, q: QuarantineEntry, stored: &[u8], teams: Vec
             Some(_) => "kept in a file (over the size limit)".into(),
             None => format::size(u64::try_from(q.stored_bytes).unwrap_or(0)),
         },
-        done: q.resolution.map(|r| (r.what, r.by, format::time(r.at))),
+        done: q.resolution.map(|r| (r.what, r.by, moments.at(r.at))),
         reason: q.reason,
         detail: q.detail,
         source: q.source,
         sender: q.sender.unwrap_or_default(),
         subject: q.subject.unwrap_or_default(),
-        arrived: format::time(q.created_at),
+        arrived: moments.at(q.created_at),
         headers,
         text,
         files,

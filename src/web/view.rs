@@ -8,7 +8,10 @@ use std::sync::LazyLock;
 
 use askama::Template;
 
-use crate::format::Time;
+use jiff::tz::TimeZone;
+
+use crate::config::Config;
+use crate::format::{self, Time};
 use crate::id::{MessageId, TeamId, TicketId};
 use crate::lifecycle::{Role, Status};
 use crate::store::portal::Sort;
@@ -105,6 +108,57 @@ pub struct Choice {
     pub selected: bool,
 }
 
+/// How one viewer reads moments: in their time zone (or `web.time_zone`), relative to the request.
+pub struct Moments {
+    zone: TimeZone,
+    now: i64,
+}
+
+impl Moments {
+    pub fn of(user: &User, config: &Config, now: i64) -> Moments {
+        let zone = format::zone(&user.time_zone).or_else(|| format::zone(&config.web.time_zone));
+        Moments { zone: zone.unwrap_or(TimeZone::UTC), now }
+    }
+
+    pub fn at(&self, unix: i64) -> Time {
+        format::time_in(unix, &self.zone, self.now)
+    }
+
+    /// How long ago `unix` was, in whole units ("12 min", "5 h", "3 d", "7 wk").
+    pub fn age(&self, unix: i64) -> String {
+        format::age(self.now.saturating_sub(unix))
+    }
+}
+
+crate::stable_code! {
+    /// What a page says after an action, named in the redirect (`?done=sent`):
+    /// a fixed table, so nothing typed into a URL is ever shown.
+    pub enum Done {
+        Created = "created",
+        Sent = "sent",
+        Reopened = "reopened",
+        Attached = "attached",
+        Closed = "closed",
+        SentAndClosed = "sent-closed",
+        Reference = "reference",
+    }
+}
+
+impl Done {
+    /// The sentence for the page of ticket `id`.
+    pub fn message(self, id: TicketId) -> String {
+        match self {
+            Done::Created => format!("Ticket #{id} created."),
+            Done::Sent => "Your reply was sent.".into(),
+            Done::Reopened => "Your reply was sent and the ticket reopened.".into(),
+            Done::Attached => "Your documents were attached.".into(),
+            Done::Closed => "The ticket is closed.".into(),
+            Done::SentAndClosed => "Your reply was sent and the ticket closed.".into(),
+            Done::Reference => "The internal reference was saved.".into(),
+        }
+    }
+}
+
 pub struct ListRow {
     pub id: TicketId,
     pub subject: String,
@@ -112,6 +166,13 @@ pub struct ListRow {
     pub status_class: &'static str,
     pub team: String,
     pub opener: String,
+    /// Author of the newest message; empty when there is none.
+    pub last_author: String,
+    pub last_by_staff: bool,
+    /// Someone else acted since the viewer last opened the ticket.
+    pub unread: bool,
+    /// How long ago the ticket was opened.
+    pub age: String,
     pub created: Time,
     pub updated: Time,
 }
@@ -127,12 +188,18 @@ pub struct List {
     /// Team filter; empty unless the viewer is staff.
     pub teams: Vec<Choice>,
     pub rows: Vec<ListRow>,
+    /// "12 tickets", or "3 tickets match" when filtered.
+    pub total: String,
     pub page: i64,
     pub prev: Option<String>,
     pub next: Option<String>,
     pub filtered: bool,
+    /// The view differs from the viewer's default one ("Reset filters" is offered).
+    pub customized: bool,
     /// Set when the search matched more texts than it looks at.
     pub truncated: Option<i64>,
+    /// Sales and Billing addresses, beside a customer's list (staff: `None`).
+    pub contacts: Option<(String, String)>,
 }
 
 pub struct AttachmentView {
@@ -161,6 +228,16 @@ pub struct MessageView {
     pub attachments: Vec<AttachmentView>,
 }
 
+/// One entry of a ticket's thread: a message, or a change of status inline.
+pub enum ThreadItem {
+    Message(MessageView),
+    /// "Closed by Jane Doe", and when.
+    Change {
+        text: String,
+        when: Time,
+    },
+}
+
 pub struct NoteView {
     pub kind: crate::code::EventKind,
     pub detail: String,
@@ -181,15 +258,16 @@ pub struct TicketPage {
     pub created: Time,
     pub updated: Time,
     pub reference: String,
-    pub messages: Vec<MessageView>,
+    /// What the last action did ([`Done`]), or how the visitor got here (an
+    /// expired link, a kept draft), for the status region.
+    pub notice: Option<String>,
+    pub thread: Vec<ThreadItem>,
     /// Files not tied to a message.
     pub loose: Vec<AttachmentView>,
     pub notes: Vec<NoteView>,
     /// What the reply box held when the form was refused.
     pub draft: String,
     pub error: Option<String>,
-    /// A word on how the visitor got here (an expired link, a kept draft).
-    pub note: Option<String>,
     pub max_size: String,
     pub extensions: String,
 }
@@ -257,8 +335,11 @@ pub fn status_class(s: Status) -> &'static str {
     }
 }
 
+/// The status filter's value for every status (an absent one means the viewer's default).
+pub const ANY_STATUS: &str = "any";
+
 pub fn status_choices(selected: Option<Status>) -> Vec<Choice> {
-    let mut v = vec![Choice { value: String::new(), label: "Any status".into(), selected: selected.is_none() }];
+    let mut v = vec![Choice { value: ANY_STATUS.into(), label: "Any status".into(), selected: selected.is_none() }];
     v.extend(Status::ALL.into_iter().map(|s| Choice {
         value: s.as_str().into(),
         label: s.label().into(),
@@ -322,12 +403,12 @@ mod tests {
             created: crate::format::time(0),
             updated: crate::format::time(0),
             reference: String::new(),
-            messages: vec![m],
+            notice: None,
+            thread: vec![ThreadItem::Message(m)],
             loose: vec![],
             notes: vec![],
             draft: String::new(),
             error: None,
-            note: None,
             max_size: "1 MB".into(),
             extensions: "pdf".into(),
         }

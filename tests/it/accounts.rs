@@ -431,7 +431,7 @@ fn a_typed_reply_survives_an_ended_session_and_an_expired_form() {
     let back = jane.log_in_on(&wrong, "jane@acme.test", PASSWORD);
     assert_eq!((back.status, back.location()), (303, ticket.as_str()));
     let page = jane.get(&ticket);
-    assert!(page.text_of("page-note").contains("It has not been sent yet."), "{}", page.body);
+    assert!(page.text_of("notice").contains("It has not been sent yet."), "{}", page.body);
     assert_eq!(page.text_of("body"), typed, "back in the reply box");
     assert_eq!(app.query_i64("SELECT count(*) FROM messages"), 1, "not posted");
     assert_eq!(jane.get(&ticket).text_of("body"), "", "shown once");

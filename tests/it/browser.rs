@@ -278,9 +278,12 @@ fn a_customer_follows_a_notification_link_and_works_the_ticket_in_chromium() {
     assert!(browser.source().contains("readings.csv</a>"), "the attachment is listed for download");
     assert_eq!(browser.text("#status"), "Waiting for support");
 
-    // Close, then reopen with Send.
+    // Close (it asks first), then reopen with Send.
+    browser.click("#close-confirm summary");
     browser.click("#close");
     browser.wait("closed", |b| b.try_text("#status").as_deref() == Some("Closed"));
+    assert_eq!(browser.text("#notice"), "The ticket is closed.");
+    assert!(browser.try_text("#close").is_none(), "a closed ticket offers no Close");
     browser.type_into("#body", "Sorry, it is burning again.");
     browser.click("#send");
     browser.wait("reopened", |b| b.try_text("#status").as_deref() == Some("Waiting for support"));

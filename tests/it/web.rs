@@ -480,11 +480,12 @@ async fn the_authorization_matrix() {
     let w = world();
     let t = w.ticket;
     let (jane, boss, agent, eve) = (w.session(w.member), w.session(w.admin), w.session(w.staff), w.session(w.other));
-    for (who, name) in [(&jane, "member"), (&boss, "admin"), (&agent, "staff")] {
+    // Staff's default list is the queue of tickets waiting for support; this one waits for the customer.
+    for (who, name, list) in [(&jane, "member", "/"), (&boss, "admin", "/"), (&agent, "staff", "/?status=any")] {
         let page = w.get(&format!("/t/{t}"), Some(who)).await;
         assert_eq!(page.status, StatusCode::OK, "{name} sees the ticket");
         assert!(page.body.contains("Printer on fire"));
-        assert!(w.get("/", Some(who)).await.body.contains(&format!("/t/{t}\"")), "{name} lists it");
+        assert!(w.get(list, Some(who)).await.body.contains(&format!("/t/{t}\"")), "{name} lists it");
     }
     // Another team: every route answers "not found", revealing nothing.
     let page = w.get(&format!("/t/{t}"), Some(&eve)).await;
@@ -628,7 +629,7 @@ async fn send_close_and_reopen_follow_the_life_cycle() {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let msgs = w.messages(t);
     assert_eq!(msgs.last().unwrap().body, "Thanks, fixed");
-    assert_eq!(r.location(), format!("/t/{t}#m{}", msgs.last().unwrap().id));
+    assert_eq!(r.location(), format!("/t/{t}?done=sent-closed#m{}", msgs.last().unwrap().id));
     assert_eq!(w.ticket_row(t).status, Status::Closed);
     let closed = |to: &str| (to.to_string(), "closed".to_string());
     assert_eq!(w.mails()[queued..], [closed("boss@acme.test"), closed("agent@example.test")]);
@@ -643,7 +644,7 @@ async fn send_close_and_reopen_follow_the_life_cycle() {
     // Close without text posts nothing.
     let n = w.messages(t).len();
     let r = w.multipart(&path, Some(&agent), &[("csrf", &agent.csrf), ("body", "  "), ("action", "close")], &[]).await;
-    assert_eq!(r.location(), format!("/t/{t}"));
+    assert_eq!(r.location(), format!("/t/{t}?done=closed"));
     assert_eq!((w.messages(t).len(), w.ticket_row(t).status), (n, Status::Closed));
     // An empty Send is refused with the form kept.
     let r = w.multipart(&path, Some(&jane), &[("csrf", &jane.csrf), ("body", ""), ("action", "send")], &[]).await;
@@ -759,7 +760,7 @@ async fn the_internal_reference_is_saved_and_searchable() {
     let queued = w.mails().len();
     let r =
         w.form(&format!("/t/{t}/reference"), Some(&boss), &[("csrf", &boss.csrf), ("reference", "  PO-4711 ")]).await;
-    assert_eq!(r.location(), format!("/t/{t}"));
+    assert_eq!(r.location(), format!("/t/{t}?done=reference"));
     assert_eq!(w.ticket_row(t).internal_ref, "PO-4711");
     assert_eq!(w.ticket_row(t).updated_at, 2_000, "a reference change does not move the ticket up the list");
     assert_eq!(w.mails().len(), queued, "and mails nobody");
@@ -857,7 +858,7 @@ async fn customers_open_tickets_staff_do_not() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let id: TicketId = r.location().trim_start_matches("/t/").parse().unwrap();
+    let id: TicketId = r.location().trim_start_matches("/t/").trim_end_matches("?done=created").parse().unwrap();
     let t = w.ticket_row(id);
     assert_eq!(
         (t.subject.as_str(), t.status, t.opener_id, t.source.as_str()),
@@ -1138,3 +1139,5 @@ async fn posts_take_at_most_20_files_and_bounded_text_and_keep_what_was_typed() 
     assert!(r.status.is_redirection(), "20 files are taken: {}", r.status);
     assert_eq!(w.messages(t).len(), 3);
 }
+
+mod queue;
