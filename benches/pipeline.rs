@@ -11,16 +11,23 @@
 //! child process, since peak RSS only ever grows), (d) the "hostile" group:
 //! time and peak RSS of `ticketgate ingest` on one generated attack-shaped
 //! message each, every one in a fresh process and data directory (see
-//! [`HOSTILE`]).
+//! [`HOSTILE`]), (e) the "scale" group, only when asked for: the rate of a
+//! 100,000-message backlog of the same corpus (replies threading by
+//! References and by reply address) into an empty store and into one that
+//! holds 500,000 messages of 100,000 tickets (`common::prefill`, generated
+//! once into `target/scale-bench/` and copied for each run), and their ratio.
 //!
-//! Options (after `--`): `--messages N` (5000), `--batch N` (100),
-//! `--group all|pipeline|hostile` (all).
+//! Options (after `--`): `--messages N` (5000; `scale`: 100,000), `--batch N`
+//! (100), `--group all|pipeline|hostile|scale` (all: all but scale),
+//! `--prefill N` (`scale`: 500,000 messages), `--dir PATH` (`scale`: where
+//! the prefilled store is kept).
 
 #[path = "common/mod.rs"]
 mod common;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,25 +35,33 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 
-use common::Rng;
+use common::{Rng, prefill};
 use ticketgate::app::App;
 use ticketgate::config::Config;
+use ticketgate::id::{TicketId, UserId};
 use ticketgate::lifecycle::Role;
 use ticketgate::pipeline::Outcome;
 use ticketgate::signing::Keyring;
-use ticketgate::store::{Db, users};
+use ticketgate::store::{Db, StoreError, users};
 
 #[derive(Debug, Parser)]
 struct BenchArgs {
-    /// Messages in the generated corpus.
-    #[arg(long, default_value_t = 5000)]
-    messages: usize,
+    /// Messages in the generated corpus (5,000; the backlog of `scale`: 100,000).
+    #[arg(long)]
+    messages: Option<usize>,
     /// Messages committed together (as the Maildir and IMAP sources do).
     #[arg(long, default_value_t = 100)]
     batch: usize,
-    /// Which figures: `pipeline` (corpus and 15 MB RSS), `hostile`, or `all`.
+    /// Which figures: `pipeline` (corpus and 15 MB RSS), `hostile`, `scale`, or `all`
+    /// (all but `scale`, which takes minutes).
     #[arg(long, default_value = "all")]
     group: String,
+    /// `scale`: messages in the prefilled store (a fifth as many tickets).
+    #[arg(long, default_value_t = 500_000)]
+    prefill: usize,
+    /// `scale`: where the prefilled store is kept between runs (default target/scale-bench).
+    #[arg(long)]
+    dir: Option<PathBuf>,
     /// Internal: ingest one message with a 15 MB attachment and print the peak RSS.
     #[arg(long, hide = true)]
     rss_child: bool,
@@ -72,6 +87,9 @@ fn main() -> anyhow::Result<()> {
     if matches!(args.group.as_str(), "all" | "hostile") {
         hostile_group()?;
     }
+    if args.group == "scale" {
+        scale_group(&args)?;
+    }
     Ok(())
 }
 
@@ -80,7 +98,7 @@ const MEMBERS_PER_TEAM: usize = 5;
 const SUPPORT: &str = "support@bench.test";
 
 fn pipeline_group(args: &BenchArgs) -> anyhow::Result<()> {
-    let corpus = Corpus::generate(args.messages);
+    let corpus = Corpus::generate(args.messages.unwrap_or(5000));
     let bytes: usize = corpus.messages.iter().map(Vec::len).sum();
     println!(
         "corpus: {} messages, {:.1} KB average, {} with an attachment, {} new tickets",
@@ -117,15 +135,25 @@ fn rate(n: usize, start: Instant) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The bench's signing key: reply addresses in the corpus are made with it.
+fn keys() -> Keyring {
+    Keyring::new(vec![vec![42; 32]])
+}
+
+/// The pipeline on the store `bench.sqlite` in `dir`, blobs beside it.
+fn pipeline_in(dir: &Path) -> anyhow::Result<App> {
+    let mut config = Config { data_dir: dir.to_path_buf(), ..Config::default() };
+    config.store.blobs = dir.join("blobs");
+    config.support.address = SUPPORT.into();
+    config.limits.max_message_bytes = 64 * 1024 * 1024;
+    let db = Db::open(&dir.join("bench.sqlite"))?;
+    Ok(App::new(Arc::new(config), keys(), db))
+}
+
 /// A fresh store in a temp dir with the corpus's teams and users.
 fn fresh_pipeline() -> anyhow::Result<(App, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
-    let mut config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
-    config.store.blobs = dir.path().join("blobs");
-    config.support.address = SUPPORT.into();
-    config.limits.max_message_bytes = 64 * 1024 * 1024;
-    let db = Db::open(&dir.path().join("bench.sqlite"))?;
-    let pipeline = App::new(Arc::new(config), Keyring::new(vec![vec![42; 32]]), db);
+    let pipeline = pipeline_in(dir.path())?;
     pipeline.db().write(|tx| {
         users::create_user(
             tx,
@@ -171,6 +199,150 @@ fn pipeline_rate(corpus: &Corpus, batch: usize) -> anyhow::Result<f64> {
     let r = rate(corpus.messages.len(), start);
     anyhow::ensure!(opened == corpus.new_tickets, "{opened} tickets opened, {} expected", corpus.new_tickets);
     Ok(r)
+}
+
+/// The `scale` group: the same backlog into a store holding only the teams
+/// and users, and into a copy of the prefilled store (`common::prefill`),
+/// where every other reply continues one of its tickets (half of those from
+/// the staff agent, the author of 40 % of its messages).
+fn scale_group(args: &BenchArgs) -> anyhow::Result<()> {
+    let messages = args.messages.unwrap_or(100_000);
+    let tickets = (args.prefill as i64 / prefill::MESSAGES_PER_TICKET).max(1);
+    let dir = args.dir.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/scale-bench"));
+    std::fs::create_dir_all(&dir)?;
+    let template = dir.join(format!("prefill-{tickets}.sqlite"));
+    if !template.exists() {
+        let partial = dir.join("prefill.partial.sqlite");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", partial.display()));
+        }
+        let started = Instant::now();
+        prefill::generate(&Db::open(&partial)?, tickets)?;
+        std::fs::rename(&partial, &template)?;
+        println!(
+            "generated {tickets} tickets, {} messages in {:.1?} ({} MB)",
+            tickets * prefill::MESSAGES_PER_TICKET,
+            started.elapsed(),
+            std::fs::metadata(&template)?.len() / 1_000_000
+        );
+    }
+    let batch = args.batch.max(1);
+    println!("backlog: {messages} messages, batches of {batch}; the same corpus into both stores");
+    let empty = backlog_rate(messages, batch, None)?;
+    println!("into an empty store:                  {:>8.0} messages/s  {empty}", empty.rate);
+    let full = backlog_rate(messages, batch, Some(&template))?;
+    println!(
+        "into a store of {:>7} messages:     {:>8.0} messages/s  {full}",
+        tickets * prefill::MESSAGES_PER_TICKET,
+        full.rate
+    );
+    println!("ratio prefilled / empty: {:.0}% (target: at least 75%)", 100.0 * full.rate / empty.rate);
+    Ok(())
+}
+
+/// What one `scale` run did.
+struct Backlog {
+    rate: f64,
+    opened: usize,
+    replied: usize,
+    /// Replies that continued a ticket of the prefilled store.
+    on_prefilled: usize,
+    /// The database file and its WAL at the end.
+    bytes: u64,
+}
+
+impl std::fmt::Display for Backlog {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "({} opened, {} replies of which {} on prefilled tickets; database {} MB)",
+            self.opened,
+            self.replied,
+            self.on_prefilled,
+            self.bytes / 1_000_000
+        )
+    }
+}
+
+/// Ingests `messages` generated messages in batches into a copy of
+/// `template`, or into a store with only [`prefill::directory`]; times the
+/// ingestion alone, not the generation.
+fn backlog_rate(messages: usize, batch: usize, template: Option<&Path>) -> anyhow::Result<Backlog> {
+    let dir = tempfile::tempdir()?;
+    let db_path = dir.path().join("bench.sqlite");
+    match template {
+        Some(template) => {
+            std::fs::copy(template, &db_path)?;
+        }
+        None => {
+            Db::open(&db_path)?.write(|tx| Ok::<_, StoreError>(prefill::directory(tx)?))?;
+        }
+    }
+    let pipeline = pipeline_in(dir.path())?;
+    let prefilled = prefilled_threads(pipeline.db())?;
+    let last_prefilled: i64 =
+        pipeline.db().with(|c| Ok(c.query_row("SELECT coalesce(max(id), 0) FROM tickets", [], |r| r.get(0))?))?;
+    let mut mail = Mail::new(prefill::TEAMS, prefilled);
+    let mut took = std::time::Duration::ZERO;
+    let (mut opened, mut replied, mut on_prefilled) = (0, 0, 0);
+    let mut left = messages;
+    while left > 0 {
+        let chunk: Vec<Vec<u8>> = (0..left.min(batch)).map(|_| mail.next_message()).collect();
+        left -= chunk.len();
+        let start = Instant::now();
+        let outcomes = pipeline.ingest_batch(&chunk, "bench")?;
+        took += start.elapsed();
+        for o in outcomes {
+            match o {
+                Outcome::Opened { .. } => opened += 1,
+                Outcome::Replied { ticket, .. } => {
+                    replied += 1;
+                    on_prefilled += usize::from(ticket.0 <= last_prefilled);
+                }
+                other => anyhow::bail!("unexpected outcome in the benchmark corpus: {other:?}"),
+            }
+        }
+    }
+    anyhow::ensure!(opened == mail.new_tickets, "{opened} tickets opened, {} expected", mail.new_tickets);
+    anyhow::ensure!(
+        on_prefilled == mail.to_prefilled,
+        "{on_prefilled} replies on prefilled tickets, {} sent there",
+        mail.to_prefilled
+    );
+    let bytes = ["", "-wal"]
+        .iter()
+        .filter_map(|s| std::fs::metadata(format!("{}{s}", db_path.display())).ok())
+        .map(|m| m.len())
+        .sum();
+    Ok(Backlog { rate: messages as f64 / took.as_secs_f64(), opened, replied, on_prefilled, bytes })
+}
+
+/// Threads to reply to in a prefilled store, answering our notifications as
+/// a mail client does (to the ticket's reply address, with our Message-ID
+/// and the `[#N]` tag): per ticket its opener answering our first mail,
+/// and the staff agent answering our newest update to them.
+fn prefilled_threads(db: &Db) -> anyhow::Result<Vec<Thread>> {
+    let keys = keys();
+    Ok(db.with(|c| {
+        let mut st = c.prepare(
+            "SELECT t.id, t.subject, u.id, u.email, o.message_id
+             FROM tickets t JOIN outbox o ON o.ticket_id = t.id JOIN users u ON u.email = o.recipient
+             WHERE (o.kind = 'ack' AND u.id = t.opener_id)
+                OR o.id = (SELECT max(id) FROM outbox WHERE ticket_id = t.id AND kind = 'customer_update')
+             ORDER BY o.id",
+        )?;
+        let rows = st.query_map([], |r| {
+            let (ticket, user): (TicketId, UserId) = (r.get(0)?, r.get(2)?);
+            let subject: String = r.get(1)?;
+            Ok(Thread {
+                parent: r.get(4)?,
+                sender: r.get(3)?,
+                subject: format!("{} {subject}", ticketgate::route::token::subject_tag(ticket)),
+                to: ticketgate::address::with_tag(SUPPORT, &ticketgate::route::token::issue(&keys, ticket, user)),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    })?)
 }
 
 fn rss_child() -> anyhow::Result<()> {
@@ -261,63 +433,117 @@ const WORDS: &[&str] = &[
 
 impl Corpus {
     fn generate(n: usize) -> Corpus {
-        let mut rng = Rng(0x5eed);
-        let mut messages = Vec::with_capacity(n);
-        let mut threads: Vec<(String, String, String)> = Vec::new(); // (message-id, sender, subject)
-        let (mut with_attachment, mut new_tickets) = (0, 0);
-        for i in 0..n {
-            let team = rng.below(TEAMS);
-            let from = format!("user{}@team{team}.test", rng.below(MEMBERS_PER_TEAM));
-            let id = format!("m{i}@team{team}.test");
-            let sentences_new = 3 + rng.below(12);
-            let new_text = sentences(&mut rng, sentences_new);
-            let reply_to = (i % 3 != 0 && !threads.is_empty()).then(|| threads[rng.below(threads.len())].clone());
-            let (subject, body, headers, sender) = match &reply_to {
-                None => {
-                    new_tickets += 1;
-                    (
-                        format!("{} {}", WORDS[rng.below(WORDS.len())], WORDS[rng.below(WORDS.len())]),
-                        new_text,
-                        String::new(),
-                        from.clone(),
-                    )
-                }
-                Some((parent, sender, subject)) => {
-                    // Quoted history makes replies 20-40 KB, as real threads are.
-                    let mut quoted = String::new();
-                    let lines = 250 + rng.below(250);
-                    for _ in 0..lines {
-                        let _ = writeln!(quoted, "> {}", sentences(&mut rng, 1));
-                    }
-                    let body =
-                        format!("{new_text}\n\nOn Tue, 24 Nov 2026 at 10:00, Support <{SUPPORT}> wrote:\n{quoted}");
-                    (
-                        format!("Re: {subject}"),
-                        body,
-                        format!("In-Reply-To: <{parent}>\r\nReferences: <{parent}>\r\n"),
-                        sender.clone(),
-                    )
-                }
-            };
-            let raw = if i % 3 == 1 {
-                with_attachment += 1;
-                let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-                let len = 8_000 + rng.below(16_000);
-                png.extend((0..len).map(|_| rng.next() as u8));
-                message_with_attachment_headers(&sender, &id, &subject, &body, "screenshot.png", &png, &headers)
-            } else {
-                format!(
-                    "From: {sender}\r\nTo: {SUPPORT}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\n{headers}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{}\r\n",
-                    body.replace('\n', "\r\n")
-                )
-                .into_bytes()
-            };
-            if reply_to.is_none() {
-                threads.push((id, sender, subject));
-            }
-            messages.push(raw);
+        let mut mail = Mail::new(TEAMS, Vec::new());
+        let messages = (0..n).map(|_| mail.next_message()).collect();
+        Corpus { messages, with_attachment: mail.with_attachment, new_tickets: mail.new_tickets }
+    }
+}
+
+/// A thread a reply can continue.
+#[derive(Clone)]
+struct Thread {
+    /// The Message-ID the reply refers to.
+    parent: String,
+    sender: String,
+    subject: String,
+    /// Where the reply goes: the support address, or the ticket's reply address.
+    to: String,
+}
+
+/// The corpus's messages one by one: every third opens a ticket, the others
+/// reply. Every other reply goes to a thread of `prefilled` (tickets already
+/// in the store, answered as replies to our notification: to the reply
+/// address, with our Message-ID) when there are any, else to a thread the
+/// corpus opened; either way the same random numbers are drawn, so the
+/// corpus has the same sizes with and without prefilled threads.
+struct Mail {
+    rng: Rng,
+    teams: usize,
+    sent: usize,
+    threads: Vec<Thread>,
+    prefilled: Vec<Thread>,
+    with_attachment: usize,
+    new_tickets: usize,
+    /// Replies to a prefilled thread so far.
+    to_prefilled: usize,
+}
+
+impl Mail {
+    fn new(teams: usize, prefilled: Vec<Thread>) -> Mail {
+        let rng = Rng(0x5eed);
+        Mail {
+            rng,
+            teams,
+            sent: 0,
+            threads: Vec::new(),
+            prefilled,
+            with_attachment: 0,
+            new_tickets: 0,
+            to_prefilled: 0,
         }
-        Corpus { messages, with_attachment, new_tickets }
+    }
+
+    fn next_message(&mut self) -> Vec<u8> {
+        let (i, rng) = (self.sent, &mut self.rng);
+        self.sent += 1;
+        let team = rng.below(self.teams);
+        let from = format!("user{}@team{team}.test", rng.below(MEMBERS_PER_TEAM));
+        let id = format!("m{i}@team{team}.test");
+        let sentences_new = 3 + rng.below(12);
+        let new_text = sentences(rng, sentences_new);
+        let reply_to = (i % 3 != 0 && !self.threads.is_empty()).then(|| {
+            let pool = if i % 2 == 0 && !self.prefilled.is_empty() {
+                self.to_prefilled += 1;
+                &self.prefilled
+            } else {
+                &self.threads
+            };
+            pool[rng.below(pool.len())].clone()
+        });
+        let (subject, body, headers, sender, to) = match &reply_to {
+            None => {
+                self.new_tickets += 1;
+                (
+                    format!("{} {}", WORDS[rng.below(WORDS.len())], WORDS[rng.below(WORDS.len())]),
+                    new_text,
+                    String::new(),
+                    from.clone(),
+                    SUPPORT.to_string(),
+                )
+            }
+            Some(thread) => {
+                // Quoted history makes replies 20-40 KB, as real threads are.
+                let mut quoted = String::new();
+                let lines = 250 + rng.below(250);
+                for _ in 0..lines {
+                    let _ = writeln!(quoted, "> {}", sentences(rng, 1));
+                }
+                let body = format!("{new_text}\n\nOn Tue, 24 Nov 2026 at 10:00, Support <{SUPPORT}> wrote:\n{quoted}");
+                let parent = &thread.parent;
+                (
+                    format!("Re: {}", thread.subject),
+                    body,
+                    format!("In-Reply-To: <{parent}>\r\nReferences: <{parent}>\r\n"),
+                    thread.sender.clone(),
+                    thread.to.clone(),
+                )
+            }
+        };
+        let head = head(&sender, &to, &id, &subject, &headers);
+        let raw = if i % 3 == 1 {
+            self.with_attachment += 1;
+            let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+            let len = 8_000 + rng.below(16_000);
+            png.extend((0..len).map(|_| rng.next() as u8));
+            with_attachment(&head, &body, "screenshot.png", &png)
+        } else {
+            format!("{head}Content-Type: text/plain; charset=utf-8\r\n\r\n{}\r\n", body.replace('\n', "\r\n"))
+                .into_bytes()
+        };
+        if reply_to.is_none() {
+            self.threads.push(Thread { parent: id, sender, subject, to });
+        }
+        raw
     }
 }
 
@@ -335,21 +561,21 @@ fn sentences(rng: &mut Rng, n: usize) -> String {
     s
 }
 
-fn message_with_attachment(from: &str, id: &str, subject: &str, body: &str, name: &str, bytes: &[u8]) -> Vec<u8> {
-    message_with_attachment_headers(from, id, subject, body, name, bytes, "")
+/// The header section up to `MIME-Version`; `extra` holds more header lines.
+fn head(from: &str, to: &str, id: &str, subject: &str, extra: &str) -> String {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\n{extra}MIME-Version: 1.0\r\n"
+    )
 }
 
-fn message_with_attachment_headers(
-    from: &str,
-    id: &str,
-    subject: &str,
-    body: &str,
-    name: &str,
-    bytes: &[u8],
-    headers: &str,
-) -> Vec<u8> {
+fn message_with_attachment(from: &str, id: &str, subject: &str, body: &str, name: &str, bytes: &[u8]) -> Vec<u8> {
+    with_attachment(&head(from, SUPPORT, id, subject, ""), body, name, bytes)
+}
+
+/// A message of header section `head`, text `body` and one attachment.
+fn with_attachment(head: &str, body: &str, name: &str, bytes: &[u8]) -> Vec<u8> {
     let mut raw = format!(
-        "From: {from}\r\nTo: {SUPPORT}\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\n{headers}MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b0undary\"\r\n\r\n--b0undary\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{}\r\n--b0undary\r\nContent-Type: application/octet-stream; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+        "{head}Content-Type: multipart/mixed; boundary=\"b0undary\"\r\n\r\n--b0undary\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{}\r\n--b0undary\r\nContent-Type: application/octet-stream; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n",
         body.replace('\n', "\r\n")
     )
     .into_bytes();

@@ -1,12 +1,14 @@
-//! What the benches share: a deterministic generator and a minimal HTTP/1.1
-//! client for the portal on loopback. Included with `#[path]` by the benches
-//! that need it.
+//! What the benches share: a deterministic generator, a store filled as if in
+//! use for years ([`prefill`]) and a minimal HTTP/1.1 client for the portal on
+//! loopback. Included with `#[path]` by the benches that need it.
 
 // Each bench includes this module and uses only part of it.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+
+pub mod prefill;
 
 /// xorshift64*: repeatable data without a seeded-RNG dependency.
 pub struct Rng(pub u64);

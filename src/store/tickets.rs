@@ -365,12 +365,11 @@ pub fn by_message_ids(c: &Connection, ids: &[String]) -> Result<Option<TicketId>
 
 /// Whether `user` opened or wrote on the ticket.
 pub fn is_participant(c: &Connection, ticket: TicketId, user: UserId) -> Result<bool> {
-    Ok(c.prepare_cached(
-        "SELECT EXISTS(SELECT 1 FROM tickets WHERE id = ?1 AND opener_id = ?2)
-             OR EXISTS(SELECT 1 FROM messages WHERE ticket_id = ?1 AND author_id = ?2)",
-    )?
-    .query_row(params![ticket, user], |r| r.get(0))?)
+    Ok(c.prepare_cached(PARTICIPANT)?.query_row(params![ticket, user], |r| r.get(0))?)
 }
+
+const PARTICIPANT: &str = "SELECT EXISTS(SELECT 1 FROM tickets WHERE id = ?1 AND opener_id = ?2)
+                               OR EXISTS(SELECT 1 FROM messages WHERE ticket_id = ?1 AND author_id = ?2)";
 
 /// The Message-IDs of a ticket's thread as `recipient` has seen it, oldest
 /// first, for `References`: the ticket's stored messages and our
@@ -387,4 +386,53 @@ pub fn thread_message_ids(c: &Connection, ticket: TicketId, recipient: &str) -> 
     )?;
     let rows = st.query_map(params![ticket, recipient], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{StoreError, testing, users};
+
+    /// The question is asked for every tagged reply, so its cost must not grow
+    /// with how much the user wrote elsewhere (a staff agent writes on every ticket).
+    #[test]
+    fn is_participant_reads_a_few_rows_however_much_the_user_wrote() {
+        let (db, _d) = testing::db();
+        let (busy, quiet, staff) = db
+            .write(|tx| {
+                let team = users::create_team(tx, "Acme", 0)?;
+                let user =
+                    |email, role, team| users::NewUser { email, name: "", role, team_id: team, password_hash: None };
+                let opener = users::create_user(tx, &user("jane@acme.test", Role::Member, Some(team)), 0)?;
+                let staff = users::create_user(tx, &user("agent@support.test", Role::Staff, None), 0)?;
+                let (busy, quiet) =
+                    (create(tx, team, opener, "busy", "", 0)?, create(tx, team, opener, "quiet", "", 0)?);
+                for (ticket, n) in [(busy, 2_000), (quiet, 1)] {
+                    for _ in 0..n {
+                        let m = NewMessage {
+                            ticket_id: ticket,
+                            author_id: Some(staff),
+                            author_role: Role::Staff,
+                            via: Via::Web,
+                            event: Event::StaffResponded,
+                            body: "On it.",
+                            quoted: "",
+                            message_id: None,
+                            raw: None,
+                        };
+                        add_message(tx, &m, 0)?;
+                    }
+                }
+                Ok::<_, StoreError>((busy, quiet, staff))
+            })
+            .unwrap();
+        db.with(|c| {
+            assert!(is_participant(c, quiet, staff)?);
+            assert!(is_participant(c, busy, staff)?);
+            let steps = c.prepare_cached(PARTICIPANT)?.get_status(rusqlite::StatementStatus::VmStep);
+            assert!(steps < 500, "{steps} VM steps for two questions");
+            Ok(())
+        })
+        .unwrap();
+    }
 }

@@ -94,12 +94,12 @@ async fn the_list_says_who_replied_last_and_how_old_a_ticket_is() {
     let (jane, agent) = (w.session(w.member), w.session(w.staff));
     let list = w.get("/", Some(&jane)).await.body;
     let r = row(&list, w.ticket);
-    assert!(r.contains("<td>Agent <span class=\"role\">(staff)</span></td>"), "{r}");
+    assert!(r.contains("<td data-label=\"Last reply by\">Agent <span class=\"role\">(staff)</span></td>"), "{r}");
     assert!(r.contains("title=\"Opened 1 Jan 1970 00:16 +00:00 UTC\">"), "{r}");
     assert!(r.contains(" wk</time>"), "opened at 1,000 s: weeks ago: {r}");
     w.send_reply(&jane, w.ticket, "Still burning", "send").await;
     let list = w.get("/", Some(&agent)).await.body;
-    assert!(row(&list, w.ticket).contains("<td>Jane <span class=\"role\">(customer)</span></td>"));
+    assert!(row(&list, w.ticket).contains("<td data-label=\"Last reply by\">Jane <span class=\"role\">(customer)</span></td>"));
 }
 
 #[tokio::test]
