@@ -215,6 +215,7 @@ const MIGRATIONS: &[&str] = &[
         seen_at     INTEGER NOT NULL,
         PRIMARY KEY (user_id, ticket_id)
     ) WITHOUT ROWID;
+    "#,
     // 10: "did this user write on this ticket" (every reply with a `[#N]` tag asks) is one
     // entry of this index; with `messages_author` alone it read every message the user
     // ever wrote, which for a staff agent of a large store is most of `messages`.
