@@ -61,34 +61,42 @@ pub async fn list(
     let page = q.page.parse::<i64>().unwrap_or(1).clamp(1, MAX_PAGE);
     let team_filter = if staff { q.team.parse::<TeamId>().ok() } else { viewer.user.team_id };
     let search = q.q.trim().to_string();
-    let listing = Listing {
-        team: team_filter,
-        status,
-        sort,
-        search: (!search.is_empty()).then(|| search.clone()),
-        offset: (page - 1) * PAGE_SIZE,
-        limit: PAGE_SIZE + 1,
-    };
+    let text = (!search.is_empty()).then(|| search.clone());
     let db = pipeline.db().clone();
     let own_team = viewer.user.team_id;
-    let (mut rows, teams, heading, truncated) = blocking(move || {
+    let (rows, more, teams, heading, found) = blocking(move || {
         Ok(db.with(|c| {
-            let rows = portal::list(c, &listing)?;
-            let truncated = match &listing.search {
-                Some(text) => portal::search_truncated(c, text)?,
-                None => false,
+            let listing = Listing {
+                team: team_filter,
+                status,
+                sort,
+                search: text.map(|t| portal::Search::run(c, &t)).transpose()?,
+                offset: (page - 1) * PAGE_SIZE,
+                limit: PAGE_SIZE + 1,
+            };
+            let mut rows = portal::list(c, &listing)?;
+            let more = rows.len() as i64 > PAGE_SIZE;
+            rows.truncate(PAGE_SIZE as usize);
+            let found = match &listing.search {
+                Some(s) => {
+                    let ids: Vec<TicketId> = rows.iter().map(|r| r.ticket.id).collect();
+                    Some((portal::count(c, &listing)?, s.snippets(c, &ids)?))
+                }
+                None => None,
             };
             let teams = if staff { users::teams(c)? } else { Vec::new() };
             let heading = match own_team {
                 Some(t) if !staff => format!("Tickets of {}", users::team(c, t)?.name),
                 _ => "All tickets".to_string(),
             };
-            Ok((rows, teams, heading, truncated))
+            Ok((rows, more, teams, heading, listing.search.zip(found)))
         })?)
     })
     .await?;
-    let more = rows.len() as i64 > PAGE_SIZE;
-    rows.truncate(PAGE_SIZE as usize);
+    let (matches, mut snippets) = match found {
+        Some((s, (count, snippets))) => (Some(view::Matches::new(&s, count)), snippets),
+        None => (None, HashMap::new()),
+    };
     let link = |p: i64| {
         let mut s = format!("/?page={p}");
         for (k, v) in [
@@ -121,13 +129,14 @@ pub async fn list(
                 opener: r.opener,
                 created: format::time(r.ticket.created_at),
                 updated: format::time(r.ticket.updated_at),
+                snippet: snippets.remove(&r.ticket.id).map(view::SnippetView::from),
             })
             .collect(),
         page,
         prev: (page > 1).then(|| link(page - 1)),
         next: (more && page < MAX_PAGE).then(|| link(page + 1)),
         filtered: !search.is_empty() || status.is_some(),
-        truncated: truncated.then_some(portal::SEARCH_HITS),
+        matches,
     };
     Ok(html(StatusCode::OK, &list))
 }
