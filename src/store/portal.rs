@@ -3,13 +3,17 @@
 //! on the ticket id so pages never overlap, and each order has an index
 //! (migration 2) that lets SQLite read one page without sorting the team.
 //!
-//! A search ([`Search::run`]) asks one full-text index once and keeps the
-//! rowids it found; the page, the count of matching tickets and the snippets
-//! are all read from those. Terms of [`MIN_SUBSTRING_CHARS`] or more are
-//! found anywhere inside words, in any script, by the trigram index; a search
-//! made only of shorter terms finds them as whole words in the word index
-//! (trigrams cannot look up one or two characters). User text never reaches
-//! FTS5 as query syntax: [`fts_query`] quotes every term.
+//! A search ([`Search::run`]) keeps the rowids of the first lookup that found
+//! anything; the page, the count of matching tickets and the snippets are all
+//! read from those. Terms in scripts written with spaces are looked up as
+//! whole words, then as word beginnings, in the word index, and only when
+//! that finds nothing inside words by the trigram index, whose lists for
+//! common Latin trigrams are long; terms in unspaced scripts (Japanese,
+//! Thai...) go straight to the trigram index. Terms of fewer than
+//! [`MIN_SUBSTRING_CHARS`] are whole words only (trigrams cannot look up one
+//! or two characters). User text never reaches FTS5 as query syntax:
+//! [`fts_query`] quotes every term. Snippets are cut in Rust from the text
+//! read by rowid.
 //!
 //! A search looks at the [`SEARCH_HITS`] most recent matching texts only
 //! (highest rowids first: rows are numbered by ticket, so those of the newest
@@ -172,33 +176,33 @@ impl Index {
             Index::Words => "search",
         }
     }
-
-    /// Tokens in a snippet: a trigram token is one character, a word token one word.
-    fn snippet_tokens(self) -> i64 {
-        match self {
-            Index::Trigram => 48,
-            Index::Words => 10,
-        }
-    }
 }
 
 /// What a search box's text asks of the full-text indexes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
+    /// The index that answers when the word lookups find nothing.
     pub index: Index,
     /// Every term quoted, all of them required (FTS5's implicit AND).
     pub fts: String,
+    /// The terms, for the snippet.
+    pub terms: Vec<String>,
     /// Terms shorter than [`MIN_SUBSTRING_CHARS`] left out because longer ones
     /// were given: one index answers a query, and the trigram index cannot
     /// look them up.
     pub left_out: Vec<String>,
+    /// Asked of the word index first, in this order, when every term is in a
+    /// script written with spaces: the terms as whole words, then as word
+    /// prefixes. The first that finds anything answers; a trigram lookup of
+    /// common Latin trigrams reads long lists, a word lookup a short one.
+    pub words_first: Vec<String>,
 }
 
 /// The FTS5 query for the words of `text`, each quoted so that nothing the
 /// user types is read as FTS5 syntax (`AND`, `NEAR(`, `*`, `"`, `col:`);
 /// `None` when no word is left. Terms of [`MIN_SUBSTRING_CHARS`] or more go
-/// to the trigram index; a text made only of shorter terms goes to the word
-/// index.
+/// to the trigram index (after the word index, see [`Query::words_first`]);
+/// a text made only of shorter terms goes to the word index.
 pub fn fts_query(text: &str) -> Option<Query> {
     let terms: Vec<&str> = text
         .split_whitespace()
@@ -207,16 +211,52 @@ pub fn fts_query(text: &str) -> Option<Query> {
         .take(MAX_TERMS)
         .collect();
     let (long, short): (Vec<&str>, Vec<&str>) = terms.iter().partition(|w| w.chars().count() >= MIN_SUBSTRING_CHARS);
-    let quoted =
-        |terms: &[&str]| terms.iter().map(|w| format!("\"{}\"", w.replace('"', "\"\""))).collect::<Vec<_>>().join(" ");
+    let quoted = |terms: &[&str], suffix: &str| {
+        terms.iter().map(|w| format!("\"{}\"{suffix}", w.replace('"', "\"\""))).collect::<Vec<_>>().join(" ")
+    };
+    let owned = |terms: &[&str]| terms.iter().map(|w| w.to_string()).collect::<Vec<_>>();
     if !long.is_empty() {
-        let left_out = short.iter().map(|w| w.to_string()).collect();
-        Some(Query { index: Index::Trigram, fts: quoted(&long), left_out })
+        let words_first = if long.iter().any(|w| w.chars().any(unspaced)) {
+            Vec::new()
+        } else {
+            vec![quoted(&long, ""), quoted(&long, "*")]
+        };
+        Some(Query {
+            index: Index::Trigram,
+            fts: quoted(&long, ""),
+            terms: owned(&long),
+            left_out: owned(&short),
+            words_first,
+        })
     } else if !short.is_empty() {
-        Some(Query { index: Index::Words, fts: quoted(&short), left_out: Vec::new() })
+        Some(Query {
+            index: Index::Words,
+            fts: quoted(&short, ""),
+            terms: owned(&short),
+            left_out: Vec::new(),
+            words_first: Vec::new(),
+        })
     } else {
         None
     }
+}
+
+/// Letters of scripts written without spaces between words (Chinese,
+/// Japanese, Thai, Lao, Khmer, Myanmar, Tibetan): the word index keeps a
+/// whole run of them as one word, so only the trigram index finds a word inside.
+fn unspaced(c: char) -> bool {
+    matches!(c as u32,
+        0x0E00..=0x0FFF // Thai, Lao, Tibetan
+        | 0x1000..=0x109F // Myanmar
+        | 0x1780..=0x17FF // Khmer
+        | 0x2E80..=0x312F // CJK radicals, punctuation, kana, bopomofo
+        | 0x31F0..=0x31FF // katakana extensions
+        | 0x3400..=0x4DBF // CJK extension A
+        | 0x4E00..=0x9FFF // CJK unified ideographs
+        | 0xF900..=0xFAFF // CJK compatibility ideographs
+        | 0xFF66..=0xFF9F // halfwidth katakana
+        | 0x20000..=0x3FFFF // CJK extensions B and later
+    )
 }
 
 /// A search run once: the newest matching texts, by rowid.
@@ -236,11 +276,13 @@ impl Search {
         let query = fts_query(text);
         let mut hits: Vec<i64> = Vec::new();
         if let Some(q) = &query {
-            let sql =
-                format!("SELECT rowid FROM {t} WHERE {t} MATCH ?1 ORDER BY rowid DESC LIMIT ?2", t = q.index.table());
-            let mut st = c.prepare_cached(&sql)?;
-            let rows = st.query_map(params![q.fts, SEARCH_HITS + 1], |r| r.get(0))?;
-            hits = rows.collect::<rusqlite::Result<_>>()?;
+            let lookups = q.words_first.iter().map(|fts| (Index::Words, fts)).chain([(q.index, &q.fts)]);
+            for (index, fts) in lookups {
+                hits = newest_rows(c, index, fts)?;
+                if !hits.is_empty() {
+                    break;
+                }
+            }
         }
         let truncated = hits.len() as i64 > SEARCH_HITS;
         hits.truncate(SEARCH_HITS as usize);
@@ -260,31 +302,31 @@ impl Search {
 
     /// Where each of `tickets` matched: its newest matching text, cut to the
     /// match, with the matched parts marked. Tickets found by number only
-    /// have none.
+    /// have none. The text is read by rowid and cut here: a second `MATCH`
+    /// per ticket for FTS5's `snippet()` cost about 10 ms each.
     pub fn snippets(&self, c: &Connection, tickets: &[TicketId]) -> Result<HashMap<TicketId, Snippet>> {
         let mut found = HashMap::new();
         let Some(q) = &self.query else { return Ok(found) };
-        let sql = format!(
-            "SELECT kind, snippet({t}, 0, char({OPEN}), char({CLOSE}), '…', ?3) FROM {t} WHERE {t} MATCH ?1 AND rowid = ?2",
-            t = q.index.table(),
-            OPEN = MARK_OPEN as u32,
-            CLOSE = MARK_CLOSE as u32,
-        );
-        let mut st = c.prepare_cached(&sql)?;
+        let mut st = c.prepare_cached("SELECT kind, text FROM search WHERE rowid = ?1")?;
         for &ticket in tickets {
             let Some(&rowid) = self.hits.iter().find(|r| *r >> SEARCH_ROW_BITS == ticket.0) else { continue };
             // A reference replaced since the search ran has no row any more.
-            let row = st
-                .query_row(params![q.fts, rowid, q.index.snippet_tokens()], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })
-                .optional()?;
+            let row =
+                st.query_row(params![rowid], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).optional()?;
             if let Some((kind, text)) = row {
-                found.insert(ticket, Snippet { kind, parts: marked(&text) });
+                found.insert(ticket, Snippet { kind, parts: snippet(&text, &q.terms) });
             }
         }
         Ok(found)
     }
+}
+
+/// Up to [`SEARCH_HITS`] + 1 rowids matching `fts` in `index`, newest first.
+fn newest_rows(c: &Connection, index: Index, fts: &str) -> Result<Vec<i64>> {
+    let sql = format!("SELECT rowid FROM {t} WHERE {t} MATCH ?1 ORDER BY rowid DESC LIMIT ?2", t = index.table());
+    let mut st = c.prepare_cached(&sql)?;
+    let rows = st.query_map(params![fts, SEARCH_HITS + 1], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Where a ticket matched a search.
@@ -302,23 +344,56 @@ pub struct Marked {
     pub hit: bool,
 }
 
-/// What `snippet()` puts around a match: control characters, so that the
-/// page makes the `<mark>` itself and escapes every byte of stored text. A
-/// stored text holding them could only move a highlight, never add markup.
-const MARK_OPEN: char = '\u{2}';
-const MARK_CLOSE: char = '\u{3}';
+/// Characters of a snippet kept before its first match.
+const SNIPPET_BEFORE: usize = 30;
+/// Characters of a snippet, at most.
+const SNIPPET_CHARS: usize = 110;
 
-fn marked(snippet: &str) -> Vec<Marked> {
-    let mut parts = Vec::new();
-    let mut hit = false;
-    for piece in snippet.split_inclusive([MARK_OPEN, MARK_CLOSE]) {
-        let text = piece.trim_end_matches([MARK_OPEN, MARK_CLOSE]);
-        if !text.is_empty() {
-            parts.push(Marked { text: text.to_string(), hit });
+/// `text` cut to a window around the first place any of `terms` occurs
+/// (case ignored), every occurrence in the window marked, `…` where the text
+/// was cut. A text matched only through the index's folding (diacritics)
+/// shows its beginning, unmarked.
+fn snippet(text: &str, terms: &[String]) -> Vec<Marked> {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let terms: Vec<Vec<char>> =
+        terms.iter().map(|t| t.chars().collect()).filter(|t: &Vec<char>| !t.is_empty()).collect();
+    let same = |a: char, b: char| a == b || a.to_lowercase().eq(b.to_lowercase());
+    // The length in chars of the longest term starting at chars[i].
+    let match_at = |i: usize| {
+        terms
+            .iter()
+            .filter(|t| chars.len() - i >= t.len() && t.iter().zip(&chars[i..]).all(|(a, (_, b))| same(*a, *b)))
+            .map(|t| t.len())
+            .max()
+    };
+    let first = (0..chars.len()).find(|&i| match_at(i).is_some()).unwrap_or(0);
+    let start = first.saturating_sub(SNIPPET_BEFORE);
+    let end = (start + SNIPPET_CHARS).min(chars.len());
+    let byte = |i: usize| chars.get(i).map_or(text.len(), |(b, _)| *b);
+    let mut parts: Vec<Marked> = Vec::new();
+    let mut push = |from: usize, to: usize, hit: bool| {
+        if from < to {
+            parts.push(Marked { text: text[byte(from)..byte(to)].to_string(), hit });
         }
-        if let Some(marker) = piece.chars().last().filter(|m| [MARK_OPEN, MARK_CLOSE].contains(m)) {
-            hit = marker == MARK_OPEN;
+    };
+    let (mut i, mut plain) = (start, start);
+    while i < end {
+        match match_at(i) {
+            Some(n) => {
+                push(plain, i, false);
+                push(i, i + n, true);
+                i += n;
+                plain = i;
+            }
+            None => i += 1,
         }
+    }
+    push(plain, end.max(plain), false);
+    if start > 0 {
+        parts.insert(0, Marked { text: "…".into(), hit: false });
+    }
+    if end.max(i) < chars.len() {
+        parts.push(Marked { text: "…".into(), hit: false });
     }
     parts
 }
@@ -337,39 +412,71 @@ mod tests {
     use crate::store::tickets::{self, NewAttachment};
     use crate::store::users::{self, NewUser};
 
-    fn trigram(fts: &str, left_out: &[&str]) -> Option<Query> {
+    fn query(index: Index, terms: &[&str], left_out: &[&str], words_first: &[&str]) -> Option<Query> {
+        let strings = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let fts = terms.iter().map(|t| format!("\"{}\"", t.replace('"', "\"\""))).collect::<Vec<_>>().join(" ");
         Some(Query {
-            index: Index::Trigram,
-            fts: fts.into(),
-            left_out: left_out.iter().map(|s| s.to_string()).collect(),
+            index,
+            fts,
+            terms: strings(terms),
+            left_out: strings(left_out),
+            words_first: strings(words_first),
         })
     }
 
     #[test]
-    fn search_terms_are_quoted_and_routed_by_length() {
-        assert_eq!(fts_query("foo-bar: baz"), trigram("\"foo-bar\" \"baz\"", &[]));
-        assert_eq!(fts_query("say \"hi\" NEAR(x)"), trigram("\"say\" \"NEAR(x\"", &["hi"]));
-        assert_eq!(fts_query("a\"b\"c"), trigram("\"a\"\"b\"\"c\"", &[]));
-        assert_eq!(fts_query("印刷でき PC"), trigram("\"印刷でき\"", &["PC"]));
+    fn search_terms_are_quoted_and_routed_by_length_and_script() {
+        let latin = |fts: &str| [fts.to_string(), fts.replace("\" ", "\"* ") + "*"];
+        let [exact, prefix] = latin("\"foo-bar\" \"baz\"");
+        assert_eq!(fts_query("foo-bar: baz"), query(Index::Trigram, &["foo-bar", "baz"], &[], &[&exact, &prefix]));
+        let [exact, prefix] = latin("\"say\" \"NEAR(x\"");
         assert_eq!(
-            fts_query("PC OR"),
-            Some(Query { index: Index::Words, fts: "\"PC\" \"OR\"".into(), left_out: vec![] })
+            fts_query("say \"hi\" NEAR(x)"),
+            query(Index::Trigram, &["say", "NEAR(x"], &["hi"], &[&exact, &prefix])
         );
-        assert_eq!(fts_query("東京"), Some(Query { index: Index::Words, fts: "\"東京\"".into(), left_out: vec![] }));
+        assert_eq!(
+            fts_query("a\"b\"c"),
+            query(Index::Trigram, &["a\"b\"c"], &[], &["\"a\"\"b\"\"c\"", "\"a\"\"b\"\"c\"*"])
+        );
+        assert_eq!(
+            fts_query("印刷でき PC"),
+            query(Index::Trigram, &["印刷でき"], &["PC"], &[]),
+            "no words in Japanese"
+        );
+        assert_eq!(fts_query("Rechnung ภาษาไทย"), query(Index::Trigram, &["Rechnung", "ภาษาไทย"], &[], &[]));
+        assert_eq!(fts_query("PC OR"), query(Index::Words, &["PC", "OR"], &[], &[]));
+        assert_eq!(fts_query("東京"), query(Index::Words, &["東京"], &[], &[]));
         assert_eq!(fts_query("  -- ** "), None);
         assert_eq!(ticket_number("#42"), Some(42));
         assert_eq!(ticket_number("printer"), None);
     }
 
     #[test]
-    fn snippet_markers_become_separate_parts() {
-        let part = |text: &str, hit| Marked { text: text.into(), hit };
+    fn snippets_are_cut_around_the_first_match_on_char_boundaries() {
+        let terms = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let show = |parts: Vec<Marked>| {
+            parts.iter().map(|p| if p.hit { format!("[{}]", p.text) } else { p.text.clone() }).collect::<String>()
+        };
+        // Case ignored, every occurrence in the window marked, stored markup kept as text.
+        assert_eq!(show(snippet("a <b>Hit</b> HIT", &terms(&["hit"]))), "a <b>[Hit]</b> [HIT]");
+        assert_eq!(show(snippet("Köln ÜBER über", &terms(&["über", "KÖ"]))), "[Kö]ln [ÜBER] [über]");
+        // At the start and at the end of a long multi-byte text.
+        let long = "日本語".repeat(100);
+        let start = show(snippet(&format!("まだ届い{long}"), &terms(&["まだ届い"])));
+        assert!(start.starts_with("[まだ届い]日本語") && start.ends_with('…'), "{start}");
+        assert_eq!(start.chars().count(), SNIPPET_CHARS + "[]…".chars().count());
+        let end = show(snippet(&format!("{long}まだ届い"), &terms(&["まだ届い"])));
+        assert!(end.starts_with('…') && end.ends_with("語[まだ届い]"), "{end}");
+        assert_eq!(end.chars().count(), SNIPPET_BEFORE + 4 + "…[]".chars().count());
+        // A match reaching past the window is marked whole.
+        let wide = format!("needle{}needle", "x".repeat(SNIPPET_CHARS - 9));
         assert_eq!(
-            marked("a <b>\u{2}hit\u{3}</b> \u{2}two\u{3}"),
-            vec![part("a <b>", false), part("hit", true), part("</b> ", false), part("two", true)]
+            show(snippet(&wide, &terms(&["needle"]))),
+            format!("[needle]{}[needle]", "x".repeat(SNIPPET_CHARS - 9))
         );
-        assert_eq!(marked("\u{2}\u{3}plain"), vec![part("plain", false)]);
-        assert_eq!(marked(""), Vec::<Marked>::new());
+        // Folded by the index only (diacritics): the beginning, unmarked.
+        assert_eq!(snippet("Köln", &terms(&["koln"])), vec![Marked { text: "Köln".into(), hit: false }]);
+        assert_eq!(snippet("", &terms(&["x"])), Vec::<Marked>::new());
     }
 
     #[test]
