@@ -112,43 +112,55 @@ fn composing_is_linear() {
     assert_linear("short lines", growth(&one, &four, |o| drop(compose::build(o).unwrap())));
 }
 
+/// Both full-text indexes (words and trigrams), on spaced text and on
+/// unspaced Japanese, which the word index takes as one long token and the
+/// trigram index as one token per character.
 #[test]
 fn full_text_indexing_is_linear() {
     let (db, _dir) = crate::store::testing::db();
-    let (one, four) = sizes("word another ", 64 * 1024);
-    let ratio = db
-        .write(|c| {
-            let team = crate::store::users::create_team(c, "T", 0)?;
-            let user = crate::store::users::create_user(
-                c,
-                &crate::store::users::NewUser {
-                    email: "u@x.test",
-                    name: "",
-                    role: Role::Member,
-                    team_id: Some(team),
-                    password_hash: None,
-                },
-                0,
-            )?;
-            let ticket = tickets::create(c, team, user, "s", "support", 0)?;
-            let add = |body: &String| {
-                let m = NewMessage {
-                    ticket_id: ticket,
-                    author_id: Some(user),
-                    author_role: Role::Member,
-                    via: Via::Mail,
-                    event: Event::CustomerReplied,
-                    body,
-                    quoted: "",
-                    message_id: None,
-                    raw: None,
+    for (unit, probe) in [("word another ", "\"another word\""), ("日本語の長い文章を書きます", "\"文章を書き\"")]
+    {
+        let (one, four) = sizes(unit, 64 * 1024);
+        let (ratio, found) = db
+            .write(|c| {
+                let team = crate::store::users::create_team(c, unit, 0)?;
+                let user = crate::store::users::create_user(
+                    c,
+                    &crate::store::users::NewUser {
+                        email: &format!("u{}@x.test", unit.len()),
+                        name: "",
+                        role: Role::Member,
+                        team_id: Some(team),
+                        password_hash: None,
+                    },
+                    0,
+                )?;
+                let ticket = tickets::create(c, team, user, "s", "support", 0)?;
+                let add = |body: &String| {
+                    let m = NewMessage {
+                        ticket_id: ticket,
+                        author_id: Some(user),
+                        author_role: Role::Member,
+                        via: Via::Mail,
+                        event: Event::CustomerReplied,
+                        body,
+                        quoted: "",
+                        message_id: None,
+                        raw: None,
+                    };
+                    tickets::add_message(c, &m, 0).unwrap();
                 };
-                tickets::add_message(c, &m, 0).unwrap();
-            };
-            Ok::<_, crate::store::StoreError>(growth(&one, &four, add))
-        })
-        .unwrap();
-    assert_linear("index", ratio);
+                let ratio = growth(&one, &four, add);
+                let found: i64 =
+                    c.query_row("SELECT count(*) FROM search_trigram WHERE search_trigram MATCH ?1", [probe], |r| {
+                        r.get(0)
+                    })?;
+                Ok::<_, crate::store::StoreError>((ratio, found))
+            })
+            .unwrap();
+        assert_linear(unit, ratio);
+        assert_eq!(found, 10, "{unit}: every text is in the trigram index");
+    }
 }
 
 /// Cases per property: enough to shake out panics, few enough for `scripts/test`.

@@ -223,6 +223,26 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX messages_author_ticket ON messages(author_id, ticket_id);
     DROP INDEX messages_author;
     "#,
+    // 11: substring search in any script. Attachment names become `search` rows
+    // (kind 'attachment', numbered after the ticket's last row), and a trigram
+    // index holds the same rows under the same rowids. It keeps its own copy of
+    // the text: FTS5 cannot read its content from another virtual table.
+    r#"
+    CREATE TEMP TABLE attachment_text AS
+    SELECT a.filename AS name,
+           coalesce((SELECT rowid + 1 FROM search
+                     WHERE rowid >= a.ticket_id << 24 AND rowid < (a.ticket_id + 1) << 24
+                     ORDER BY rowid DESC LIMIT 1), a.ticket_id << 24)
+           + row_number() OVER (PARTITION BY a.ticket_id ORDER BY a.id) - 1 AS row
+    FROM attachments a WHERE trim(a.filename) != '';
+    INSERT INTO search(rowid, text, kind) SELECT row, name, 'attachment' FROM attachment_text;
+    DROP TABLE attachment_text;
+    CREATE VIRTUAL TABLE search_trigram USING fts5(
+        text, kind UNINDEXED,
+        tokenize = 'trigram remove_diacritics 1'
+    );
+    INSERT INTO search_trigram(rowid, text, kind) SELECT rowid, text, kind FROM search;
+    "#,
 ];
 
 /// Brings the schema up to the newest version. Safe when several processes
@@ -245,6 +265,48 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use rusqlite::Connection;
+
+    #[test]
+    fn migration_11_indexes_stored_texts_and_attachment_names_by_trigram() {
+        let mut c = Connection::open_in_memory().unwrap();
+        // A database of version 6, with rows as that version wrote them.
+        let tx = c.transaction().unwrap();
+        for sql in &super::MIGRATIONS[..6] {
+            tx.execute_batch(sql).unwrap();
+        }
+        tx.pragma_update(None, "user_version", 6).unwrap();
+        tx.execute_batch(
+            "INSERT INTO teams(id, name, created_at) VALUES (1, 'Acme', 0);
+             INSERT INTO users(id, email, role, team_id, created_at) VALUES (1, 'a@acme.test', 'member', 1, 0);
+             INSERT INTO tickets(id, team_id, opener_id, subject, status, created_at, updated_at)
+             VALUES (1, 1, 1, 'Drucker', 'closed', 0, 0), (2, 1, 1, '請求書について', 'closed', 0, 0),
+                    (3, 1, 1, '', 'closed', 0, 0);
+             INSERT INTO search(rowid, text, kind)
+             VALUES (1 << 24, 'Drucker', 'subject'), ((1 << 24) + 1, 'Die Druckerpatrone ist leer', 'message'),
+                    (2 << 24, '請求書について', 'subject');
+             INSERT INTO attachments(ticket_id, filename, size, created_at)
+             VALUES (1, 'patrone.jpg', 1, 0), (2, '見積書.pdf', 1, 0), (2, 'scan.png', 1, 0), (3, 'x.txt', 1, 0);",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        super::migrate(&mut c).unwrap();
+        let rows = |table: &str, q: &str| -> Vec<(i64, String)> {
+            let sql = format!("SELECT rowid, kind FROM {table} WHERE {table} MATCH ?1 ORDER BY rowid");
+            let mut st = c.prepare(&sql).unwrap();
+            st.query_map([q], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
+        };
+        let row = |ticket: i64, n: i64, kind: &str| ((ticket << 24) + n, kind.to_string());
+        let trigram = |q: &str| rows("search_trigram", q);
+        assert_eq!(trigram("\"patrone\""), [row(1, 1, "message"), row(1, 2, "attachment")]);
+        assert_eq!(trigram("\"求書に\""), [row(2, 0, "subject")]);
+        assert_eq!(trigram("\"見積書\""), [row(2, 1, "attachment")]);
+        assert_eq!(trigram("\"scan.png\""), [row(2, 2, "attachment")]);
+        assert_eq!(trigram("\"x.txt\""), [row(3, 0, "attachment")], "a ticket without texts starts at n = 0");
+        assert_eq!(rows("search", "scan"), [row(2, 2, "attachment")], "attachment names are words too");
+        c.execute_batch("INSERT INTO search_trigram(search_trigram) VALUES ('integrity-check')").unwrap();
+    }
+
     #[test]
     fn concurrent_openers_migrate_once() {
         let dir = tempfile::tempdir().unwrap();

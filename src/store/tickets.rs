@@ -1,6 +1,8 @@
-//! Tickets, their messages, attachments and notes, and the full-text index
-//! that follows them (one `search` row per subject, message body and
-//! internal reference).
+//! Tickets, their messages, attachments and notes, and the full-text indexes
+//! that follow them: one `search` row per subject, message body, internal
+//! reference and attachment name, indexed twice under the same rowid, by
+//! word (`search`) and by trigram (`search_trigram`, for substrings in any
+//! script).
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -84,7 +86,12 @@ pub fn set_status(c: &Connection, id: TicketId, status: Status, now: i64) -> Res
 pub fn set_internal_ref(c: &Connection, id: TicketId, reference: &str) -> Result<()> {
     c.execute("UPDATE tickets SET internal_ref = ?2 WHERE id = ?1", params![id, reference])?;
     let (lo, hi) = search_rows(id);
-    c.execute("DELETE FROM search WHERE rowid >= ?1 AND rowid < ?2 AND kind = 'reference'", params![lo, hi])?;
+    for table in ["search", "search_trigram"] {
+        c.execute(
+            &format!("DELETE FROM {table} WHERE rowid >= ?1 AND rowid < ?2 AND kind = 'reference'"),
+            params![lo, hi],
+        )?;
+    }
     index_text(c, id, "reference", reference)
 }
 
@@ -96,7 +103,7 @@ fn search_rows(TicketId(ticket): TicketId) -> (i64, i64) {
     (ticket << SEARCH_ROW_BITS, (ticket + 1) << SEARCH_ROW_BITS)
 }
 
-/// Adds a text (`subject`, `message`, `reference`) to the full-text index.
+/// Adds a text (`subject`, `message`, `reference`, `attachment`) to both full-text indexes.
 /// Rows are numbered `ticket << 24 | n`, so a search learns the ticket from
 /// the rowid alone, without reading the stored text, and a ticket's rows
 /// are one rowid range.
@@ -114,6 +121,8 @@ pub fn index_text(c: &Connection, ticket: TicketId, kind: &str, text: &str) -> R
         return Err(super::StoreError::Conflict(format!("ticket {ticket} has too many texts to index")));
     }
     c.prepare_cached("INSERT INTO search(rowid, text, kind) VALUES (?1, ?2, ?3)")?
+        .execute(params![next, text, kind])?;
+    c.prepare_cached("INSERT INTO search_trigram(rowid, text, kind) VALUES (?1, ?2, ?3)")?
         .execute(params![next, text, kind])?;
     Ok(())
 }
@@ -263,7 +272,10 @@ pub fn add_attachment(c: &Connection, a: &NewAttachment, now: i64) -> Result<i64
         a.refused,
         now
     ])?;
-    Ok(c.last_insert_rowid())
+    let id = c.last_insert_rowid();
+    // Refused files are named on the ticket too, so their names find it.
+    index_text(c, a.ticket_id, "attachment", a.filename)?;
+    Ok(id)
 }
 
 pub fn attachments(c: &Connection, ticket: TicketId) -> Result<Vec<Attachment>> {

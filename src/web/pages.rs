@@ -91,37 +91,45 @@ pub async fn list(
     let page = q.page.parse::<i64>().unwrap_or(1).clamp(1, MAX_PAGE);
     let team_filter = if staff { q.team.parse::<TeamId>().ok() } else { viewer.user.team_id };
     let search = q.q.trim().to_string();
-    let listing = Listing {
-        team: team_filter,
-        status,
-        sort,
-        search: (!search.is_empty()).then(|| search.clone()),
-        offset: (page - 1) * PAGE_SIZE,
-        limit: PAGE_SIZE + 1,
-    };
+    let text = (!search.is_empty()).then(|| search.clone());
     let db = pipeline.db().clone();
     let (own_team, me) = (viewer.user.team_id, viewer.user.id);
-    let (mut rows, total, mut activity, teams, heading, truncated) = blocking(move || {
+    let (mut rows, total, mut activity, teams, heading, found) = blocking(move || {
         Ok(db.with(|c| {
+            let listing = Listing {
+                team: team_filter,
+                status,
+                sort,
+                search: text.map(|t| portal::Search::run(c, &t)).transpose()?,
+                offset: (page - 1) * PAGE_SIZE,
+                limit: PAGE_SIZE + 1,
+            };
             let rows = portal::list(c, &listing)?;
             let total = portal::count(c, &listing)?;
             let ids: Vec<TicketId> = rows.iter().map(|r| r.ticket.id).collect();
             let activity = activity::of(c, me, &ids)?;
-            let truncated = match &listing.search {
-                Some(text) => portal::search_truncated(c, text)?,
-                None => false,
+            let found = match listing.search {
+                Some(s) => {
+                    let snippets = s.snippets(c, &ids)?;
+                    Some((s, snippets))
+                }
+                None => None,
             };
             let teams = if staff { users::teams(c)? } else { Vec::new() };
             let heading = match own_team {
                 Some(t) if !staff => format!("Tickets of {}", users::team(c, t)?.name),
                 _ => "All tickets".to_string(),
             };
-            Ok((rows, total, activity, teams, heading, truncated))
+            Ok((rows, total, activity, teams, heading, found))
         })?)
     })
     .await?;
     let more = rows.len() as i64 > PAGE_SIZE;
     rows.truncate(PAGE_SIZE as usize);
+    let (matches, mut snippets) = match found {
+        Some((s, snippets)) => (Some(view::Matches::new(&s, total)), snippets),
+        None => (None, HashMap::new()),
+    };
     let filters = query_string(&[
         ("q", search.as_str()),
         ("status", q.status.as_str()),
@@ -156,6 +164,7 @@ pub async fn list(
                     age: moments.age(r.ticket.created_at),
                     created: moments.at(r.ticket.created_at),
                     updated: moments.at(r.ticket.updated_at),
+                    snippet: snippets.remove(&r.ticket.id).map(view::SnippetView::from),
                 }
             })
             .collect(),
@@ -170,7 +179,7 @@ pub async fn list(
         next: (more && page < MAX_PAGE).then(|| link(page + 1)),
         filtered,
         customized: !filters.is_empty(),
-        truncated: truncated.then_some(portal::SEARCH_HITS),
+        matches,
         contacts: (!staff).then(|| (support.sales_contact.clone(), support.billing_contact.clone())),
     };
     let mut res = html(StatusCode::OK, &list);

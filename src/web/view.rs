@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::format::{self, Time};
 use crate::id::{MessageId, TeamId, TicketId};
 use crate::lifecycle::{Role, Status};
-use crate::store::portal::Sort;
+use crate::store::portal::{Index, MIN_SUBSTRING_CHARS, Marked, SEARCH_HITS, Search, Snippet, Sort};
 use crate::store::users::{Team, User};
 
 /// The header of every page: who is logged in, the token for the logout
@@ -175,6 +175,58 @@ pub struct ListRow {
     pub age: String,
     pub created: Time,
     pub updated: Time,
+    /// Where a search matched this ticket.
+    pub snippet: Option<SnippetView>,
+}
+
+/// A search snippet: which text matched and the marked pieces, escaped by
+/// askama one by one; the template writes the `<mark>` around the hits.
+pub struct SnippetView {
+    pub kind: &'static str,
+    pub parts: Vec<Marked>,
+}
+
+impl From<Snippet> for SnippetView {
+    fn from(s: Snippet) -> Self {
+        let kind = match s.kind.as_str() {
+            "subject" => "Subject",
+            "reference" => "Internal reference",
+            "attachment" => "Attachment",
+            _ => "Message",
+        };
+        SnippetView { kind, parts: s.parts }
+    }
+}
+
+/// What a search found, said above the list.
+pub struct Matches {
+    /// "3 tickets match"; "At least 40 tickets match" when older matches were left out.
+    pub summary: String,
+    /// How the search was narrowed, for the person to widen or refine it.
+    pub notes: Vec<String>,
+}
+
+impl Matches {
+    pub fn new(search: &Search, count: i64) -> Matches {
+        let tickets = if count == 1 { "1 ticket matches".to_string() } else { format!("{count} tickets match") };
+        let mut notes = Vec::new();
+        if search.truncated {
+            notes.push(format!(
+                "Only the {SEARCH_HITS} most recent matching texts were searched. Add words to narrow it down."
+            ));
+        }
+        match &search.query {
+            Some(q) if !q.left_out.is_empty() => notes
+                .push(format!("Left out, shorter than {MIN_SUBSTRING_CHARS} characters: {}.", q.left_out.join(" "))),
+            Some(q) if q.index == Index::Words => notes.push(format!(
+                "Terms shorter than {MIN_SUBSTRING_CHARS} characters match whole words only; type at least \
+                 {MIN_SUBSTRING_CHARS} characters to find text inside words."
+            )),
+            _ => {}
+        }
+        let summary = if search.truncated { format!("At least {tickets}") } else { tickets };
+        Matches { summary, notes }
+    }
 }
 
 #[derive(Template)]
@@ -196,8 +248,8 @@ pub struct List {
     pub filtered: bool,
     /// The view differs from the viewer's default one ("Reset filters" is offered).
     pub customized: bool,
-    /// Set when the search matched more texts than it looks at.
-    pub truncated: Option<i64>,
+    /// Set when a search was made.
+    pub matches: Option<Matches>,
     /// Sales and Billing addresses, beside a customer's list (staff: `None`).
     pub contacts: Option<(String, String)>,
 }

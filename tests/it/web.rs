@@ -1140,4 +1140,65 @@ async fn posts_take_at_most_20_files_and_bounded_text_and_keep_what_was_typed() 
     assert_eq!(w.messages(t).len(), 3);
 }
 
+#[tokio::test]
+async fn search_finds_substrings_in_any_script_and_attachment_names_with_count_and_snippet() {
+    let w = world();
+    let jane_user = w.pipeline.db().with(|c| users::by_id(c, w.member)).unwrap();
+    let invoice = w
+        .pipeline
+        .db()
+        .write(|tx| {
+            let env = w.pipeline.env(5_000);
+            let body = "先月の請求書がまだ届いていません。Printer <script>alert(1)</script>";
+            let p = actions::open(tx, &env, jane_user.team_id.unwrap(), "請求書の件", "web", &post(&jane_user, body))?;
+            Ok::<_, StoreError>(p.ticket)
+        })
+        .unwrap();
+    let (jane, eve) = (w.session(w.member), w.session(w.other));
+    let r = w
+        .multipart(
+            &format!("/t/{}/reply", w.ticket),
+            Some(&jane),
+            &[("csrf", &jane.csrf), ("body", ""), ("action", "send")],
+            &[("Lieferschein_4711.pdf", PDF)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+
+    // A Japanese word inside a sentence without spaces.
+    let found = w.get(&format!("/?q={}", enc("まだ届い")), Some(&jane)).await;
+    assert!(
+        found.body.contains(&format!("/t/{}", invoice.id)) && !found.body.contains("Printer on fire"),
+        "{}",
+        found.body
+    );
+    assert!(found.body.contains("1 ticket matches"), "{}", found.body);
+    assert!(found.body.contains("<mark>まだ届い</mark>"), "{}", found.body);
+    assert!(!found.body.contains("<script>alert"), "stored HTML is never markup");
+    // An attachment's name, part of it, in another case.
+    let found = w.get("/?q=lieferSCHEIN_47", Some(&jane)).await;
+    assert!(found.body.contains("Printer on fire") && !found.body.contains("請求書の件"), "{}", found.body);
+    assert!(found.body.contains("Attachment:") && found.body.contains("<mark>Lieferschein_47</mark>11.pdf"));
+    // Stored HTML around the match is escaped, the <mark> is ours.
+    let found = w.get("/?q=bright", Some(&jane)).await;
+    assert!(
+        found.body.contains("&#60;b&#62;<mark>bright</mark>&#60;/b&#62;")
+            || found.body.contains("&lt;b&gt;<mark>bright</mark>&lt;/b&gt;"),
+        "{}",
+        found.body
+    );
+    assert!(!found.body.contains("<b>bright"));
+    // The count is of tickets, within the viewer's team.
+    let both = w.get("/?q=PRINT", Some(&jane)).await;
+    assert!(both.body.contains("2 tickets match"), "{}", both.body);
+    let none = w.get(&format!("/?q={}", enc("まだ届い")), Some(&eve)).await;
+    assert!(none.body.contains("0 tickets match") && none.body.contains("No ticket matches."), "{}", none.body);
+    // Two characters: whole words only, and the page says how to find more.
+    let short = w.get(&format!("/?q={}", enc("請求")), Some(&jane)).await;
+    assert!(short.body.contains("0 tickets match") && short.body.contains("type at least 3 characters"));
+    let mixed = w.get(&format!("/?q={}", enc("請求書 PC")), Some(&jane)).await;
+    assert!(mixed.body.contains("1 ticket matches") && mixed.body.contains("Left out, shorter than 3 characters: PC."));
+    assert!(!w.get("/", Some(&jane)).await.body.contains("tickets match"), "no count without a search");
+}
+
 mod queue;

@@ -99,7 +99,10 @@ async fn the_list_says_who_replied_last_and_how_old_a_ticket_is() {
     assert!(r.contains(" wk</time>"), "opened at 1,000 s: weeks ago: {r}");
     w.send_reply(&jane, w.ticket, "Still burning", "send").await;
     let list = w.get("/", Some(&agent)).await.body;
-    assert!(row(&list, w.ticket).contains("<td data-label=\"Last reply by\">Jane <span class=\"role\">(customer)</span></td>"));
+    assert!(
+        row(&list, w.ticket)
+            .contains("<td data-label=\"Last reply by\">Jane <span class=\"role\">(customer)</span></td>")
+    );
 }
 
 #[tokio::test]
