@@ -209,23 +209,7 @@ fn scale_group(args: &BenchArgs) -> anyhow::Result<()> {
     let messages = args.messages.unwrap_or(100_000);
     let tickets = (args.prefill as i64 / prefill::MESSAGES_PER_TICKET).max(1);
     let dir = args.dir.clone().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/scale-bench"));
-    std::fs::create_dir_all(&dir)?;
-    let template = dir.join(format!("prefill-{tickets}.sqlite"));
-    if !template.exists() {
-        let partial = dir.join("prefill.partial.sqlite");
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", partial.display()));
-        }
-        let started = Instant::now();
-        prefill::generate(&Db::open(&partial)?, tickets)?;
-        std::fs::rename(&partial, &template)?;
-        println!(
-            "generated {tickets} tickets, {} messages in {:.1?} ({} MB)",
-            tickets * prefill::MESSAGES_PER_TICKET,
-            started.elapsed(),
-            std::fs::metadata(&template)?.len() / 1_000_000
-        );
-    }
+    let template = prefill::store(&dir, tickets)?;
     let batch = args.batch.max(1);
     println!("backlog: {messages} messages, batches of {batch}; the same corpus into both stores");
     let empty = backlog_rate(messages, batch, None)?;

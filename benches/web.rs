@@ -1,9 +1,9 @@
 //! Web portal load benchmark: `cargo bench --bench web`.
 //!
-//! Generates 100,000 tickets and 500,000 messages (with their full-text rows,
-//! by word and by trigram; every tenth ticket in Japanese, without spaces;
-//! every fifth message with an attachment) straight into SQLite in one
-//! transaction, starts the portal in a second
+//! Loads the portal with the store of `common::prefill` (100,000 tickets and
+//! 500,000 messages with their full-text rows, by word and by trigram; every
+//! tenth ticket in Japanese, without spaces; every fifth message or so with
+//! an attachment), starts the portal in a second
 //! process (this binary with `--serve`), and drives it over loopback with
 //! keep-alive HTTP/1.1 connections from this process: list, sorted, filtered
 //! and search pages (Latin and Japanese: word, substring, attachment name,
@@ -26,21 +26,11 @@ use std::time::{Duration, Instant};
 
 use rusqlite::params;
 
-use common::Rng;
+use common::prefill::{self, VOCABULARY, japanese_word, word};
 use ticketgate::app::App;
 use ticketgate::config::Config;
 use ticketgate::signing::Keyring;
-use ticketgate::store::tickets;
 use ticketgate::store::{Db, sessions};
-
-const TICKETS: i64 = 100_000;
-const MESSAGES_PER_TICKET: i64 = 5;
-const TEAMS: i64 = 100;
-const VOCABULARY: usize = 20_000;
-/// Every this many tickets is written in Japanese.
-const JAPANESE_EVERY: i64 = 10;
-/// Every this many messages carries an attachment.
-const ATTACHMENT_EVERY: usize = 5;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -54,23 +44,7 @@ fn main() -> anyhow::Result<()> {
     let dir = value("--dir")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("web-bench"));
-    std::fs::create_dir_all(&dir)?;
-    let db_path = dir.join("bench.sqlite");
-    let db = Db::open(&db_path)?;
-    let generated = db.with(|c| Ok(c.query_row("SELECT count(*) FROM tickets", [], |r| r.get::<_, i64>(0))?))?;
-    if generated != TICKETS {
-        drop(db);
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", db_path.display()));
-        }
-        let started = Instant::now();
-        generate(&Db::open(&db_path)?)?;
-        println!(
-            "generated {TICKETS} tickets, {} messages in {:.1?}",
-            TICKETS * MESSAGES_PER_TICKET,
-            started.elapsed()
-        );
-    }
+    let db_path = prefill::store(&dir, prefill::TICKETS)?;
     let db = Db::open(&db_path)?;
     let (member, staff, rare, medium) = db.with(|c| {
         let member: ticketgate::id::UserId =
@@ -199,36 +173,6 @@ fn session(db: &Db, user: ticketgate::id::UserId) -> anyhow::Result<String> {
     Ok(format!("tg_session={token}"))
 }
 
-/// A pronounceable pseudo-word per rank: distinct, tokenised as one FTS term.
-fn word(rank: usize) -> String {
-    const SYL: [&str; 20] = [
-        "ka", "lo", "mi", "ne", "ru", "ta", "po", "si", "ve", "du", "ba", "fe", "go", "hi", "ju", "ly", "mo", "na",
-        "pe", "qu",
-    ];
-    spell(rank, &SYL)
-}
-
-/// A Japanese pseudo-word per rank, two to four kanji; texts join them with
-/// particles, never spaces, as Japanese is written.
-fn japanese_word(rank: usize) -> String {
-    const KANJI: [&str; 20] = [
-        "請", "求", "書", "印", "刷", "東", "京", "会", "議", "室", "接", "続", "確", "認", "設", "定", "電", "話",
-        "番", "号",
-    ];
-    spell(rank, &KANJI)
-}
-
-/// `rank` written in base 20 with `digits`, least significant first.
-fn spell(rank: usize, digits: &[&str; 20]) -> String {
-    let mut n = rank + 20;
-    let mut w = String::new();
-    while n > 0 {
-        w.push_str(digits[n % 20]);
-        n /= 20;
-    }
-    w
-}
-
 /// `text` for a URL's query: every byte outside the unreserved set as `%XX`.
 fn utf8_percent_encode(text: &str) -> String {
     text.bytes()
@@ -237,132 +181,6 @@ fn utf8_percent_encode(text: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// Repeatable text for the generated tickets.
-trait Words {
-    /// Zipf-like: low ranks are common, high ranks rare.
-    fn word_rank(&mut self) -> usize;
-    /// `words` words of `vocab`, joined by spaces, or in Japanese by particles.
-    fn text(&mut self, words: usize, vocab: &[String], japanese: bool) -> String;
-}
-
-impl Words for Rng {
-    fn word_rank(&mut self) -> usize {
-        let u = (self.below(1_000_000) as f64 + 1.0) / 1_000_001.0;
-        ((VOCABULARY as f64).powf(u) as usize).saturating_sub(1).min(VOCABULARY - 1)
-    }
-
-    fn text(&mut self, words: usize, vocab: &[String], japanese: bool) -> String {
-        const PARTICLES: [&str; 8] = ["の", "が", "を", "に", "は", "で", "と", "も"];
-        let mut s = String::new();
-        for i in 0..words {
-            if i > 0 {
-                s.push_str(if !japanese {
-                    " "
-                } else if i % 8 == 0 {
-                    "。"
-                } else {
-                    PARTICLES[self.below(8)]
-                });
-            }
-            s.push_str(&vocab[self.word_rank()]);
-        }
-        s
-    }
-}
-
-fn generate(db: &Db) -> anyhow::Result<()> {
-    let latin: Vec<String> = (0..VOCABULARY).map(word).collect();
-    let japanese: Vec<String> = (0..VOCABULARY).map(japanese_word).collect();
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let hash = ticketgate::password::hash("bench");
-    db.write(|tx| {
-        tx.execute(
-            "INSERT INTO users(email, name, role, team_id, password_hash, created_at) VALUES ('agent@support.test', 'Agent', 'staff', NULL, ?1, 0)",
-            [&hash],
-        )?;
-        let staff = tx.last_insert_rowid();
-        let mut team_users = Vec::new();
-        for t in 0..TEAMS {
-            tx.execute("INSERT INTO teams(name, created_at) VALUES (?1, 0)", [format!("Team {t:03}")])?;
-            let team = tx.last_insert_rowid();
-            let mut ids = Vec::new();
-            for u in 0..5 {
-                let role = if u == 0 { "admin" } else { "member" };
-                tx.execute(
-                    "INSERT INTO users(email, name, role, team_id, password_hash, created_at) VALUES (?1, '', ?2, ?3, ?4, 0)",
-                    params![format!("user{u}@team{t}.test"), role, team, hash],
-                )?;
-                ids.push(tx.last_insert_rowid());
-            }
-            team_users.push((team, ids));
-        }
-        let mut ticket = tx.prepare(
-            "INSERT INTO tickets(team_id, opener_id, subject, status, source, internal_ref, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, 'support', ?5, ?6, ?7)",
-        )?;
-        let mut message = tx.prepare(
-            "INSERT INTO messages(ticket_id, author_id, author_role, via, event, body, message_id, created_at)
-             VALUES (?1, ?2, ?3, 'mail', ?4, ?5, ?6, ?7)",
-        )?;
-        let start = 1_700_000_000i64;
-        for i in 0..TICKETS {
-            let (team, users) = &team_users[(i % TEAMS) as usize];
-            let opener = users[rng.below(users.len())];
-            // By rounds over the teams, so that every team has Japanese tickets.
-            let in_japanese = (i / TEAMS) % JAPANESE_EVERY == JAPANESE_EVERY - 1;
-            let vocab = if in_japanese { &japanese } else { &latin };
-            let words = 3 + rng.below(6);
-            let subject = rng.text(words, vocab, in_japanese);
-            let status = ["waiting_for_support", "waiting_for_customer", "closed"][rng.below(3)];
-            let reference = if rng.below(4) == 0 { format!("REF-{}", rng.below(1_000_000)) } else { String::new() };
-            let created = start + i * 600 + rng.below(600) as i64;
-            let mut at = created;
-            let mut times = Vec::new();
-            for _ in 0..MESSAGES_PER_TICKET {
-                times.push(at);
-                at += rng.below(86_400 * 3) as i64;
-            }
-            ticket.execute(params![team, opener, subject, status, reference, created, times[times.len() - 1]])?;
-            let id = ticketgate::id::TicketId(tx.last_insert_rowid());
-            tickets::index_text(tx, id, "subject", &subject)?;
-            if !reference.is_empty() {
-                tickets::index_text(tx, id, "reference", &reference)?;
-            }
-            for (m, when) in times.iter().enumerate() {
-                let by_staff = m % 2 == 1;
-                let words = 20 + rng.below(60);
-                let body = rng.text(words, vocab, in_japanese);
-                let (author, role, event) = match (m, by_staff) {
-                    (0, _) => (opener, "member", "opened"),
-                    (_, true) => (staff, "staff", "staff_responded"),
-                    _ => (opener, "member", "customer_replied"),
-                };
-                message.execute(params![id, author, role, event, body, format!("b{id}.{m}@bench.test"), when])?;
-                let message_id = ticketgate::id::MessageId(tx.last_insert_rowid());
-                tickets::index_text(tx, id, "message", &body)?;
-                if rng.below(ATTACHMENT_EVERY) == 0 {
-                    let stem = &vocab[rng.word_rank()];
-                    let n = rng.below(100_000);
-                    let filename = if in_japanese { format!("{stem}_{n}.xlsx") } else { format!("{stem}-{n}.pdf") };
-                    let file = tickets::NewAttachment {
-                        ticket_id: id,
-                        message_id: Some(message_id),
-                        filename: &filename,
-                        size: 1000,
-                        detected: None,
-                        sha256: None,
-                        refused: None,
-                    };
-                    tickets::add_attachment(tx, &file, *when)?;
-                }
-            }
-        }
-        Ok::<_, ticketgate::store::StoreError>(())
-    })?;
-    db.with(|c| Ok(c.execute_batch("ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);")?))?;
-    Ok(())
 }
 
 struct Run {
