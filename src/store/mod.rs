@@ -192,14 +192,31 @@ fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection> {
     // rusqlite keeps 16 prepared statements by default; one message uses
     // more than that, and re-preparing them cost a tenth of the pipeline.
     conn.set_prepared_statement_cache_capacity(128);
+    enter_wal(&conn, busy_timeout)?;
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
+        "PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;
          PRAGMA cache_size = -16000;",
     )?;
     Ok(conn)
+}
+
+/// Switches the file to WAL (a no-op once it is). The switch needs the file
+/// to itself, and SQLite answers it with SQLITE_BUSY at once, without the
+/// busy handler, while another connection is in the file (two processes
+/// opening a new database together): it is retried until `busy_timeout`, as
+/// a write would wait for the lock.
+fn enter_wal(conn: &Connection, busy_timeout: Duration) -> Result<()> {
+    let deadline = std::time::Instant::now() + busy_timeout;
+    loop {
+        match conn.execute_batch("PRAGMA journal_mode = WAL;").map_err(StoreError::from) {
+            Err(StoreError::Busy) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            done => return done,
+        }
+    }
 }
 
 #[cfg(test)]
