@@ -14,8 +14,7 @@ use serde::Deserialize;
 
 use super::auth::Viewer;
 use super::pages::DoneQuery;
-use super::view::Nav;
-use super::zone;
+use super::view::{Done, Nav};
 use super::{WebError, blocking, html, page, staff_only};
 use crate::app::App;
 use crate::clock;
@@ -87,7 +86,7 @@ async fn account_page(app: &App, viewer: &Viewer, status: Option<String>) -> Res
 
 /// GET /account.
 pub async fn account(State(app): State<App>, viewer: Viewer, Query(q): Query<DoneQuery>) -> Result<Response, WebError> {
-    let status = (q.done == zone::SAVED).then(|| "Your time zone was saved.".to_string());
+    let status = Done::of(&q.done).map(|d| d.message(None));
     let p = account_page(&app, &viewer, status).await?;
     Ok(html(StatusCode::OK, &p))
 }

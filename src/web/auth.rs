@@ -33,7 +33,7 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 
-use super::view::{Draft, Login, Nav};
+use super::view::{Done, Draft, Login, Nav};
 use super::{WebError, blocking, html};
 use crate::app::App;
 use crate::clock;
@@ -168,7 +168,7 @@ pub(super) fn set_cookie(config: &Config, name: &str, value: &str, path: &str, m
 #[derive(Deserialize)]
 pub struct LoginQuery {
     next: Option<String>,
-    /// What just happened: `logged_out`, `password_set`.
+    /// What just happened: a word of [`Done`].
     done: Option<String>,
     /// Why the visitor was sent here: `expired` (a deep link that had expired).
     reason: Option<String>,
@@ -184,10 +184,9 @@ pub async fn login_page(
     if viewer(&pipeline, &headers).await?.is_some() {
         return Ok(Redirect::to(&next).into_response());
     }
-    let notice = match q.done.as_deref() {
-        Some("logged_out") => Some("You have been logged out.".to_string()),
-        Some("password_set") => Some("Your password has been set. Log in with it.".to_string()),
-        _ => context(&next, q.reason.as_deref() == Some("expired")),
+    let notice = match q.done.as_deref().and_then(Done::of) {
+        Some(done) => Some(done.message(None)),
+        None => context(&next, q.reason.as_deref() == Some("expired")),
     };
     let form = LoginPage { next, notice, ..LoginPage::default() };
     Ok(login_form(&pipeline, StatusCode::OK, form))
@@ -444,7 +443,7 @@ pub async fn logout(
     let db = pipeline.db().clone();
     let session = viewer.session.clone();
     blocking(move || Ok(db.write(|tx| sessions::delete(tx, &session))?)).await?;
-    let mut res = Redirect::to("/login?done=logged_out").into_response();
+    let mut res = Redirect::to(&format!("/login?done={}", Done::LoggedOut)).into_response();
     res.headers_mut().append(header::SET_COOKIE, set_cookie(pipeline.config(), SESSION_COOKIE, "", "/", 0));
     Ok(res)
 }

@@ -249,7 +249,7 @@ pub async fn ticket(
     let notice = match (&draft, q.note.as_str()) {
         (Some(_), _) => Some(DRAFT_KEPT.to_string()),
         (None, "link_expired") => Some("The link you followed had expired; here is the ticket it led to.".to_string()),
-        _ => q.done.parse::<Done>().ok().map(|d| d.message(id)),
+        _ => Done::of(&q.done).map(|d| d.message(Some(id))),
     };
     let page = ticket_page(&pipeline, viewer, id, notice, draft.map(|d| d.body).unwrap_or_default(), None).await?;
     Ok(html(StatusCode::OK, &page))

@@ -24,7 +24,7 @@ use rusqlite::Connection;
 use serde::Deserialize;
 
 use super::auth::{self, ClientAddr};
-use super::view::Nav;
+use super::view::{Done, Nav};
 use super::{WebError, blocking, html, page};
 use crate::app::App;
 use crate::clock;
@@ -276,7 +276,7 @@ pub async fn reset(
     })
     .await?;
     match set {
-        Ok(()) => Ok(Redirect::to("/login?done=password_set").into_response()),
+        Ok(()) => Ok(Redirect::to(&format!("/login?done={}", Done::PasswordSet)).into_response()),
         Err(why) => Ok(refused(why)),
     }
 }

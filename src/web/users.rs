@@ -22,8 +22,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::auth::Viewer;
+use super::pages::DoneQuery;
 use super::password::send_link;
-use super::view::{Choice, Nav, team_choices};
+use super::view::{Choice, Done, Nav, team_choices};
 use super::{WebError, blocking, html, staff_only};
 use crate::app::App;
 use crate::clock;
@@ -284,7 +285,7 @@ pub async fn create(State(app): State<App>, viewer: Viewer, Form(form): Form<Use
     })
     .await?;
     match made {
-        Ok(id) => Ok(Redirect::to(&format!("/users/{id}?done=added")).into_response()),
+        Ok(id) => Ok(Redirect::to(&format!("/users/{id}?done={}", Done::UserAdded)).into_response()),
         Err(why) => {
             Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &new_form(&app, &viewer, scope, &form, Some(why)).await?))
         }
@@ -297,24 +298,6 @@ async fn managed(app: &App, scope: Scope, id: &str) -> Result<(User, Vec<Team>),
     let db = app.db().clone();
     let (user, teams) = blocking(move || Ok(db.with(|c| Ok((users::by_id(c, id)?, users::teams(c)?)))?)).await?;
     if scope.reaches(&user) { Ok((user, teams)) } else { Err(WebError::NotFound) }
-}
-
-#[derive(Deserialize, Default)]
-pub struct DoneQuery {
-    #[serde(default)]
-    done: String,
-}
-
-fn done_text(done: &str) -> Option<&'static str> {
-    Some(match done {
-        "added" => "User added. An invitation to set a password was mailed.",
-        "role" => "Role changed.",
-        "disabled" => "User disabled: they are logged out and can no longer log in or write by mail.",
-        "enabled" => "User enabled.",
-        "invited" => "Invitation mailed: the link to set a password works for seven days.",
-        "not_invited" => "No invitation was mailed: the user is disabled or their address bounces.",
-        _ => return None,
-    })
 }
 
 /// GET /users/{id}.
@@ -333,7 +316,7 @@ pub async fn user(
         own: user.id == viewer.user.id,
         roles: role_choices(scope, user.role),
         teams: if scope == Scope::Everyone { team_choices(&teams, user.team_id) } else { Vec::new() },
-        status: done_text(&q.done).map(str::to_string),
+        status: Done::of(&q.done).map(|d| d.message(None)),
     };
     Ok(html(StatusCode::OK, &p))
 }
@@ -365,22 +348,22 @@ pub async fn change(
                 let done = match (action.as_str(), role) {
                     ("role", Some(role)) => {
                         users::set_role(tx, user.id, role, team)?;
-                        "role"
+                        Done::RoleChanged
                     }
                     ("disable", _) => {
                         users::set_disabled(tx, &user.email, true)?;
-                        "disabled"
+                        Done::Disabled
                     }
                     ("enable", _) => {
                         users::set_disabled(tx, &user.email, false)?;
-                        "enabled"
+                        Done::Enabled
                     }
                     _ => {
                         let sent = send_link(tx, &a, &user, PasswordPurpose::Invite, clock::now())?;
-                        if sent { "invited" } else { "not_invited" }
+                        if sent { Done::Invited } else { Done::NotInvited }
                     }
                 };
-                tracing::info!(by = %by, user = %user.email, action = done, role = role.map(Role::as_str), "user changed in the portal");
+                tracing::info!(by = %by, user = %user.email, action = done.as_str(), role = role.map(Role::as_str), "user changed in the portal");
                 Ok::<_, StoreError>(done)
             })
             .map_err(WebError::refusal)

@@ -132,7 +132,7 @@ impl Moments {
 
 crate::stable_code! {
     /// What a page says after an action, named in the redirect (`?done=sent`):
-    /// a fixed table, so nothing typed into a URL is ever shown.
+    /// one fixed table for every page, so nothing typed into a URL is ever shown.
     pub enum Done {
         Created = "created",
         Sent = "sent",
@@ -141,20 +141,47 @@ crate::stable_code! {
         Closed = "closed",
         SentAndClosed = "sent-closed",
         Reference = "reference",
+        ZoneSaved = "time-zone",
+        LoggedOut = "logged_out",
+        PasswordSet = "password_set",
+        UserAdded = "added",
+        RoleChanged = "role",
+        Disabled = "disabled",
+        Enabled = "enabled",
+        Invited = "invited",
+        NotInvited = "not_invited",
     }
 }
 
 impl Done {
-    /// The sentence for the page of ticket `id`.
-    pub fn message(self, id: TicketId) -> String {
+    /// The word of `?done=`, if it is one of the table's.
+    pub fn of(word: &str) -> Option<Done> {
+        word.parse().ok()
+    }
+
+    /// The sentence for the page the redirect leads to; `ticket` is that
+    /// page's ticket, if it is a ticket page.
+    pub fn message(self, ticket: Option<TicketId>) -> String {
         match self {
-            Done::Created => format!("Ticket #{id} created."),
+            Done::Created => match ticket {
+                Some(id) => format!("Ticket #{id} created."),
+                None => "Ticket created.".into(),
+            },
             Done::Sent => "Your reply was sent.".into(),
             Done::Reopened => "Your reply was sent and the ticket reopened.".into(),
             Done::Attached => "Your documents were attached.".into(),
             Done::Closed => "The ticket is closed.".into(),
             Done::SentAndClosed => "Your reply was sent and the ticket closed.".into(),
             Done::Reference => "The internal reference was saved.".into(),
+            Done::ZoneSaved => "Your time zone was saved.".into(),
+            Done::LoggedOut => "You have been logged out.".into(),
+            Done::PasswordSet => "Your password has been set. Log in with it.".into(),
+            Done::UserAdded => "User added. An invitation to set a password was mailed.".into(),
+            Done::RoleChanged => "Role changed.".into(),
+            Done::Disabled => "User disabled: they are logged out and can no longer log in or write by mail.".into(),
+            Done::Enabled => "User enabled.".into(),
+            Done::Invited => "Invitation mailed: the link to set a password works for seven days.".into(),
+            Done::NotInvited => "No invitation was mailed: the user is disabled or their address bounces.".into(),
         }
     }
 }

@@ -7,12 +7,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::auth::Viewer;
+use super::view::Done;
 use super::{WebError, blocking};
 use crate::app::App;
 use crate::store::users;
-
-/// `/account?done=` after a saved zone.
-pub const SAVED: &str = "time-zone";
 
 #[derive(Deserialize)]
 pub struct ZoneForm {
@@ -30,5 +28,5 @@ pub async fn set(State(app): State<App>, viewer: Viewer, Form(form): Form<ZoneFo
     }
     let (db, id) = (app.db().clone(), viewer.user.id);
     blocking(move || Ok(db.write(|tx| users::set_time_zone(tx, id, &zone))?)).await?;
-    Ok(Redirect::to(&format!("/account?done={SAVED}")).into_response())
+    Ok(Redirect::to(&format!("/account?done={}", Done::ZoneSaved)).into_response())
 }
