@@ -130,29 +130,13 @@ const PASSWORD_PURPOSE: &str = "password-link";
 /// Password links grant an account, so they carry the whole HMAC.
 const PASSWORD_SIG_BYTES: usize = 32;
 
-/// What a [`PasswordLink`] was mailed for: the wording differs, the mechanism not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PasswordPurpose {
-    /// "Forgot password?": valid for an hour.
-    Reset,
-    /// A new user's (or a re-sent) invitation to set a password.
-    Invite,
-}
-
-impl PasswordPurpose {
-    fn as_str(self) -> &'static str {
-        match self {
-            PasswordPurpose::Reset => "reset",
-            PasswordPurpose::Invite => "invite",
-        }
-    }
-
-    fn parse(s: &str) -> Option<PasswordPurpose> {
-        match s {
-            "reset" => Some(PasswordPurpose::Reset),
-            "invite" => Some(PasswordPurpose::Invite),
-            _ => None,
-        }
+crate::stable_code! {
+    /// What a [`PasswordLink`] was mailed for: the wording differs, the mechanism not.
+    pub enum PasswordPurpose {
+        /// "Forgot password?": valid for an hour.
+        Reset = "reset",
+        /// A new user's (or a re-sent) invitation to set a password.
+        Invite = "invite",
     }
 }
 
@@ -195,7 +179,7 @@ impl PasswordLink {
         let parts: Vec<&str> = token.split('.').collect();
         let [u, p, e, sig] = parts[..] else { return Err(LinkError::Invalid) };
         let num = |s: &str| s.parse::<i64>().map_err(|_| LinkError::Invalid);
-        let purpose = PasswordPurpose::parse(p).ok_or(LinkError::Invalid)?;
+        let purpose = p.parse::<PasswordPurpose>().map_err(|_| LinkError::Invalid)?;
         let link = PasswordLink { user: UserId(num(u)?), purpose, expires: num(e)? };
         if !keys.verify_b32(PASSWORD_PURPOSE, link.data(hash).as_bytes(), sig, PASSWORD_SIG_BYTES) {
             return Err(LinkError::Invalid);
